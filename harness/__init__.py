@@ -1,0 +1,6 @@
+"""DCGAN ablation harness: registered experiments, MNIST-classifier metrics, MLflow tracking, Optuna search."""
+import os
+
+# TensorFlow's C++ start-up chatter hides the harness's own output; warnings and errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -1,0 +1,223 @@
+"""The command line: `python -m harness COMMAND` (or `harness COMMAND`).
+
+Flags are shorthands for config keys (--seeds, --epochs, --steps, --smoke); --set key=value is the
+general door. Mistakes the user can fix print one sentence and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import harness  # noqa: F401  (quiets TensorFlow before it loads)
+from harness.config import UserError
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def _config_args(p: argparse.ArgumentParser, seeds_default: int | None = None) -> None:
+    p.add_argument("--seeds", type=int, default=seeds_default, help="number of seeds (train.seeds)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="training length in epochs (train.epochs)")
+    length.add_argument("--steps", type=int, help="training length in steps (train.steps); wins over epochs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set train.lr_g=1e-3 (repeatable)")
+    p.add_argument("--smoke", action="store_true", help="tiny model, a handful of steps: for checks and tests")
+
+
+def _flags(args) -> dict:
+    """Only the flags given, as dotted config keys."""
+    flags = {}
+    if getattr(args, "seeds", None) is not None:
+        flags["train.seeds"] = args.seeds
+    if getattr(args, "epochs", None) is not None:
+        flags.update({"train.epochs": args.epochs, "train.steps": None})
+    if getattr(args, "steps", None) is not None:
+        flags["train.steps"] = args.steps
+    return flags
+
+
+def _resolve(args, name: str):
+    from harness import registry
+    return registry.resolve(name, args.smoke, _flags(args), args.set)
+
+
+def _set_keys(sets: list[str]) -> tuple:
+    return tuple(s.partition("=")[0].strip() for s in sets)
+
+
+def cmd_list(args) -> int:
+    from harness import registry
+    found = registry.files()
+    width = max(len(n) for n in found)
+    for name, (source, path) in sorted(found.items(), key=lambda kv: (kv[0] != "base", kv[0])):
+        description = registry._description(path)
+        print(f"{name:<{width}}  {description}  [{source}: {path}]")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from harness import config as cfg
+    experiment, config = _resolve(args, args.name)
+    print(f"# {experiment.name}: {experiment.description}  [{experiment.source}: {experiment.path}]")
+    if experiment.sweep:
+        print(f"# sweep: {json.dumps(experiment.sweep)}")
+    print(cfg.to_yaml(config), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness import loop, run, tracking
+    experiment, config = _resolve(args, args.name)
+    results = run.run_experiment(experiment, config, resume=args.resume, fixed=_set_keys(args.set))
+    print()
+    for r in results:
+        m = r.metrics
+        scores = (f"fid {m['fid']:.3f}  is {m['is']:.3f}  kid {m['kid']:.4f}  modes {m['modes']:.0f}  "
+                  f"precision {m['precision']:.3f}  recall {m['recall']:.3f}") if m else r.reason
+        print(f"{r.name:<28} {r.status:<9} {r.run_id}  {scores}")
+    print(f"\nBrowse: {tracking.ui_command()}")
+    return 0 if all(r.status == "FINISHED" for r in results) else EXIT_FAILED
+
+
+def cmd_classifier(args) -> int:
+    from harness import data
+    from metrics import classifier
+    dataset = data.load(args.dataset)
+    _, info = classifier.load_or_train(dataset)
+    print(f"classifier: {info['path']}")
+    print(f"held-out accuracy: {info['accuracy']:.4f} on {info['test_images']} {dataset.name} digits "
+          f"(trained in {info['train_seconds']:.0f} s)")
+    return 0
+
+
+def cmd_score(args) -> int:
+    import numpy as np
+    from harness import data
+    from metrics.scorer import Scorer, check_images
+    try:
+        images = np.load(args.file, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{args.file} does not exist.") from None
+    except ValueError as e:
+        raise UserError(f"{args.file} cannot be read without pickle ({e}); save plain numeric arrays.") from None
+    except OSError as e:
+        raise UserError(f"{args.file} is not a .npy file ({e}).") from None
+    if not isinstance(images, np.ndarray):
+        raise UserError(f"{args.file} holds several arrays; save one (N, 28, 28) array with np.save.")
+    images = check_images(images, args.file)
+    dataset = data.load(args.dataset)
+    scorer = Scorer(dataset, n_images=len(images))
+    out = scorer.score(images)
+    out.update({"dataset": dataset.name, "floor": scorer.floor, "classifier_accuracy": scorer.classifier_info["accuracy"]})
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import tempfile
+    import keras
+    import numpy as np
+    from harness import loop, plots, tracking
+    client = tracking.client()
+    try:
+        run_info = client.get_run(args.run_id)
+    except Exception:
+        raise UserError(f"no run with id {args.run_id} in {tracking.tracking_uri()}.") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(args.run_id, "model/generator.keras", tmp)
+        except Exception:
+            raise UserError(f"run {args.run_id} has no saved generator (model/generator.keras); "
+                            "it did not finish.") from None
+        generator = keras.models.load_model(path)
+    latent = np.random.default_rng(args.seed).standard_normal((args.n, generator.input_shape[-1])).astype(np.float32)
+    images = loop.to_unit_range(keras.ops.convert_to_numpy(generator(latent, training=False)),
+                                run_info.data.params.get("model.output_activation", "sigmoid"))
+    fig = plots.sample_grid(images, run_info.info.run_name, rows=math.ceil(math.sqrt(args.n)))
+    out = args.out or f"samples-{args.run_id[:8]}.png"
+    fig.savefig(out, dpi=100)
+    plots.close(fig)
+    print(out)
+    return 0
+
+
+def cmd_ui(args) -> int:
+    import subprocess
+    from harness import tracking
+    tracking.client()  # create the store first so the UI finds its schema
+    host = args.host
+    if host != "127.0.0.1":
+        print(f"warning: the UI will listen on {host}, reachable by anyone who can reach this machine.",
+              file=sys.stderr)
+    print(f"MLflow UI over {tracking.tracking_uri()} at http://{host}:{args.port}", file=sys.stderr)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(),
+               "--host", host, "--port", str(args.port)]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="DCGAN ablation harness on MNIST, tracked in MLflow.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="registered experiments and where they come from")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("show", help="print an experiment's fully resolved config as YAML")
+    s.add_argument("name")
+    _config_args(s)
+    s.set_defaults(func=cmd_show)
+
+    s = sub.add_parser("run", help="train an experiment over its seeds and sweep values, logged to MLflow")
+    s.add_argument("name")
+    _config_args(s)
+    s.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_ID",
+                   help="continue an interrupted run (the latest unfinished one of this experiment and seed)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")
+    s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])
+    s.set_defaults(func=cmd_classifier)
+
+    s = sub.add_parser("score", help="score images from a .npy file; print one JSON object")
+    s.add_argument("file")
+    s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("sample", help="write a sample grid from a run's saved generator")
+    s.add_argument("run_id")
+    s.add_argument("--n", type=int, default=25, help="number of images")
+    s.add_argument("--out", help="PNG path (default samples-<run>.png)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latent points")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("ui", help="start the MLflow UI over the same store (127.0.0.1 by default)")
+    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--host", default="127.0.0.1")
+    s.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        from harness.loop import Interrupted
+        if isinstance(e, Interrupted):
+            return EXIT_INTERRUPTED
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The training loop of one run: steps, batched loss logging, evaluations, samples and checkpoints.
+
+run() (harness/run.py) opens the MLflow run and calls train(); train() calls the backend's step.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from harness import checkpoint, models, plots, tracking
+from harness.config import Config, to_dict
+from harness.data import Dataset, to_unit
+
+
+class Diverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C or SIGTERM: the run checkpointed and stopped."""
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps so a step is never cut in half."""
+    signal: int | None = None
+
+    def __call__(self, signum, frame):
+        if self.signal is not None:  # a second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        self.signal = signum
+
+
+@dataclass
+class RunContext:
+    """What the loop needs to log one run: the MLflow client and run, and where its artifacts go."""
+    client: object
+    run_id: str
+    name: str
+    on_eval: object = None  # callable(step, metrics) -> None; may raise (optuna.TrialPruned)
+    upload_checkpoint: bool = False  # artifacts live on a server: copy each checkpoint there too
+    history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
+    evals: list = field(default_factory=list)  # [(step, metrics)]
+
+
+def total_steps(config: Config, n_train: int) -> int:
+    steps_per_epoch = max(1, n_train // config.train.batch_size)
+    return config.train.steps or config.train.epochs * steps_per_epoch
+
+
+def eval_steps(total: int, steps_per_epoch: int, every_epochs: int, min_evals: int) -> list[int]:
+    """Completed-step counts after which to evaluate: every `every_epochs` epochs, or `min_evals` evenly
+    spaced times when the run is too short for that; always at the end."""
+    every = every_epochs * steps_per_epoch
+    steps = list(range(every, total + 1, every))
+    if len(steps) < min_evals:
+        steps = [max(1, round(total * i / min_evals)) for i in range(1, min_evals + 1)]
+    return sorted(set(steps) | {total})
+
+
+def make_step(config: Config, generator, discriminator, images: np.ndarray, seed: int):
+    """The backend's train step over the same models and data."""
+    t = config.train
+    g_optimizer = keras.optimizers.Adam(t.lr_g, beta_1=t.beta_1)
+    d_optimizer = keras.optimizers.Adam(t.lr_d, beta_1=t.beta_1)
+    jit = t.jit_compile if t.jit_compile is not None else tracking.gpu_available()
+    if keras.backend.backend() == "jax":
+        from harness.step_jax import JaxStep
+        return JaxStep(generator, discriminator, g_optimizer, d_optimizer, images, t.batch_size, t.real_label, seed, jit)
+    from harness.step_tf import TensorFlowStep
+    return TensorFlowStep(generator, discriminator, g_optimizer, d_optimizer, images, t.batch_size, t.real_label,
+                          seed, jit)
+
+
+def build(config: Config, dataset: Dataset, seed: int):
+    """(generator, discriminator, step) for a seed; same seed, same initial weights and draws."""
+    keras.utils.set_random_seed(seed)
+    generator = models.build_generator(config.model, config.train.precision)
+    discriminator = models.build_discriminator(config.model, config.train.precision)
+    low, high = models.pixel_range(config.model.output_activation)
+    images = to_unit(dataset.train_images) * (high - low) + low  # the data pipeline's one scaling
+    return generator, discriminator, make_step(config, generator, discriminator, images, seed)
+
+
+def to_unit_range(images: np.ndarray, output_activation: str) -> np.ndarray:
+    """Generator output -> float32 (N, 28, 28, 1) in [0, 1], whatever the activation."""
+    low, high = models.pixel_range(output_activation)
+    return np.clip((images - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, checkpoint_dir: Path,
+          resume_from: Path | None = None, stop: StopFlag | None = None) -> dict:
+    """Train one seed; return the final evaluation's metrics."""
+    generator, discriminator, step_fn = build(config, dataset, seed)
+    n_train = len(dataset.train_images)
+    steps_per_epoch = max(1, n_train // config.train.batch_size)
+    total = total_steps(config, n_train)
+    evals = eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals)
+    rng = np.random.default_rng(seed)  # fixed latent points: the same 25 faces at every evaluation
+    grid_latents = rng.standard_normal((25, config.model.latent_dim)).astype(np.float32)
+    score_latents = rng.standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)
+    print_every = config.train.print_every_steps or max(1, total // 10)
+    log_every = config.train.log_every_steps
+
+    start = 0
+    if resume_from is not None:
+        start, arrays, meta = checkpoint.load(resume_from)
+        step_fn.set_state(arrays)
+        ctx.history.update(meta.get("history", {}))
+        ctx.evals[:] = [(s, m) for s, m in meta.get("evals", [])]
+        print(f"resumed {ctx.name} at step {start}/{total}", file=sys.stderr)
+
+    def save_checkpoint(step: int) -> None:
+        step_fn.sync_models()
+        path = checkpoint.save(checkpoint_dir, step, step_fn.state(),
+                               {"history": ctx.history, "evals": ctx.evals, "config": to_dict(config)})
+        if ctx.upload_checkpoint:
+            ctx.client.log_artifact(ctx.run_id, str(path), "checkpoint")
+
+    def flush(pending: list) -> None:
+        """Fetch queued step outputs (one device sync for many steps), check them, log them in one batch."""
+        rows = []
+        for step, out in pending:
+            for key, value in out.items():
+                value = float(value)
+                if not math.isfinite(value):
+                    raise Diverged(f"{key} became {value} at step {step}")
+                ctx.history[key].append((step, value))
+                rows.append((f"train/{key}", value, step))
+        tracking.log_metrics(ctx.client, ctx.run_id, rows)
+        pending.clear()
+
+    pending: list = []
+    bar = tqdm(total=total, initial=start, desc=ctx.name, unit="step", file=sys.stderr, dynamic_ncols=True,
+               mininterval=1.0, smoothing=0.1)
+    last_eval = start
+    try:
+        for step in range(start, total):
+            if stop is not None and stop.signal is not None:
+                flush(pending)
+                save_checkpoint(step)
+                raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
+            pending.append((step + 1, step_fn(step)))
+            done = step + 1
+            if done % log_every == 0 or done in evals:
+                flush(pending)
+                d, g = ctx.history["d_loss"][-1][1], ctx.history["g_loss"][-1][1]
+                bar.set_postfix(d_loss=f"{d:.3f}", g_loss=f"{g:.3f}", refresh=False)
+            bar.update(1)
+            if done % print_every == 0 or done == total:
+                last = {k: v[-1][1] for k, v in ctx.history.items() if v}
+                bar.write(f"{ctx.name} step {done}/{total} epoch {done / steps_per_epoch:.1f}: "
+                          + " ".join(f"{k} {v:.3f}" for k, v in last.items()))
+            if done in evals:
+                evaluate(config, ctx, scorer, step_fn, done, last_eval, grid_latents, score_latents)
+                save_checkpoint(done)
+                last_eval = done
+                if ctx.on_eval is not None:
+                    ctx.on_eval(done, ctx.evals[-1][1])
+    finally:
+        bar.close()
+    step_fn.sync_models()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "generator.keras"
+        generator.save(path)
+        ctx.client.log_artifact(ctx.run_id, str(path), "model")
+    return dict(ctx.evals[-1][1])
+
+
+def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int, last_eval: int,
+             grid_latents: np.ndarray, score_latents: np.ndarray) -> dict:
+    """Score generated images, log metrics and figures at this step, and check for D collapse."""
+    activation = config.model.output_activation
+    started = time.time()
+    images = to_unit_range(np.concatenate([step_fn.generate(score_latents[i:i + 1000])
+                                           for i in range(0, len(score_latents), 1000)]), activation)
+    metrics = scorer.score(images)
+    metrics["eval_seconds"] = time.time() - started
+    ctx.evals.append((step, metrics))
+    tracking.log_metrics(ctx.client, ctx.run_id, [(f"eval/{k}", v, step) for k, v in metrics.items()])
+    floor = scorer.floor
+    tqdm.write(f"{ctx.name} eval at step {step}: " + "  ".join(
+        f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in ("fid", "is", "kid", "modes", "precision", "recall")),
+        file=sys.stderr)
+
+    window = [v for s, v in ctx.history["d_loss"] if last_eval < s <= step]
+    if window and max(window) < config.eval.collapse_d_loss:
+        tracking.set_tags(ctx.client, ctx.run_id, {"collapse": "true", "collapse.step": step,
+                                                   "collapse.reason": f"d_loss < {config.eval.collapse_d_loss} "
+                                                                      f"from step {last_eval + 1} to {step}"})
+        tqdm.write(f"warning: {ctx.name}: discriminator loss stayed below {config.eval.collapse_d_loss} "
+                   f"over steps {last_eval + 1}-{step}; the GAN has likely collapsed.", file=sys.stderr)
+
+    grid = to_unit_range(step_fn.generate(grid_latents), activation)
+    for fig, name in ((plots.sample_grid(grid, f"{ctx.name} step {step}"), f"samples/step_{step:07d}.png"),
+                      (plots.loss_curves(ctx.history, ctx.name), "plots/losses.png"),
+                      (plots.metric_curves(ctx.evals, floor, ctx.name), "plots/metrics.png")):
+        ctx.client.log_figure(ctx.run_id, fig, name)
+        plots.close(fig)
+    return metrics
+
+
+def install_stop_handlers() -> tuple[StopFlag, dict]:
+    """Route SIGINT and SIGTERM to a flag; returns the flag and the previous handlers to restore."""
+    flag = StopFlag()
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, flag)
+        except ValueError:  # not the main thread (e.g. a worker thread): leave signals alone
+            pass
+    return flag, previous
+
+
+def restore_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

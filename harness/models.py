@@ -1,0 +1,50 @@
+"""Generator and discriminator of the classic Keras MNIST DCGAN, with the variant switches.
+
+At full width (g_filters=128, d_filters=64, latent_dim=100) G has 1,164,289 parameters and D 40,705.
+D returns logits (the loss uses from_logits): the same maths as a sigmoid + BCE, more stable.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from harness.config import ModelConfig
+
+
+def build_generator(m: ModelConfig, precision: str = "float32") -> keras.Model:
+    """latent (N, latent_dim) -> image (N, 28, 28, 1) in the output activation's range."""
+    dtype = precision  # hidden layers; the output layer stays float32 so images are float32
+    z = keras.Input((m.latent_dim,), name="latent")
+    x = layers.Dense(m.g_filters * 7 * 7, dtype=dtype, name="project")(z)
+    if m.batchnorm:
+        x = layers.BatchNormalization(dtype=dtype, name="project_bn")(x)
+    x = layers.LeakyReLU(m.leaky_slope, dtype=dtype)(x)
+    x = layers.Reshape((7, 7, m.g_filters), dtype=dtype)(x)  # (N, 7, 7, g)
+    for i in (1, 2):  # 7x7 -> 14x14 -> 28x28
+        x = layers.Conv2DTranspose(m.g_filters, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
+        if m.batchnorm:
+            x = layers.BatchNormalization(dtype=dtype, name=f"up{i}_bn")(x)
+        x = layers.LeakyReLU(m.leaky_slope, dtype=dtype)(x)
+    image = layers.Conv2D(1, 7, padding="same", activation=m.output_activation, dtype="float32", name="image")(x)
+    return keras.Model(z, image, name="generator")
+
+
+def build_discriminator(m: ModelConfig, precision: str = "float32") -> keras.Model:
+    """image (N, 28, 28, 1) -> real/fake logit (N, 1)."""
+    dtype = precision
+    image = keras.Input((28, 28, 1), name="image")
+    x = image
+    for i in (1, 2):  # 28x28 -> 14x14 -> 7x7
+        x = layers.Conv2D(m.d_filters, 3, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
+        if m.batchnorm and i == 2:
+            x = layers.BatchNormalization(dtype=dtype, name="down2_bn")(x)
+        x = layers.LeakyReLU(m.leaky_slope, dtype=dtype)(x)
+        x = layers.Dropout(m.dropout, dtype=dtype)(x)
+    x = layers.Flatten(dtype=dtype)(x)
+    logit = layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+def pixel_range(output_activation: str) -> tuple[float, float]:
+    """The range real images are scaled to, so they match the generator's output."""
+    return (-1.0, 1.0) if output_activation == "tanh" else (0.0, 1.0)

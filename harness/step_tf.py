@@ -1,0 +1,96 @@
+"""The GAN train step for the TensorFlow backend: both updates in one compiled function.
+
+All per-step randomness (which real images, which latent points) is a stateless function of
+(seed, step), so a resumed run draws exactly what an uninterrupted one would. Dropout draws from
+Keras seed generators whose state is among the models' variables and is checkpointed with them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# Offsets that give each random draw of a step its own stream: (seed + offset, step or epoch).
+_REAL_ORDER, _D_LATENT, _G_LATENT = 0, 1_000_003, 2_000_006
+
+
+def _bce(labels, logits):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+class TensorFlowStep:
+    """step(i) runs training step i and returns its losses and D accuracies as scalar tensors."""
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray,
+                 batch_size: int, real_label: float, seed: int, jit_compile: bool = True):
+        self.generator, self.discriminator = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.images = tf.constant(images)  # float32 (N, 28, 28, 1) in G's output range, resident on the device
+        self.half = batch_size // 2  # real images per step; as many fakes
+        self.batch_size = batch_size  # latent points in the generator phase
+        self.steps_per_epoch = max(1, len(images) // batch_size)
+        self.latent_dim = generator.input_shape[-1]
+        self.real_label = float(real_label)
+        self.seed = int(seed)
+        g_optimizer.build(generator.trainable_variables)
+        d_optimizer.build(discriminator.trainable_variables)
+        self._step = tf.function(self._train_step, jit_compile=jit_compile, reduce_retracing=True)
+        self._generate = tf.function(lambda z: generator(z, training=False), jit_compile=jit_compile)
+
+    def __call__(self, step: int) -> dict:
+        return self._step(self.images, tf.constant(step, tf.int64))
+
+    def _train_step(self, images, step):
+        seed = tf.constant(self.seed, tf.int64)
+        # Real images: a fresh shuffle every epoch, then consecutive slices of half a batch.
+        epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
+        order = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack([seed + _REAL_ORDER, epoch])))
+        real_images = tf.gather(images, order[within * self.half:(within + 1) * self.half])
+
+        # Discriminator phase: one update on half a batch of real and half a batch of generated images.
+        random_latent_vectors = tf.random.stateless_normal([self.half, self.latent_dim], seed=tf.stack([seed + _D_LATENT, step]))
+        fake_images = self.generator(random_latent_vectors, training=True)
+        combined_images = tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], axis=0)
+        labels = tf.concat([tf.fill([self.half, 1], self.real_label), tf.zeros([self.half, 1])], axis=0)  # real_label: 1 or 0.9
+        with tf.GradientTape() as tape:
+            logits = self.discriminator(combined_images, training=True)
+            d_loss = _bce(labels, logits)
+        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+        # Generator phase: make D call fakes real; only G's weights move.
+        random_latent_vectors = tf.random.stateless_normal([self.batch_size, self.latent_dim], seed=tf.stack([seed + _G_LATENT, step]))
+        misleading_labels = tf.ones([self.batch_size, 1])
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(random_latent_vectors, training=True), training=True)
+            g_loss = _bce(misleading_labels, fake_logits)
+        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_acc_real": tf.reduce_mean(tf.cast(logits[: self.half] > 0, tf.float32)),
+            "d_acc_fake": tf.reduce_mean(tf.cast(logits[self.half:] < 0, tf.float32)),
+        }
+
+    def _variables(self):
+        return (self.generator.variables + self.discriminator.variables
+                + self.g_optimizer.variables + self.d_optimizer.variables)
+
+    def state(self) -> list[np.ndarray]:
+        """Every variable of both networks and optimizers, dropout seed states included."""
+        return [v.numpy() for v in self._variables()]
+
+    def set_state(self, arrays: list[np.ndarray]) -> None:
+        variables = self._variables()
+        if len(arrays) != len(variables):
+            raise ValueError(f"checkpoint holds {len(arrays)} arrays; this model has {len(variables)} variables.")
+        for v, a in zip(variables, arrays):
+            v.assign(a)
+
+    def sync_models(self) -> None:
+        """Keras models already hold the live weights under TensorFlow."""
+
+    def generate(self, latent_vectors: np.ndarray) -> np.ndarray:
+        """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range, as float32 numpy."""
+        return self._generate(tf.constant(latent_vectors, tf.float32)).numpy().astype(np.float32)

@@ -1,0 +1,161 @@
+"""MLflow tracking: the store, experiments, runs, tags and batched logging.
+
+The store is MLflow's own default (sqlite:///mlflow.db in the working directory, artifacts under
+./mlruns) or MLFLOW_TRACKING_URI. Runs are made with the client API, not mlflow's global active run,
+so parents, children and several seeds in one process never tangle.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+_MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_MAX_PARAMS = 100
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def store_lock():
+    """An exclusive lock beside a SQLite store; nothing for server stores, which serialise themselves."""
+    db = _sqlite_path(tracking_uri())
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def client() -> MlflowClient:
+    """A client over a store that exists. Several processes creating one SQLite store at once race on
+    its schema migrations, so creation happens once, under a file lock; later opens skip the lock."""
+    uri = tracking_uri()
+    db = _sqlite_path(uri)
+    if db is not None and not (db.exists() and db.stat().st_size > 0 and Path(f"{db}.ready").exists()):
+        with store_lock():
+            MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
+            Path(f"{db}.ready").touch()
+    return MlflowClient(uri)
+
+
+def experiment_id(c: MlflowClient, name: str) -> str:
+    found = c.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    with store_lock():
+        found = c.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        return c.create_experiment(name)
+
+
+def start_run(c: MlflowClient, experiment: str, run_name: str, tags: dict, parent_id: str | None = None) -> str:
+    tags = {k: str(v) for k, v in tags.items()}
+    if parent_id:
+        tags["mlflow.parentRunId"] = parent_id
+    run = c.create_run(experiment_id(c, experiment), run_name=run_name, tags=tags)
+    return run.info.run_id
+
+
+def log_params(c: MlflowClient, run_id: str, params: dict) -> None:
+    items = [Param(k, str(v)) for k, v in params.items()]
+    for i in range(0, len(items), _MAX_PARAMS):
+        c.log_batch(run_id, params=items[i:i + _MAX_PARAMS])
+
+
+def log_metrics(c: MlflowClient, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+    """rows of (key, value, step), sent in batches of up to 1,000."""
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, int(s)) for k, v, s in rows]
+    for i in range(0, len(items), _MAX_BATCH):
+        c.log_batch(run_id, metrics=items[i:i + _MAX_BATCH])
+
+
+def set_tags(c: MlflowClient, run_id: str, tags: dict) -> None:
+    c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def environment_tags() -> dict:
+    """Versions, hardware and code version, so any run can be reproduced or told apart."""
+    import keras
+    import numpy
+    tags = {
+        "backend": keras.backend.backend(),
+        "version.keras": keras.__version__,
+        "version.numpy": numpy.__version__,
+        "version.mlflow": mlflow.__version__,
+        "hardware.cpu": _cpu_name(),
+        "hardware.gpu": _gpu_name() or "none",
+        "host": platform.node(),
+    }
+    try:
+        import tensorflow
+        tags["version.tensorflow"] = tensorflow.__version__
+    except ImportError:
+        pass
+    commit, dirty = git_state()
+    tags["git.commit"], tags["git.dirty"] = commit, dirty
+    return tags
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    return platform.processor() or "unknown"
+
+
+def gpu_available() -> bool:
+    return _gpu_name() is not None
+
+
+def _gpu_name() -> str | None:
+    import keras
+    if keras.backend.backend() == "jax":
+        import jax
+        gpus = [d for d in jax.devices() if d.platform != "cpu"]
+        return gpus[0].device_kind if gpus else None
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+
+
+def git_state() -> tuple[str, str]:
+    """(commit, 'true'/'false' dirty) of the harness's source tree, or ('unknown', 'unknown')."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return commit, "true" if status.strip() else "false"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", "unknown"
+
+
+def ui_command() -> str:
+    uri = tracking_uri()
+    return f"harness ui   (or: mlflow ui --backend-store-uri {uri})"

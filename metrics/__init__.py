@@ -1,0 +1,1 @@
+"""MNIST-classifier metric family: classifier-FID, Inception Score, KID, mode coverage, precision/recall."""
