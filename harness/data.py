@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +88,8 @@ def load_mnist_path(path: Path) -> Dataset:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as e:
         raise DataError(f"{path} lacks the array {e}; an mnist.npz holds x_train, y_train, x_test, y_test.") from None
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path} is not a readable .npz file ({e}).") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path} is not a readable .npz file ({e}); it may be truncated.") from None
     return _checked("mnist", str(path), arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                     str(path))
 

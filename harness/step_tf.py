@@ -45,33 +45,38 @@ class TensorFlowStep:
         epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
         order = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack([seed + _REAL_ORDER, epoch])))
         real_images = tf.gather(images, order[within * self.half:(within + 1) * self.half])
+        d_latent = tf.random.stateless_normal([self.half, self.latent_dim], seed=tf.stack([seed + _D_LATENT, step]))
+        g_latent = tf.random.stateless_normal([self.batch_size, self.latent_dim], seed=tf.stack([seed + _G_LATENT, step]))
+        out = self.discriminator_phase(real_images, d_latent)
+        out["g_loss"] = self.generator_phase(g_latent)
+        return out
 
-        # Discriminator phase: one update on half a batch of real and half a batch of generated images.
-        random_latent_vectors = tf.random.stateless_normal([self.half, self.latent_dim], seed=tf.stack([seed + _D_LATENT, step]))
+    def discriminator_phase(self, real_images, random_latent_vectors) -> dict:
+        """One D update on half a batch of real and half a batch of generated images; G is untouched."""
+        half = tf.shape(real_images)[0]
         fake_images = self.generator(random_latent_vectors, training=True)
         combined_images = tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], axis=0)
-        labels = tf.concat([tf.fill([self.half, 1], self.real_label), tf.zeros([self.half, 1])], axis=0)  # real_label: 1 or 0.9
+        labels = tf.concat([tf.fill([half, 1], self.real_label), tf.zeros([half, 1])], axis=0)  # real_label: 1 or 0.9
         with tf.GradientTape() as tape:
             logits = self.discriminator(combined_images, training=True)
             d_loss = _bce(labels, logits)
         grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        return {
+            "d_loss": d_loss,
+            "d_acc_real": tf.reduce_mean(tf.cast(logits[:half] > 0, tf.float32)),
+            "d_acc_fake": tf.reduce_mean(tf.cast(logits[half:] < 0, tf.float32)),
+        }
 
-        # Generator phase: make D call fakes real; only G's weights move.
-        random_latent_vectors = tf.random.stateless_normal([self.batch_size, self.latent_dim], seed=tf.stack([seed + _G_LATENT, step]))
-        misleading_labels = tf.ones([self.batch_size, 1])
+    def generator_phase(self, random_latent_vectors):
+        """One G update through D: make D call fakes real. Only G's weights move."""
+        misleading_labels = tf.ones([tf.shape(random_latent_vectors)[0], 1])
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator(self.generator(random_latent_vectors, training=True), training=True)
             g_loss = _bce(misleading_labels, fake_logits)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_acc_real": tf.reduce_mean(tf.cast(logits[: self.half] > 0, tf.float32)),
-            "d_acc_fake": tf.reduce_mean(tf.cast(logits[self.half:] < 0, tf.float32)),
-        }
+        return g_loss
 
     def _variables(self):
         return (self.generator.variables + self.discriminator.variables

@@ -1,0 +1,117 @@
+"""Metric identities on constructed inputs, then the real trained classifier on real and broken digits."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from harness.__main__ import main
+from harness.data import to_unit
+from metrics.fid import fid
+from metrics.inception_score import inception_score
+from metrics.kid import kid
+from metrics.modes import label_histogram, label_kl, modes
+from metrics.precision_recall import precision_recall
+from metrics.scorer import check_images, ImageError
+
+RNG = np.random.default_rng(0)
+
+
+def test_fid_is_zero_against_itself_and_grows_with_noise():
+    x = RNG.standard_normal((2000, 16))
+    assert fid(x, x) == pytest.approx(0.0, abs=1e-6)
+    values = [fid(x, x + RNG.standard_normal(x.shape) * s) for s in (0.1, 0.5, 1.0)]
+    assert values[0] < values[1] < values[2]
+    assert fid(x, x + 3.0) == pytest.approx(16 * 9.0, rel=1e-6)  # a pure mean shift: ||mu1 - mu2||^2
+
+
+def test_inception_score_bounds():
+    one_class = np.tile(np.eye(10)[3], (1000, 1))
+    assert inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
+    spread = np.eye(10)[np.arange(1000) % 10]
+    assert inception_score(spread)[0] == pytest.approx(10.0, rel=1e-3)
+
+
+def test_kid_two_halves_of_one_set_is_about_zero():
+    x = RNG.standard_normal((2000, 16))
+    same, _ = kid(x[:1000], x[1000:], subsets=20, subset_size=500)
+    shifted, _ = kid(x[:1000], x[1000:] + 1.0, subsets=20, subset_size=500)
+    assert abs(same) < 0.05 * shifted and shifted > 0
+
+
+def test_modes_and_label_kl_on_constructed_histograms():
+    uniform = np.full(10, 0.1)
+    assert modes(uniform) == 10 and label_kl(uniform) == pytest.approx(0.0, abs=1e-12)
+    single = np.eye(10)[0]
+    assert modes(single) == 1 and label_kl(single) == pytest.approx(np.log(10))
+    three = np.array([0.5, 0.3, 0.195, 0.005] + [0.0] * 6)
+    assert modes(three) == 3  # 0.5% is below the 1% bar
+    probs = np.eye(10)[[0, 0, 1, 2]]
+    assert label_histogram(probs).tolist() == [0.5, 0.25, 0.25] + [0.0] * 7
+
+
+def test_precision_recall_identical_and_disjoint():
+    x = RNG.standard_normal((500, 8))
+    assert precision_recall(x, x) == (1.0, 1.0)
+    p, r = precision_recall(x, x + 100.0)
+    assert p == 0.0 and r == 0.0
+    p, r = precision_recall(x, x[:, :] * 0.05)  # collapsed to the centre: precise, poor recall
+    assert p > 0.9 and r < 0.3
+
+
+def test_image_checks():
+    assert check_images(np.zeros((4, 28, 28), np.uint8)).shape == (4, 28, 28, 1)
+    assert check_images(np.full((4, 28, 28, 1), 255, np.uint8)).max() == 1.0
+    for bad in (np.zeros((4, 32, 32)), np.full((4, 28, 28), 2.0), np.array([{}] * 4, dtype=object),
+                np.full((4, 28, 28), np.nan), np.full((4, 28, 28), 300, np.int32)):
+        with pytest.raises(ImageError):
+            check_images(bad)
+
+
+# ------------------------------------------------------------------ with the real classifier
+
+def test_classifier_meets_its_accuracy_bar(scorer_5k):
+    assert scorer_5k.classifier_info["accuracy"] >= 0.98
+    assert scorer_5k.classifier_info["test_images"] == 1000
+
+
+def test_real_digits_score_far_better_than_broken_ones(scorer_5k, mnist_5k):
+    real = to_unit(mnist_5k.test_images)
+    blurred = np.stack([ndimage.gaussian_filter(x, 2.0) for x in real])
+    noised = np.clip(real + np.random.default_rng(1).normal(0, 0.5, real.shape), 0, 1).astype(np.float32)
+    floor = scorer_5k.floor
+    assert floor["is"] > 9.0 and floor["modes"] == 10
+    s_real = scorer_5k.score(to_unit(mnist_5k.train_images[1000:2000]))  # real, unseen by the reference
+    assert s_real["is"] > 9.0 and s_real["modes"] == 10
+    for broken in (blurred, noised):
+        s = scorer_5k.score(broken)
+        assert s["fid"] > 5 * s_real["fid"]
+        assert s["kid"] > s_real["kid"] + 10 * abs(floor["kid_std"]) + 1.0
+        assert s["precision"] < s_real["precision"] or s["recall"] < s_real["recall"]
+
+
+def test_smoke_generator_scores_far_worse_than_real(store, scorer_5k):
+    from harness import run as run_lib, registry
+    _, c = registry.resolve("base", smoke=True, sets=["eval.n_images=1000"])
+    dataset = run_lib.load_dataset(c, quiet=True)
+    result = run_lib.run("base", c, 0, dataset, scorer_5k)
+    assert result.status == "FINISHED"
+    assert result.metrics["fid"] > 20 * scorer_5k.floor["fid"]
+    assert result.metrics["is"] < scorer_5k.floor["is"] - 3
+
+
+def test_score_cli(tmp_path, mnist_5k, capsys):
+    path = tmp_path / "digits.npy"
+    np.save(path, mnist_5k.train_images[:500])  # uint8 (N, 28, 28)
+    assert main(["score", str(path), "--dataset", "mnist-5k"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_images"] == 500 and out["modes"] == 10 and out["is"] > 8.5 and "floor" in out
+    for name, array in (("objects.npy", np.array([{"a": 1}] * 3, dtype=object)), ("shape.npy", np.zeros((5, 30, 30))),
+                        ("range.npy", np.full((5, 28, 28), 7.0))):
+        np.save(tmp_path / name, array, allow_pickle=True)
+        assert main(["score", str(tmp_path / name), "--dataset", "mnist-5k"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and name in err
+    assert main(["score", str(tmp_path / "missing.npy")]) == 2

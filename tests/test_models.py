@@ -1,0 +1,106 @@
+"""Both networks for every variant: parameter counts, shapes, ranges; the train step's two phases."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from harness import config as cfg
+from harness import loop, models, registry
+from harness.data import Dataset
+
+VARIANTS = ["base", "tanh", "batchnorm", "smoothing", "latent"]
+
+
+def test_full_width_parameter_counts():
+    m = cfg.ModelConfig()
+    assert models.build_generator(m).count_params() == 1_164_289
+    assert models.build_discriminator(m).count_params() == 40_705
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_shapes_and_pixel_range(name):
+    _, c = registry.resolve(name, smoke=True)
+    g, d = models.build_generator(c.model), models.build_discriminator(c.model)
+    z = np.random.default_rng(0).standard_normal((16, c.model.latent_dim)).astype(np.float32) * 5
+    raw = keras.ops.convert_to_numpy(g(z, training=False))
+    assert raw.shape == (16, 28, 28, 1) and raw.dtype == np.float32
+    low, high = models.pixel_range(c.model.output_activation)
+    assert raw.min() >= low and raw.max() <= high
+    if c.model.output_activation == "tanh":
+        assert raw.min() < 0  # really tanh, not sigmoid
+    unit = loop.to_unit_range(raw, c.model.output_activation)
+    assert unit.min() >= 0.0 and unit.max() <= 1.0 and unit.dtype == np.float32
+    assert keras.ops.convert_to_numpy(d(raw, training=False)).shape == (16, 1)
+    has_bn = any(isinstance(l, keras.layers.BatchNormalization) for l in g.layers + d.layers)
+    assert has_bn == c.model.batchnorm
+
+
+def _tiny_dataset(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    return Dataset("mnist-5k", "test", x, y, x[:16], y[:16])
+
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.trainable_variables]
+
+
+def _changed(before, model):
+    return any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.trainable_variables))
+
+
+@pytest.mark.parametrize("name", ["base", "batchnorm"])
+def test_each_phase_moves_only_its_network(name):
+    _, c = registry.resolve(name, smoke=True, sets=["train.batch_size=8"])
+    g, d, step = loop.build(c, _tiny_dataset(), seed=0)
+    z_d = tf.random.normal([4, c.model.latent_dim])
+    z_g = tf.random.normal([8, c.model.latent_dim])
+    real = tf.constant(np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32))
+
+    g_before, d_before = _weights(g), _weights(d)
+    step.discriminator_phase(real, z_d)
+    assert _changed(d_before, d) and not _changed(g_before, g)
+
+    g_before, d_before = _weights(g), _weights(d)
+    step.generator_phase(z_g)
+    assert _changed(g_before, g) and not _changed(d_before, d)
+
+
+def test_same_seed_same_losses_other_seed_differs():
+    _, c = registry.resolve("base", smoke=True, sets=["train.batch_size=8"])
+    data = _tiny_dataset()
+
+    def losses(seed):
+        _, _, step = loop.build(c, data, seed)
+        return [float(step(i)["d_loss"]) for i in range(3)] + [float(step(3)["g_loss"])]
+
+    a, b, other = losses(5), losses(5), losses(6)
+    assert a == b
+    assert a != other
+
+
+def test_label_smoothing_acts_in_the_d_phase():
+    """With real_label 0.9 a discriminator that calls everything real by a wide margin still pays a loss."""
+    data = _tiny_dataset()
+    results = {}
+    for label in (1.0, 0.9):
+        _, c = registry.resolve("base", smoke=True, sets=["train.batch_size=8", f"train.real_label={label}"])
+        _, d, step = loop.build(c, data, 0)
+        for v in d.trainable_variables:  # D outputs a logit of +50 for every image
+            v.assign(tf.zeros_like(v))
+        d.get_layer("logit").bias.assign([50.0])
+        real = tf.ones([4, 28, 28, 1])
+        results[label] = float(step.discriminator_phase(real, tf.zeros([4, c.model.latent_dim]))["d_loss"])
+    # Real half: label 1 costs ~0, label 0.9 costs 0.1 * 50 = 5 per image; fake half costs 50 either way.
+    assert results[0.9] - results[1.0] == pytest.approx(0.5 * 0.1 * 50, rel=1e-3)
+
+
+def test_eval_schedule():
+    assert loop.eval_steps(1500, 15, 10, 3) == list(range(150, 1501, 150))  # every 10 epochs, 100 epochs
+    assert loop.eval_steps(6, 15, 10, 3) == [2, 4, 6]  # too short: three evenly spaced, the last at the end
+    assert loop.eval_steps(400, 15, 10, 3)[-1] == 400
+    assert len(loop.eval_steps(400, 15, 10, 3)) >= 3
+    assert loop.eval_steps(1, 15, 10, 3) == [1]
