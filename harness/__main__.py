@@ -160,6 +160,32 @@ def cmd_ui(args) -> int:
         return 0
 
 
+def cmd_search(args) -> int:
+    from harness import search, tracking
+    experiment, config = _resolve(args, args.name)
+    study = args.study or "default"
+    if args.best:
+        print(search.best_yaml(search.open_study(experiment.name, study, config, args.storage)), end="")
+        return 0
+    if args.parent_run:  # a worker process started by another `harness search --workers K`
+        search.optimize(experiment, config, args.trials, study, args.storage, args.parent_run)
+        return 0
+    worker_argv = ["search", args.name, "--study", study, *(["--storage", args.storage] if args.storage else []),
+                   *(["--smoke"] if args.smoke else []), *(["--steps", str(args.steps)] if args.steps else []),
+                   *(["--epochs", str(args.epochs)] if args.epochs else []),
+                   *[x for item in args.set for x in ("--set", item)]]
+    opened = search.run_search(experiment, config, args.trials, study, args.workers, args.storage, worker_argv)
+    counts = {s: sum(t.state.name == s for t in opened.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    print(f"study {opened.study_name}: {len(opened.trials)} trials "
+          f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)")
+    if counts["COMPLETE"]:
+        best = opened.best_trial
+        print(f"best {config.search.metric} {best.value:.4g} at trial {best.number}: {best.params}")
+        print(f"save it as an experiment: harness search {args.name} --study {study} --best > experiments/{args.name}-best.yaml")
+    print(f"Browse: {tracking.ui_command()}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="DCGAN ablation harness on MNIST, tracked in MLflow.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +204,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_ID",
                    help="continue an interrupted run (the latest unfinished one of this experiment and seed)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("search", help="an Optuna study over the experiment's search space, trials as MLflow runs")
+    s.add_argument("name")
+    s.add_argument("--trials", type=int, default=10, help="trials to add in this invocation (shared among workers)")
+    s.add_argument("--study", help="study name (default: 'default'); the same name resumes the study")
+    s.add_argument("--workers", type=int, default=1, help="parallel worker processes on this machine")
+    s.add_argument("--storage", help="Optuna storage URL (default: a journal file under mlruns/; "
+                                     "postgresql://... for many machines)")
+    s.add_argument("--best", action="store_true", help="print the best params as an experiment YAML file")
+    s.add_argument("--parent-run", help=argparse.SUPPRESS)
+    _config_args(s)
+    s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")
     s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])

@@ -25,8 +25,9 @@ class Diverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
-class Interrupted(RuntimeError):
-    """Ctrl-C or SIGTERM: the run checkpointed and stopped."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: the run checkpointed and stopped. A KeyboardInterrupt, so that searches and
+    sweeps stop too instead of catching it as a failed trial."""
 
 
 @dataclass
@@ -108,8 +109,9 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
     rng = np.random.default_rng(seed)  # fixed latent points: the same 25 faces at every evaluation
     grid_latents = rng.standard_normal((25, config.model.latent_dim)).astype(np.float32)
     score_latents = rng.standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)
-    print_every = config.train.print_every_steps or max(1, total // 10)
     log_every = config.train.log_every_steps
+    print_every = config.train.print_every_steps or max(1, total // 10)
+    print_every = math.ceil(print_every / log_every) * log_every  # print values already fetched
 
     start = 0
     if resume_from is not None:
@@ -156,7 +158,7 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
                 d, g = ctx.history["d_loss"][-1][1], ctx.history["g_loss"][-1][1]
                 bar.set_postfix(d_loss=f"{d:.3f}", g_loss=f"{g:.3f}", refresh=False)
             bar.update(1)
-            if done % print_every == 0 or done == total:
+            if (done % print_every == 0 or done == total) and not pending:  # print only checked values
                 last = {k: v[-1][1] for k, v in ctx.history.items() if v}
                 bar.write(f"{ctx.name} step {done}/{total} epoch {done / steps_per_epoch:.1f}: "
                           + " ".join(f"{k} {v:.3f}" for k, v in last.items()))

@@ -64,12 +64,13 @@ def local_artifact_dir(artifact_uri: str) -> Path | None:
 
 def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, client=None,
         parent_id: str | None = None, point: dict | None = None, on_eval=None, extra_tags: dict | None = None,
-        resume_run_id: str | None = None, stop: loop.StopFlag | None = None) -> Result:
+        resume_run_id: str | None = None, stop: loop.StopFlag | None = None, name: str | None = None,
+        on_start=None) -> Result:
     """Train one seed as one MLflow run and return its final metrics. Raises Interrupted on a signal,
     and re-raises what the on_eval callback raises (a pruned trial) after marking the run."""
     client = client or tracking.client()
     config = cfg.replace(config, {"train.seed": seed})
-    name = run_name(experiment, seed, point)
+    name = name or run_name(experiment, seed, point)
     resume_from = None
     if resume_run_id:
         run_id = resume_run_id
@@ -87,6 +88,8 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
         client.log_text(run_id, cfg.to_yaml(config), "config.yaml")
         tracking.log_metrics(client, run_id, [(f"floor/{k}", v, 0) for k, v in scorer.floor.items()])
     print(f"run {name}: id {run_id} (experiment '{experiment}', dataset {dataset.name})", file=sys.stderr)
+    if on_start is not None:
+        on_start(run_id)
 
     info = client.get_run(run_id).info
     local = local_artifact_dir(info.artifact_uri)
@@ -103,7 +106,7 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
         print(f"run {name} interrupted: {e}. Resume with: harness run {experiment} --resume {run_id}",
               file=sys.stderr)
         raise
-    except BaseException as e:
+    except BaseException as e:  # a pruned trial, a bug, a second Ctrl-C: mark the run, then let it rise
         state = "pruned" if type(e).__name__ == "TrialPruned" else "failed"
         status = "KILLED" if state == "pruned" or isinstance(e, KeyboardInterrupt) else "FAILED"
         _end(client, run_id, status, {"state": state, "failure.reason": f"{type(e).__name__}: {e}"[:500]})
@@ -198,7 +201,7 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
                 scorers[key] = make_scorer(job_config, dataset)
             results.append(run(experiment.name, job_config, seed, dataset, scorers[key], client, parent_id, point,
                                resume_run_id=run_id, stop=stop))
-    except (loop.Interrupted, KeyboardInterrupt):
+    except KeyboardInterrupt:  # loop.Interrupted included
         if parent_id:
             client.set_terminated(parent_id, "KILLED")
         raise

@@ -1,0 +1,275 @@
+"""Optuna studies over an experiment's `search.space`: every trial is one run() as a child MLflow run.
+
+Storage: a journal file under mlruns/ by default (safe for several processes on one machine, which
+SQLite is not), or any Optuna storage URL (postgresql://... for workers on many machines).
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import yaml
+
+from harness import config as cfg
+from harness import loop, plots, tracking
+from harness import run as run_lib
+from harness.config import Config, UserError
+from harness.registry import Experiment
+
+DEFAULT_JOURNAL = Path("mlruns") / "optuna" / "journal.log"
+HEARTBEAT_SECONDS = 60  # RDB storages: a trial whose worker is silent for 2x this is failed
+
+
+class TrialFailed(RuntimeError):
+    """A trial's run diverged or crashed; Optuna records it as FAIL with this reason."""
+
+
+def storage_for(url: str | None):
+    """An Optuna storage. Journal files get stale-trial handling from fail_dead_local_trials instead
+    of heartbeats, which they do not support."""
+    if url is None:
+        DEFAULT_JOURNAL.parent.mkdir(parents=True, exist_ok=True)
+        url = str(DEFAULT_JOURNAL)
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
+    if url.startswith("postgresql://") and not _importable("psycopg") and _importable("psycopg2"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]  # SQLAlchemy 2.1 defaults to psycopg 3
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS)
+    except Exception as e:
+        raise UserError(f"cannot open Optuna storage {url} ({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+def pruner_for(config: Config) -> optuna.pruners.BasePruner:
+    s = config.search
+    if s.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=s.startup_trials, n_warmup_steps=0)
+    if s.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def open_study(experiment: str, study: str, config: Config, storage_url: str | None) -> optuna.Study:
+    storage = storage_for(storage_url)
+    sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, config.search.startup_trials))
+    opened = optuna.create_study(study_name=f"{experiment}/{study}", storage=storage, load_if_exists=True,
+                                 direction=config.search.direction, sampler=sampler, pruner=pruner_for(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(opened)  # RDB storages: heartbeats
+    fail_dead_local_trials(opened)  # any storage: workers of this host that are gone
+    return opened
+
+
+def fail_dead_local_trials(study: optuna.Study) -> list[int]:
+    """RUNNING trials started by a process of this host that no longer exists are marked FAIL."""
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker.host") != host:
+            continue
+        pid = int(trial.user_attrs.get("worker.pid", 0))
+        if pid and not _alive(pid):
+            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"worker {host}:{pid} died")
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sample(trial: optuna.Trial, space: dict) -> dict:
+    """Dotted config key -> value drawn from the experiment's search space."""
+    params = {}
+    for key, d in space.items():
+        if d["type"] == "float":
+            params[key] = trial.suggest_float(key, d["low"], d["high"], log=bool(d.get("log", False)))
+        elif d["type"] == "int":
+            params[key] = trial.suggest_int(key, d["low"], d["high"], step=int(d.get("step", 1)),
+                                            log=bool(d.get("log", False)))
+        else:
+            params[key] = trial.suggest_categorical(key, d["choices"])
+    return params
+
+
+def parent_run(client, experiment: str, study_name: str, config: Config) -> str:
+    """The study's parent MLflow run: found by tag, so a resumed study keeps one parent."""
+    exp_id = tracking.experiment_id(client, experiment)
+    with tracking.store_lock():
+        found = client.search_runs([exp_id], f"tags.`optuna.study` = '{study_name}' and tags.kind = 'study'",
+                                   max_results=1)
+        if found:
+            client.update_run(found[0].info.run_id, status="RUNNING")
+            return found[0].info.run_id
+        run_id = tracking.start_run(client, experiment, f"{experiment}-study-{study_name.split('/', 1)[1]}",
+                                    {"kind": "study", "optuna.study": study_name, "experiment": experiment,
+                                     **tracking.environment_tags()})
+    client.log_text(run_id, cfg.to_yaml(config), "config.yaml")
+    client.log_text(run_id, yaml.safe_dump(config.search.space, sort_keys=False), "search_space.yaml")
+    return run_id
+
+
+def objective_for(experiment: Experiment, config: Config, client, parent_id: str, stop: loop.StopFlag):
+    dataset = run_lib.load_dataset(config)
+    scorers: dict = {}
+    metric = config.search.metric
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker.host", socket.gethostname())
+        trial.set_user_attr("worker.pid", os.getpid())
+        params = sample(trial, config.search.space)
+        trial_config = cfg.replace(config, params)
+        key = (trial_config.eval.n_images, trial_config.eval.kid_subsets, trial_config.eval.kid_subset_size)
+        if key not in scorers:
+            scorers[key] = run_lib.make_scorer(trial_config, dataset)
+
+        def report(step: int, metrics: dict) -> None:
+            trial.report(metrics[metric], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{metric} {metrics[metric]:.4g} at step {step}")
+
+        tags = {"optuna.study": trial.study.study_name, "optuna.trial": trial.number,
+                **{f"optuna.param.{k}": v for k, v in params.items()}}
+        result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorers[key], client,
+                             parent_id, on_eval=report, extra_tags=tags, stop=stop,
+                             name=f"{experiment.name}-t{trial.number}-s{trial_config.train.seed}",
+                             on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+        if result.status != "FINISHED":
+            trial.set_user_attr("fail_reason", result.reason)
+            raise TrialFailed(result.reason)
+        value = result.metrics[metric]
+        if not math.isfinite(value):
+            raise TrialFailed(f"{metric} is {value}")
+        return value
+
+    return objective
+
+
+def _mark_mlflow_state(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        tracking.set_tags(client, run_id, {"optuna.state": trial.state.name.lower()})
+
+
+def optimize(experiment: Experiment, config: Config, trials: int, study: str, storage_url: str | None,
+             parent_id: str | None = None) -> optuna.Study:
+    """Run `trials` trials in this process."""
+    client = tracking.client()
+    opened = open_study(experiment.name, study, config, storage_url)
+    parent_id = parent_id or parent_run(client, experiment.name, opened.study_name, config)
+    stop, previous = loop.install_stop_handlers()
+    try:
+        opened.optimize(objective_for(experiment, config, client, parent_id, stop), n_trials=trials,
+                        catch=(Exception,), callbacks=[lambda s, t: _mark_mlflow_state(client, s, t)],
+                        gc_after_trial=True)
+    finally:
+        loop.restore_handlers(previous)
+    return opened
+
+
+def run_search(experiment: Experiment, config: Config, trials: int, study: str, workers: int,
+               storage_url: str | None, worker_argv: list[str]) -> optuna.Study:
+    """N more trials shared among K worker processes, then the parent run's summary."""
+    if not config.search.space:
+        raise UserError(f"experiment '{experiment.name}' has an empty search.space; add one to its YAML file.")
+    client = tracking.client()  # creates the store once, before any worker touches it
+    opened = open_study(experiment.name, study, config, storage_url)
+    parent_id = parent_run(client, experiment.name, opened.study_name, config)
+    if workers <= 1:
+        optimize(experiment, config, trials, study, storage_url, parent_id)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        # Each worker gets its share of the cores instead of every worker grabbing all of them.
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+               "OMP_NUM_THREADS": str(threads)}
+        shares = [trials // workers + (i < trials % workers) for i in range(workers)]
+        procs = []
+        for share in shares:
+            if share:
+                argv = worker_argv + ["--trials", str(share), "--workers", "1", "--parent-run", parent_id]
+                procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env))
+        try:
+            codes = [p.wait() for p in procs]
+        except KeyboardInterrupt:
+            for p in procs:
+                p.wait()
+            raise
+        if any(codes):
+            print(f"warning: {sum(1 for c in codes if c)} of {len(procs)} workers exited with an error.", file=sys.stderr)
+    opened = open_study(experiment.name, study, config, storage_url)
+    summarize(client, opened, parent_id)
+    return opened
+
+
+def summarize(client, study: optuna.Study, parent_id: str) -> None:
+    """Best value and params, trial counts and Optuna's plots on the study's parent run."""
+    states = [t.state.name.lower() for t in study.trials]
+    rows = [(f"study/{s}", states.count(s), len(study.trials)) for s in ("complete", "pruned", "fail")]
+    tags = {"optuna.trials": len(study.trials)}
+    try:
+        best = study.best_trial
+    except ValueError:
+        best = None
+    if best is not None:
+        rows.append(("best/value", best.value, best.number))
+        tags.update({"best.trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
+        client.log_text(parent_id, best_yaml(study), "best.yaml")
+    tracking.log_metrics(client, parent_id, rows)
+    tracking.set_tags(client, parent_id, tags)
+    from optuna.visualization import matplotlib as ovm
+    for name, draw in (("optimization_history", ovm.plot_optimization_history),
+                       ("param_importances", ovm.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                ax = draw(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
+            fig.tight_layout()
+            client.log_figure(parent_id, fig, f"optuna/{name}.png")
+            plots.close(fig)
+        except (ValueError, RuntimeError, ZeroDivisionError) as e:  # too few complete trials for this plot
+            print(f"note: no {name} plot yet ({e}).", file=sys.stderr)
+    client.set_terminated(parent_id, "FINISHED")
+
+
+def best_yaml(study: optuna.Study) -> str:
+    """The best params as an experiment file: save it to ./experiments/NAME.yaml and `harness run NAME`."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise UserError(f"study '{study.study_name}' has no complete trial yet; run some trials first.") from None
+    experiment = study.study_name.split("/", 1)[0]
+    delta = cfg.dotted_to_layer(best.params)
+    header = (f"# Best of Optuna study {study.study_name}: {study.direction.name.lower()} "
+              f"value {best.value:.6g} at trial {best.number} of {len(study.trials)}.\n")
+    base = registry_layer(experiment)
+    body = yaml.safe_dump(cfg.merge(base, delta), sort_keys=False)
+    return header + body
+
+
+def registry_layer(experiment: str) -> dict:
+    """The experiment's own delta, so the best file keeps its variant switches (tanh, smoothing...)."""
+    from harness import registry
+    layer = dict(registry.load(experiment).layer)
+    layer.pop("search", None)
+    return layer

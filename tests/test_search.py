@@ -1,0 +1,132 @@
+"""Optuna studies through the CLI: trials as child MLflow runs, resume, parallel workers, pruning,
+failures, --best, and a PostgreSQL study shared by two worker processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import optuna
+import pytest
+import yaml
+
+from harness import registry, search, tracking
+from harness.__main__ import main
+
+SMOKE = ["--smoke", "--set", "eval.n_images=100"]
+
+
+def _study(name="smoothing", study="default", storage=None):
+    _, config = registry.resolve(name, smoke=True)
+    return search.open_study(name, study, config, storage)
+
+
+def _children(experiment, study_name):
+    c = tracking.client()
+    exp = c.get_experiment_by_name(experiment)
+    runs = c.search_runs([exp.experiment_id], f"tags.`optuna.study` = '{study_name}'")
+    parents = [r for r in runs if r.data.tags.get("kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("kind") != "study"]
+    return c, parents, children
+
+
+def test_study_trials_are_child_runs_and_resume_adds_trials(store, capsys):
+    assert main(["search", "smoothing", "--trials", "3", *SMOKE]) == 0
+    study = _study()
+    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
+    c, parents, children = _children("smoothing", "smoothing/default")
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == [0, 1, 2]
+    for r in children:
+        assert r.data.tags["optuna.state"] == "complete"
+        sampled = {k for k in r.data.tags if k.startswith("optuna.param.")}
+        assert sampled == {f"optuna.param.{k}" for k in registry.resolve("smoothing")[1].search.space}
+    assert parent.data.metrics["best/value"] == pytest.approx(study.best_value)
+    files = {f.path for f in c.list_artifacts(parent.info.run_id, "optuna")}
+    assert "optuna/optimization_history.png" in files
+
+    assert main(["search", "smoothing", "--trials", "2", *SMOKE]) == 0  # same study name: resume
+    assert len(_study().trials) == 5
+    _, parents, children = _children("smoothing", "smoothing/default")
+    assert len(parents) == 1 and len(children) == 5
+
+    capsys.readouterr()
+    assert main(["search", "smoothing", "--best", "--smoke"]) == 0
+    best = capsys.readouterr().out
+    delta = yaml.safe_load(best)
+    assert best.startswith("# Best of Optuna study") and delta["train"]["real_label"] == 0.9
+    assert delta["train"]["lr_g"] == pytest.approx(_study().best_params["train.lr_g"])
+    (store / "experiments").mkdir()
+    (store / "experiments" / "smoothing-best.yaml").write_text(best)
+    _, config = registry.resolve("smoothing-best")
+    assert config.train.lr_g == pytest.approx(delta["train"]["lr_g"])
+
+
+def test_two_workers_lose_no_trial(store):
+    assert main(["search", "tanh", "--trials", "4", "--workers", "2", *SMOKE]) == 0
+    study = _study("tanh")
+    assert len(study.trials) == 4 and sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    _, parents, children = _children("tanh", "tanh/default")
+    assert len(parents) == 1 and len(children) == 4
+    assert len({t.user_attrs["worker.pid"] for t in study.trials}) == 2  # two processes shared the work
+
+
+def test_pruner_stops_a_trial_far_worse_than_earlier_ones(store):
+    _, config = registry.resolve("base", smoke=True)
+    study = search.open_study("base", "prune", config, None)
+    # An earlier trial, recorded in the study, whose FID was far better at every evaluation.
+    dists = {k: optuna.distributions.FloatDistribution(v["low"], v["high"], log=v.get("log", False))
+             for k, v in config.search.space.items()}
+    params = {k: (d.low * d.high) ** 0.5 if d.log else (d.low + d.high) / 2 for k, d in dists.items()}
+    study.add_trial(optuna.trial.create_trial(value=1.0, params=params, distributions=dists,
+                                              intermediate_values={2: 1.0, 4: 1.0, 6: 1.0}))
+    assert main(["search", "base", "--study", "prune", "--trials", "1", *SMOKE,
+                 "--set", "search.startup_trials=1"]) == 0
+    trial = search.open_study("base", "prune", config, None).trials[-1]
+    assert trial.state.name == "PRUNED"
+    c, _, children = _children("base", "base/prune")
+    assert len(children) == 1
+    run = children[0]
+    assert run.info.status == "KILLED" and run.data.tags["state"] == "pruned"
+    assert run.data.tags["optuna.state"] == "pruned"
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(store):
+    (store / "experiments").mkdir()
+    (store / "experiments" / "explode.yaml").write_text(
+        "# A search whose first choice diverges.\n"
+        "search:\n  space:\n    train.lr_g: {type: categorical, choices: [1.0e+30, 2.0e-4]}\n"
+        "    train.lr_d: {type: categorical, choices: [1.0e+30]}\n")
+    assert main(["search", "explode", "--trials", "3", *SMOKE, "--set", "search.pruner=none"]) == 0
+    study = _study("explode")
+    assert len(study.trials) == 3
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert failed and all("nan" in t.user_attrs["fail_reason"] for t in failed)
+    _, _, children = _children("explode", "explode/default")
+    assert len(children) == 3
+    assert {r.data.tags["optuna.state"] for r in children if r.data.tags["state"] == "diverged"} == {"fail"}
+
+
+def test_a_dead_workers_trial_is_failed_when_the_study_is_next_opened(store):
+    study = _study("base", "dead")
+    trial = study.ask()
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    trial.set_user_attr("worker.host", __import__("socket").gethostname())
+    trial.set_user_attr("worker.pid", int(proc.stdout))  # a process that has exited
+    assert _study("base", "dead").trials[0].state.name == "FAIL"
+
+
+@pytest.mark.skipif("HARNESS_TEST_POSTGRES" not in os.environ,
+                    reason="needs a PostgreSQL server: .ci/run starts one and sets HARNESS_TEST_POSTGRES")
+def test_postgres_study_with_two_worker_processes(store):
+    url = os.environ["HARNESS_TEST_POSTGRES"]
+    name = f"pg{uuid.uuid4().hex[:8]}"
+    assert main(["search", "smoothing", "--study", name, "--storage", url, "--trials", "4", "--workers", "2", *SMOKE]) == 0
+    study = _study("smoothing", name, url)
+    assert len(study.trials) == 4 and sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    _, parents, children = _children("smoothing", f"smoothing/{name}")
+    assert len(parents) == 1 and len(children) == 4
