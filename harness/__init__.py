@@ -4,3 +4,4 @@ import os
 # TensorFlow's C++ start-up chatter hides the harness's own output; warnings and errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run is enough

@@ -16,8 +16,8 @@ from harness.config import UserError
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
-def _config_args(p: argparse.ArgumentParser, seeds_default: int | None = None) -> None:
-    p.add_argument("--seeds", type=int, default=seeds_default, help="number of seeds (train.seeds)")
+def _config_args(p: argparse.ArgumentParser, compare: bool = False) -> None:
+    p.add_argument("--seeds", type=int, help="number of seeds (train.seeds)" + (" (default 5)" if compare else ""))
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="training length in epochs (train.epochs)")
     length.add_argument("--steps", type=int, help="training length in steps (train.steps); wins over epochs")
@@ -186,6 +186,18 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from pathlib import Path
+    from harness import compare, tracking
+    flags = _flags(args)
+    flags.setdefault("train.seeds", 5)
+    table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None)
+    print(table)
+    print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
+    print(f"Browse: {tracking.ui_command()}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="DCGAN ablation harness on MNIST, tracked in MLflow.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -216,6 +228,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--parent-run", help=argparse.SUPPRESS)
     _config_args(s)
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("compare", help="the ablation answer: every experiment over seeds against base, with a report")
+    s.add_argument("names", nargs="*", help="experiments to compare (default: all registered); base is always included")
+    s.add_argument("--out", help="report folder (default reports/compare-<time>)")
+    _config_args(s, compare=True)
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")
     s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])
