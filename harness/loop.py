@@ -161,7 +161,7 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
             if (done % print_every == 0 or done == total) and not pending:  # print only checked values
                 last = {k: v[-1][1] for k, v in ctx.history.items() if v}
                 bar.write(f"{ctx.name} step {done}/{total} epoch {done / steps_per_epoch:.1f}: "
-                          + " ".join(f"{k} {v:.3f}" for k, v in last.items()))
+                          + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
             if done in evals:
                 evaluate(config, ctx, scorer, step_fn, done, last_eval, grid_latents, score_latents)
                 save_checkpoint(done)

@@ -174,8 +174,6 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
                    fixed: tuple = ()) -> list[Result]:
     """Every sweep value x seed of an experiment; a parent run ties them together when there are several.
     resume: None = fresh runs, "" = the latest unfinished run, else a run id. fixed: keys --set pinned."""
-    client = client or tracking.client()
-    dataset = load_dataset(config)
     points = experiment.sweep_points(fixed)
     seeds = [config.train.seed + i for i in range(config.train.seeds)]
     jobs = [(point, seed) for point in points for seed in seeds]
@@ -183,8 +181,11 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     if resume is not None:
         if len(jobs) != 1:
             raise ResumeError("--resume continues one run: pass --seeds 1 and, for a sweep, --set the swept key.")
+        client = client or tracking.client()
         run_id = resume or find_resumable(client, experiment.name, seeds[0])
         _checkpoint_for_resume(client, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
+    dataset = load_dataset(config)  # bad data fails here, before anything is written to the store
+    client = client or tracking.client()
     scorers: dict = {}
     stop, previous = loop.install_stop_handlers()
     results: list[Result] = []

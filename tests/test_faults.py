@@ -1,0 +1,179 @@
+"""Nothing lost: interruption and resume, divergence, collapse, concurrent writers, hostile input."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import tracking
+from harness.__main__ import main
+
+STEPS = 120
+RUN = [sys.executable, "-m", "harness", "run", "batchnorm", "--smoke", "--steps", str(STEPS),
+       "--set", "eval.n_images=100", "--set", "train.log_every_steps=1"]
+
+
+def _start(cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(RUN, cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _runs(experiment: str):
+    c = tracking.client()
+    exp = c.get_experiment_by_name(experiment)
+    return c, c.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]) if exp else []
+
+
+def _generator_weights(c, run_id, tmp):
+    import keras
+    path = c.download_artifacts(run_id, "model/generator.keras", str(tmp))
+    return [np.asarray(w) for w in keras.models.load_model(path).get_weights()]
+
+
+def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(store, tmp_path):
+    proc = _start(store)
+    for line in proc.stderr:  # wait until it is well into training, past its first evaluation
+        if f"step 48/{STEPS}" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err
+    c, runs = _runs("batchnorm")
+    assert len(runs) == 1 and runs[0].info.status == "KILLED" and runs[0].data.tags["state"] == "interrupted"
+    interrupted_id = runs[0].info.run_id
+    stopped_at = max(h.step for h in c.get_metric_history(interrupted_id, "train/g_loss"))
+    assert 48 <= stopped_at < STEPS
+
+    resumed = subprocess.run(RUN + ["--resume"], cwd=store, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed batchnorm-s0 at step {stopped_at}" in resumed.stderr
+    reference = subprocess.run(RUN, cwd=store, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0
+    c, runs = _runs("batchnorm")
+    assert len(runs) == 2  # the resume continued the same MLflow run
+    first, second = runs
+    assert first.info.run_id == interrupted_id and first.info.status == "FINISHED"
+    for key in ("train/g_loss", "train/d_loss"):
+        a = sorted((h.step, h.value) for h in c.get_metric_history(first.info.run_id, key))
+        b = sorted((h.step, h.value) for h in c.get_metric_history(second.info.run_id, key))
+        assert [s for s, _ in a] == list(range(1, STEPS + 1))  # every step once: nothing lost, nothing twice
+        np.testing.assert_allclose([v for _, v in a], [v for _, v in b], rtol=1e-5)
+    for wa, wb in zip(_generator_weights(c, first.info.run_id, tmp_path / "a"),
+                      _generator_weights(c, second.info.run_id, tmp_path / "b")):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
+
+
+def test_resume_with_a_changed_config_is_refused(store, capsys):
+    proc = _start(store)
+    for line in proc.stderr:
+        if f"step 48/{STEPS}" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    args = RUN[3:] + ["--resume", "--set", "train.lr_g=0.001"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "train.lr_g: 0.0002 -> 0.001" in err and err.count("\n") == 1
+
+
+def test_nan_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(store):
+    assert main(["run", "base", "--smoke", "--set", "train.lr_g=1e30", "--set", "train.lr_d=1e30"]) == 1
+    c, runs = _runs("base")
+    run = runs[-1]
+    assert run.info.status == "FAILED" and run.data.tags["state"] == "diverged"
+    assert "nan" in run.data.tags["failure.reason"]
+
+
+def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store, tmp_path):
+    # Fault injection: the step's outputs turn NaN from step 5 on; evaluations after steps 2 and 4 were good.
+    from harness import checkpoint, loop, registry, run as run_lib
+    from metrics.scorer import Scorer
+    _, config = registry.resolve("base", smoke=True, sets=["eval.n_images=100"])
+    dataset = run_lib.load_dataset(config, quiet=True)
+    scorer = Scorer(dataset, 100, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=True)
+    original = loop.make_step
+
+    def poisoned(cfg_, g, d, images, seed):
+        step = original(cfg_, g, d, images, seed)
+        plain = step.__call__
+
+        class Poisoned(type(step)):
+            def __call__(self, i):
+                out = plain(i)
+                return {k: (v * float("nan") if i >= 4 else v) for k, v in out.items()}
+        step.__class__ = Poisoned
+        return step
+    loop.make_step = poisoned
+    try:
+        result = run_lib.run("base", config, 0, dataset, scorer)
+    finally:
+        loop.make_step = original
+    assert result.status == "FAILED" and "step 5" in result.reason
+    c, runs = _runs("base")
+    run = runs[-1]
+    assert run.info.status == "FAILED"
+    assert [h.step for h in c.get_metric_history(run.info.run_id, "eval/fid")] == [2, 4]  # the good evaluations stay
+    local = run_lib.local_artifact_dir(run.info.artifact_uri)
+    step, arrays, _ = checkpoint.load(local / "checkpoint" / "state.npz")
+    assert step == 4 and all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")
+
+
+def test_collapsed_discriminator_is_tagged_and_the_run_goes_on(store):
+    assert main(["run", "base", "--smoke", "--set", "eval.collapse_d_loss=100"]) == 0  # every loss is "near 0"
+    _, runs = _runs("base")
+    tags = runs[-1].data.tags
+    assert runs[-1].info.status == "FINISHED" and tags["collapse"] == "true" and "d_loss <" in tags["collapse.reason"]
+
+
+def test_eight_concurrent_runs_on_a_fresh_store_all_land(store):
+    cmd = [sys.executable, "-m", "harness", "run", "smoothing", "--smoke", "--steps", "2",
+           "--set", "eval.n_images=50", "--set", "eval.min_evals=1"]
+    procs = [subprocess.Popen(cmd + ["--set", f"train.seed={i}"], cwd=store, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e[-800:] for e in errors if e]
+    c, runs = _runs("smoothing")
+    assert sorted(int(r.data.tags["seed"]) for r in runs) == list(range(8))
+    assert all(r.info.status == "FINISHED" and "final/fid" in r.data.metrics for r in runs)
+    assert all(len(c.get_metric_history(r.info.run_id, "train/d_loss")) == 2 for r in runs)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("train: [unclosed\n", ["not valid YAML"]),
+    ("model:\n  latnt_dim: 3\n", ["model.latnt_dim", "latent_dim"]),
+    ("model:\n  latent_dim: many\n", ["model.latent_dim", "integer"]),
+    ("train:\n  batch_size: 0\n", ["train.batch_size", "at least"]),
+    ("model:\n  g_filters: -4\n", ["model.g_filters", "at least"]),
+    ("!!python/object/apply:os.system ['echo pwned']\n", ["not valid YAML"]),
+])
+def test_hostile_experiment_files_write_nothing(store, capsys, content, words):
+    (store / "experiments").mkdir()
+    (store / "experiments" / "bad.yaml").write_text("# hostile\n" + content)
+    assert main(["run", "bad", "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and err.count("\n") == 1
+    assert not (store / "mlflow.db").exists() and not (store / "mlruns").exists()
+
+
+def test_bad_data_path_is_an_error_with_nothing_written(store, capsys):
+    (store / "short.npz").write_bytes(b"PK\x03\x04 truncated")
+    for path in ("missing.npz", "short.npz"):
+        assert main(["run", "base", "--smoke", "--set", f"data.path={path}"]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert not (store / "mlflow.db").exists()
+
+
+def test_ui_is_local_by_default_and_warns_otherwise():
+    from harness.__main__ import parser
+    assert parser().parse_args(["ui"]).host == "127.0.0.1"
+    p = subprocess.run([sys.executable, "-m", "harness", "ui", "--host", "0.0.0.0", "--port", "1"],
+                       capture_output=True, text=True, timeout=120)
+    assert "0.0.0.0" in p.stderr and "warning" in p.stderr
