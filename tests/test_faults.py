@@ -178,7 +178,11 @@ def test_ui_is_local_by_default_and_warns_otherwise(store):
     proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--host", "127.0.0.2", "--port", "0"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
-        first = proc.stderr.readline() + proc.stderr.readline()
+        first = ""
+        for _ in range(20):  # MLflow may log its store set-up first
+            first += proc.stderr.readline()
+            if "MLflow UI over" in first:
+                break
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
