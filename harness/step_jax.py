@@ -1,0 +1,149 @@
+"""The GAN train step for the JAX backend: both updates in one jitted, pure function of the state.
+
+Keras 3's stateless API (stateless_call, stateless_apply) keeps the models and optimizers the same
+objects as under TensorFlow; the state (weights, BatchNorm statistics, dropout seed states, Adam
+moments) lives in JAX arrays between steps and is written back to the Keras variables on demand.
+Per-step draws are a stateless function of (seed, step), as in step_tf.py.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Streams of the step's random draws, folded into the run's key.
+_REAL_ORDER, _D_LATENT, _G_LATENT = 0, 1, 2
+
+
+def _bce(labels, logits):
+    """Sigmoid cross-entropy from logits, the stable form (as tf.nn.sigmoid_cross_entropy_with_logits)."""
+    logits = logits.astype(jnp.float32)
+    return jnp.mean(jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits))))
+
+
+class JaxStep:
+    """step(i) runs training step i and returns its losses and D accuracies as scalar arrays."""
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray,
+                 batch_size: int, real_label: float, seed: int, jit_compile: bool = True):
+        self.generator, self.discriminator = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.images = jnp.asarray(images)  # float32 (N, 28, 28, 1) in G's output range, resident on the device
+        self.half = batch_size // 2
+        self.batch_size = batch_size
+        self.steps_per_epoch = max(1, len(images) // batch_size)
+        self.latent_dim = generator.input_shape[-1]
+        self.real_label = float(real_label)
+        self.key = jax.random.key(int(seed))
+        g_optimizer.build(generator.trainable_variables)
+        d_optimizer.build(discriminator.trainable_variables)
+        self.live = self._read_state()  # the state between steps, as JAX arrays
+        wrap = jax.jit if jit_compile else (lambda f, **kw: f)
+        self._step = wrap(self._train_step, donate_argnums=0)
+        self._d_phase_fn = wrap(self._discriminator_phase)
+        self._g_phase_fn = wrap(self._generator_phase)
+        self._generate = wrap(self._generate_images)
+
+    # ------------------------------------------------------------------ the step, top to bottom
+
+    def __call__(self, step: int) -> dict:
+        self.live, out = self._step(self.live, self.images, jnp.asarray(step, jnp.int32))
+        return out
+
+    def _train_step(self, state, images, step):
+        # Real images: a fresh shuffle every epoch, then consecutive slices of half a batch.
+        epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
+        order = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(self.key, _REAL_ORDER), epoch),
+                                       images.shape[0])
+        real_images = images[jax.lax.dynamic_slice(order, (within * self.half,), (self.half,))]
+        d_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(self.key, _D_LATENT), step),
+                                     (self.half, self.latent_dim))
+        g_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(self.key, _G_LATENT), step),
+                                     (self.batch_size, self.latent_dim))
+        state, out = self._discriminator_phase(state, real_images, d_latent)
+        state, out["g_loss"] = self._generator_phase(state, g_latent)
+        return state, out
+
+    def _discriminator_phase(self, state, real_images, random_latent_vectors):
+        """One D update on half a batch of real and half a batch of generated images; G's weights untouched."""
+        g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov = state
+        half = real_images.shape[0]
+        fake_images, g_ntv = self.generator.stateless_call(g_tv, g_ntv, random_latent_vectors, training=True)
+        combined_images = jnp.concatenate([real_images, fake_images.astype(real_images.dtype)], axis=0)
+        labels = jnp.concatenate([jnp.full((half, 1), self.real_label), jnp.zeros((half, 1))])  # real_label: 1 or 0.9
+
+        def d_loss_fn(d_tv, d_ntv):
+            logits, d_ntv = self.discriminator.stateless_call(d_tv, d_ntv, combined_images, training=True)
+            return _bce(labels, logits), (logits, d_ntv)
+
+        (d_loss, (logits, d_ntv)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_tv, d_ntv)
+        d_tv, d_ov = self.d_optimizer.stateless_apply(d_ov, grads, d_tv)
+        out = {"d_loss": d_loss,
+               "d_acc_real": jnp.mean((logits[:half] > 0).astype(jnp.float32)),
+               "d_acc_fake": jnp.mean((logits[half:] < 0).astype(jnp.float32))}
+        return (g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov), out
+
+    def _generator_phase(self, state, random_latent_vectors):
+        """One G update through D: make D call fakes real. Only G's weights move."""
+        g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov = state
+        misleading_labels = jnp.ones((random_latent_vectors.shape[0], 1))
+
+        def g_loss_fn(g_tv, g_ntv, d_ntv):
+            fake_images, g_ntv = self.generator.stateless_call(g_tv, g_ntv, random_latent_vectors, training=True)
+            logits, d_ntv = self.discriminator.stateless_call(d_tv, d_ntv, fake_images, training=True)
+            return _bce(misleading_labels, logits), (g_ntv, d_ntv)
+
+        (g_loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_tv, g_ntv, d_ntv)
+        g_tv, g_ov = self.g_optimizer.stateless_apply(g_ov, grads, g_tv)
+        return (g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov), g_loss
+
+    def _generate_images(self, g_tv, g_ntv, latent_vectors):
+        return self.generator.stateless_call(g_tv, g_ntv, latent_vectors, training=False)[0]
+
+    # ------------------------------------------------------------------ the same interface as TensorFlowStep
+
+    def discriminator_phase(self, real_images, random_latent_vectors) -> dict:
+        self.live, out = self._d_phase_fn(self.live, jnp.asarray(real_images), jnp.asarray(random_latent_vectors))
+        self.sync_models()
+        return out
+
+    def generator_phase(self, random_latent_vectors):
+        self.live, g_loss = self._g_phase_fn(self.live, jnp.asarray(random_latent_vectors))
+        self.sync_models()
+        return g_loss
+
+    def _read_state(self):
+        g, d = self.generator, self.discriminator
+        return ([v.value for v in g.trainable_variables], [v.value for v in g.non_trainable_variables],
+                [v.value for v in d.trainable_variables], [v.value for v in d.non_trainable_variables],
+                [v.value for v in self.g_optimizer.variables], [v.value for v in self.d_optimizer.variables])
+
+    def sync_models(self) -> None:
+        """Write the live JAX state back into the Keras variables (before saving or sampling)."""
+        g, d = self.generator, self.discriminator
+        groups = (g.trainable_variables, g.non_trainable_variables, d.trainable_variables,
+                  d.non_trainable_variables, self.g_optimizer.variables, self.d_optimizer.variables)
+        for variables, values in zip(groups, self.live):
+            for v, value in zip(variables, values):
+                v.assign(value)
+
+    def _variables(self):
+        return (self.generator.variables + self.discriminator.variables
+                + self.g_optimizer.variables + self.d_optimizer.variables)
+
+    def state(self) -> list[np.ndarray]:
+        """Every variable of both networks and optimizers, in the same order as TensorFlowStep.state()."""
+        self.sync_models()
+        return [np.asarray(v.value) for v in self._variables()]
+
+    def set_state(self, arrays: list[np.ndarray]) -> None:
+        variables = self._variables()
+        if len(arrays) != len(variables):
+            raise ValueError(f"checkpoint holds {len(arrays)} arrays; this model has {len(variables)} variables.")
+        for v, a in zip(variables, arrays):
+            v.assign(a)
+        self.live = self._read_state()
+
+    def generate(self, latent_vectors: np.ndarray) -> np.ndarray:
+        g_tv, g_ntv = self.live[0], self.live[1]
+        return np.asarray(self._generate(g_tv, g_ntv, jnp.asarray(latent_vectors, jnp.float32)), dtype=np.float32)
