@@ -198,6 +198,13 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from harness import bench, registry
+    _, config = registry.resolve(args.name, False, {}, args.set)
+    bench.bench(config, args.steps, args.variants, not args.no_score)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="DCGAN ablation harness on MNIST, tracked in MLflow.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -234,6 +241,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="report folder (default reports/compare-<time>)")
     _config_args(s, compare=True)
     s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("bench", help="time the classic Keras loop and the harness step side by side; last line ratio=")
+    s.add_argument("name", nargs="?", default="base", help="experiment whose config is timed (default base)")
+    s.add_argument("--steps", type=int, default=10, help="timed steps per side, after 2 warm-up steps")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    s.add_argument("--variants", action="store_true", help="also time every registered variant's step")
+    s.add_argument("--no-score", action="store_true", help="skip timing the scoring of 10,000 images")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")
     s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])

@@ -1,0 +1,156 @@
+"""Side-by-side timing of the classic Keras loop and the harness's train step, in one process.
+
+The classic loop is the recipe's, done faithfully in Keras 3: numpy batches, G.predict for the fakes,
+D.train_on_batch on real + fake, then gan.train_on_batch through a frozen D. Keras 3 reads
+`trainable` when a train function is first built, so D trains once before it is frozen inside the
+composite model; otherwise D.train_on_batch would never update D.
+"""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from harness import config as cfg
+from harness import loop, models, registry
+from harness import run as run_lib
+from harness.config import Config, ModelConfig
+from harness.data import to_unit
+
+
+def forward_flops(m: ModelConfig) -> tuple[float, float]:
+    """Multiply-adds x 2 of one image's forward pass through (G, D), from the layer shapes."""
+    g, d, z = m.g_filters, m.d_filters, m.latent_dim
+    generator = (2 * z * g * 49  # dense to 7x7xg
+                 + 2 * 7 * 7 * 16 * g * g  # 4x4 transposed conv, 7x7 input
+                 + 2 * 14 * 14 * 16 * g * g  # 4x4 transposed conv, 14x14 input
+                 + 2 * 28 * 28 * 49 * g)  # 7x7 conv to one channel
+    discriminator = 2 * 14 * 14 * 9 * d + 2 * 7 * 7 * 9 * d * d + 2 * 49 * d
+    return float(generator), float(discriminator)
+
+
+def step_flops(config: Config) -> float:
+    """FLOPs of one training step, counting a backward pass as twice the forward."""
+    g, d = forward_flops(config.model)
+    b, half = config.train.batch_size, config.train.batch_size // 2
+    d_phase = half * g + 3 * b * d  # fakes made, then D forward + backward on real + fake
+    g_phase = 3 * b * (g + d)  # G and D forward + backward on a batch of latent points
+    return d_phase + g_phase
+
+
+class ClassicLoop:
+    """The recipe's loop: predict + two train_on_batch calls per step, data through numpy."""
+
+    def __init__(self, config: Config, images: np.ndarray, seed: int):
+        keras.utils.set_random_seed(seed)
+        t = config.train
+        self.generator = models.build_generator(config.model, t.precision)
+        self.discriminator = models.build_discriminator(config.model, t.precision)
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)  # D returns logits
+        self.discriminator.compile(keras.optimizers.Adam(t.lr_d, beta_1=t.beta_1), loss,
+                                   metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
+        self.images, self.rng = images, np.random.default_rng(seed)
+        self.half, self.batch, self.latent = t.batch_size // 2, t.batch_size, config.model.latent_dim
+        self.real_label = t.real_label
+        self.discriminator.train_on_batch(*self._d_batch())  # build D's train function while trainable
+        self.discriminator.trainable = False
+        self.gan = keras.Sequential([self.generator, self.discriminator])
+        self.gan.compile(keras.optimizers.Adam(t.lr_g, beta_1=t.beta_1), loss)
+
+    def _d_batch(self):
+        real = self.images[self.rng.integers(0, len(self.images), self.half)]
+        z = self.rng.standard_normal((self.half, self.latent)).astype(np.float32)
+        fake = self.generator.predict(z, verbose=0)
+        x = np.concatenate([real, fake])
+        y = np.concatenate([np.full((self.half, 1), self.real_label), np.zeros((self.half, 1))]).astype(np.float32)
+        return x, y
+
+    def __call__(self, step: int) -> float:
+        d_loss = self.discriminator.train_on_batch(*self._d_batch())
+        z = self.rng.standard_normal((self.batch, self.latent)).astype(np.float32)
+        g_loss = self.gan.train_on_batch(z, np.ones((self.batch, 1), np.float32))
+        return float(np.asarray(g_loss).ravel()[0]) + float(np.asarray(d_loss).ravel()[0])
+
+
+def time_steps(step_fn, steps: int, warmup: int = 2) -> list[float]:
+    """Seconds of each of `steps` steps after `warmup` untimed ones (compilation happens there)."""
+    for i in range(warmup):
+        _sync(step_fn(i))
+    times = []
+    for i in range(warmup, warmup + steps):
+        start = time.perf_counter()
+        _sync(step_fn(i))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _sync(out) -> None:
+    """Wait for the device: fetch one scalar of the step's result."""
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    float(np.asarray(out))
+
+
+def bench(config: Config, steps: int, variants: bool, score: bool, out=print) -> float:
+    dataset = run_lib.load_dataset(config)
+    low, high = models.pixel_range(config.model.output_activation)
+    images = to_unit(dataset.train_images) * (high - low) + low
+    flops = step_flops(config)
+    b = config.train.batch_size
+    backend = keras.backend.backend()
+    jit = config.train.jit_compile
+    out(f"config: G {config.model.g_filters} / D {config.model.d_filters} filters, latent {config.model.latent_dim}, "
+        f"batch {b}, {config.train.precision}, backend {backend}, XLA {'auto' if jit is None else jit}, "
+        f"{dataset.name} ({len(images)} images), {steps} timed steps after 2 warm-up steps")
+    out(f"step FLOPs (backward = 2x forward): {flops / 1e9:.1f} GFLOP")
+
+    classic = ClassicLoop(config, images, seed=0)
+    d_before = [w.copy() for w in classic.discriminator.get_weights()]
+    classic_times = time_steps(classic, steps)
+    d_trains = any(not np.array_equal(a, w) for a, w in zip(d_before, classic.discriminator.get_weights()))
+
+    _, _, harness_step = loop.build(config, dataset, seed=0)
+    harness_times = time_steps(harness_step, steps)
+
+    rows = (("classic loop (predict + 2 x train_on_batch)", classic_times), ("harness train step", harness_times))
+    for label, times in rows:
+        median = float(np.median(times))
+        out(f"{label:<44} median {median * 1000:9.1f} ms/step  {b / median:8.0f} images/s  "
+            f"{flops / median / 1e9:7.1f} GFLOP/s")
+    out(f"classic loop's discriminator trained during timing: {'yes' if d_trains else 'NO'}")
+
+    if variants:
+        base_median = float(np.median(harness_times))
+        for name in sorted(registry.files()):
+            experiment, variant = registry.resolve(name)
+            for point in experiment.sweep_points():
+                v = cfg.replace(variant, point) if point else variant
+                v = cfg.replace(v, {k: v2 for k, v2 in _length_and_widths(config).items()})
+                _, _, step = loop.build(v, dataset, seed=0)
+                median = float(np.median(time_steps(step, steps)))
+                label = name + "".join(f"[{k.split('.')[-1]}={val}]" for k, val in point.items())
+                out(f"variant {label:<28} median {median * 1000:9.1f} ms/step  {median / base_median:5.2f} x base")
+
+    if score:
+        from metrics.scorer import Scorer
+        scorer = Scorer(dataset, n_images=10_000, quiet=True)
+        z = np.random.default_rng(0).standard_normal((10_000, config.model.latent_dim)).astype(np.float32)
+        start = time.perf_counter()
+        generated = loop.to_unit_range(np.concatenate([harness_step.generate(z[i:i + 1000])
+                                                       for i in range(0, len(z), 1000)]), config.model.output_activation)
+        generated_at = time.perf_counter()
+        scorer.score(generated)
+        out(f"scoring 10,000 generated images: {time.perf_counter() - start:.1f} s "
+            f"(generating {generated_at - start:.1f} s, metrics against the {dataset.name} reference)")
+
+    ratio = float(np.median(harness_times) / np.median(classic_times))
+    out(f"ratio={ratio:.3f}")
+    return ratio
+
+
+def _length_and_widths(config: Config) -> dict:
+    """What a bench --set changed that variants should share (widths, batch, backend switches)."""
+    base = registry.resolve("base")[1]
+    keep = ("model.g_filters", "model.d_filters", "train.batch_size", "train.jit_compile", "train.precision")
+    return {k: v for k, v in cfg.flat(config).items() if k in keep and cfg.flat(base)[k] != v}
