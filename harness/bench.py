@@ -67,7 +67,11 @@ class ClassicLoop:
         return x, y
 
     def __call__(self, step: int) -> float:
+        # The Keras 2 idiom: D trainable for its own update, frozen inside the composite. TensorFlow keeps
+        # the train functions it built first; the JAX trainer reads `trainable` at every call.
+        self.discriminator.trainable = True
         d_loss = self.discriminator.train_on_batch(*self._d_batch())
+        self.discriminator.trainable = False
         z = self.rng.standard_normal((self.batch, self.latent)).astype(np.float32)
         g_loss = self.gan.train_on_batch(z, np.ones((self.batch, 1), np.float32))
         return float(np.asarray(g_loss).ravel()[0]) + float(np.asarray(d_loss).ravel()[0])

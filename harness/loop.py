@@ -73,10 +73,11 @@ def make_step(config: Config, generator, discriminator, images: np.ndarray, seed
     t = config.train
     g_optimizer = keras.optimizers.Adam(t.lr_g, beta_1=t.beta_1)
     d_optimizer = keras.optimizers.Adam(t.lr_d, beta_1=t.beta_1)
-    jit = t.jit_compile if t.jit_compile is not None else tracking.gpu_available()
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() == "jax":  # JAX runs op by op without jit: always compile unless told not to
         from harness.step_jax import JaxStep
+        jit = t.jit_compile is not False
         return JaxStep(generator, discriminator, g_optimizer, d_optimizer, images, t.batch_size, t.real_label, seed, jit)
+    jit = t.jit_compile if t.jit_compile is not None else tracking.gpu_available()
     from harness.step_tf import TensorFlowStep
     return TensorFlowStep(generator, discriminator, g_optimizer, d_optimizer, images, t.batch_size, t.real_label,
                           seed, jit)
@@ -128,46 +129,47 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
         if ctx.upload_checkpoint:
             ctx.client.log_artifact(ctx.run_id, str(path), "checkpoint")
 
-    def flush(pending: list) -> None:
-        """Fetch queued step outputs (one device sync for many steps), check them, log them in one batch."""
+    def log_chunk(first: int, outs: dict) -> None:
+        """Fetch a chunk's outputs (one device sync for many steps), check them, log them in one batch."""
+        values = {key: np.asarray(v, dtype=np.float64).reshape(-1) for key, v in outs.items()}
         rows = []
-        for step, out in pending:
-            for key, value in out.items():
-                value = float(value)
-                if not math.isfinite(value):
-                    raise Diverged(f"{key} became {value} at step {step}")
-                ctx.history[key].append((step, value))
-                rows.append((f"train/{key}", value, step))
+        for i in range(len(next(iter(values.values())))):
+            step = first + i + 1  # metrics are logged at the count of completed steps
+            for key, column in values.items():
+                if not math.isfinite(column[i]):
+                    raise Diverged(f"{key} became {column[i]} at step {step}")
+                ctx.history[key].append((step, float(column[i])))
+                rows.append((f"train/{key}", float(column[i]), step))
         tracking.log_metrics(ctx.client, ctx.run_id, rows)
-        pending.clear()
 
-    pending: list = []
+    # Chunks end at every log interval and evaluation: the step runs a chunk in one call (one dispatch
+    # under JAX), and NaN is caught, and Ctrl-C honoured, at the end of each.
+    boundaries = sorted(set(range(log_every, total + 1, log_every)) | set(evals) | {total})
     bar = tqdm(total=total, initial=start, desc=ctx.name, unit="step", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0, smoothing=0.1)
-    last_eval = start
+    last_eval = max([s for s in evals if s <= start], default=0)
+    step = start
     try:
-        for step in range(start, total):
+        while step < total:
             if stop is not None and stop.signal is not None:
-                flush(pending)
                 save_checkpoint(step)
                 raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
-            pending.append((step + 1, step_fn(step)))
-            done = step + 1
-            if done % log_every == 0 or done in evals:
-                flush(pending)
-                d, g = ctx.history["d_loss"][-1][1], ctx.history["g_loss"][-1][1]
-                bar.set_postfix(d_loss=f"{d:.3f}", g_loss=f"{g:.3f}", refresh=False)
-            bar.update(1)
-            if (done % print_every == 0 or done == total) and not pending:  # print only checked values
+            chunk = next(b for b in boundaries if b > step) - step
+            log_chunk(step, step_fn.many(step, chunk))
+            step += chunk
+            bar.update(chunk)
+            bar.set_postfix(d_loss=f"{ctx.history['d_loss'][-1][1]:.3f}",
+                            g_loss=f"{ctx.history['g_loss'][-1][1]:.3f}", refresh=False)
+            if step % print_every == 0 or step == total:
                 last = {k: v[-1][1] for k, v in ctx.history.items() if v}
-                bar.write(f"{ctx.name} step {done}/{total} epoch {done / steps_per_epoch:.1f}: "
+                bar.write(f"{ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
                           + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
-            if done in evals:
-                evaluate(config, ctx, scorer, step_fn, done, last_eval, grid_latents, score_latents)
-                save_checkpoint(done)
-                last_eval = done
+            if step in evals:
+                evaluate(config, ctx, scorer, step_fn, step, last_eval, grid_latents, score_latents)
+                save_checkpoint(step)
+                last_eval = step
                 if ctx.on_eval is not None:
-                    ctx.on_eval(done, ctx.evals[-1][1])
+                    ctx.on_eval(step, ctx.evals[-1][1])
     finally:
         bar.close()
     step_fn.sync_models()

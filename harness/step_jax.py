@@ -40,6 +40,7 @@ class JaxStep:
         self.live = self._read_state()  # the state between steps, as JAX arrays
         wrap = jax.jit if jit_compile else (lambda f, **kw: f)
         self._step = wrap(self._train_step, donate_argnums=0)
+        self._many = jax.jit(self._scan_steps, static_argnums=3, donate_argnums=0) if jit_compile else self._scan_steps
         self._d_phase_fn = wrap(self._discriminator_phase)
         self._g_phase_fn = wrap(self._generator_phase)
         self._generate = wrap(self._generate_images)
@@ -49,6 +50,14 @@ class JaxStep:
     def __call__(self, step: int) -> dict:
         self.live, out = self._step(self.live, self.images, jnp.asarray(step, jnp.int32))
         return out
+
+    def many(self, start: int, count: int) -> dict:
+        """Steps start .. start+count-1 in one dispatch (lax.scan); each output stacked to shape (count,)."""
+        self.live, outs = self._many(self.live, self.images, jnp.asarray(start, jnp.int32), count)
+        return outs
+
+    def _scan_steps(self, state, images, start, count):
+        return jax.lax.scan(lambda s, i: self._train_step(s, images, start + i), state, jnp.arange(count))
 
     def _train_step(self, state, images, step):
         # Real images: a fresh shuffle every epoch, then consecutive slices of half a batch.

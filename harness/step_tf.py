@@ -39,6 +39,11 @@ class TensorFlowStep:
     def __call__(self, step: int) -> dict:
         return self._step(self.images, tf.constant(step, tf.int64))
 
+    def many(self, start: int, count: int) -> dict:
+        """Steps start .. start+count-1; each output stacked to shape (count,)."""
+        outs = [self(i) for i in range(start, start + count)]
+        return {key: tf.stack([o[key] for o in outs]) for key in outs[0]}
+
     def _train_step(self, images, step):
         seed = tf.constant(self.seed, tf.int64)
         # Real images: a fresh shuffle every epoch, then consecutive slices of half a batch.

@@ -14,15 +14,15 @@ import subprocess
 import time
 from pathlib import Path
 
-import mlflow
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+# mlflow is imported inside the functions: the train loop and bench import this module, and they
+# also run where MLflow is not installed (the accelerator image), logging to another client.
 
 _MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _MAX_PARAMS = 100
 
 
 def tracking_uri() -> str:
+    import mlflow
     return mlflow.get_tracking_uri()
 
 
@@ -46,9 +46,10 @@ def store_lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def client() -> MlflowClient:
+def client():
     """A client over a store that exists. Several processes creating one SQLite store at once race on
     its schema migrations, so creation happens once, under a file lock; later opens skip the lock."""
+    from mlflow.tracking import MlflowClient
     uri = tracking_uri()
     db = _sqlite_path(uri)
     if db is not None and not (db.exists() and db.stat().st_size > 0 and Path(f"{db}.ready").exists()):
@@ -58,7 +59,7 @@ def client() -> MlflowClient:
     return MlflowClient(uri)
 
 
-def experiment_id(c: MlflowClient, name: str) -> str:
+def experiment_id(c, name: str) -> str:
     found = c.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
@@ -69,7 +70,7 @@ def experiment_id(c: MlflowClient, name: str) -> str:
         return c.create_experiment(name)
 
 
-def start_run(c: MlflowClient, experiment: str, run_name: str, tags: dict, parent_id: str | None = None) -> str:
+def start_run(c, experiment: str, run_name: str, tags: dict, parent_id: str | None = None) -> str:
     tags = {k: str(v) for k, v in tags.items()}
     if parent_id:
         tags["mlflow.parentRunId"] = parent_id
@@ -77,27 +78,31 @@ def start_run(c: MlflowClient, experiment: str, run_name: str, tags: dict, paren
     return run.info.run_id
 
 
-def log_params(c: MlflowClient, run_id: str, params: dict) -> None:
+def log_params(c, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
     items = [Param(k, str(v)) for k, v in params.items()]
     for i in range(0, len(items), _MAX_PARAMS):
         c.log_batch(run_id, params=items[i:i + _MAX_PARAMS])
 
 
-def log_metrics(c: MlflowClient, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+def log_metrics(c, run_id: str, rows: list[tuple[str, float, int]]) -> None:
     """rows of (key, value, step), sent in batches of up to 1,000."""
+    from mlflow.entities import Metric
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, int(s)) for k, v, s in rows]
     for i in range(0, len(items), _MAX_BATCH):
         c.log_batch(run_id, metrics=items[i:i + _MAX_BATCH])
 
 
-def set_tags(c: MlflowClient, run_id: str, tags: dict) -> None:
+def set_tags(c, run_id: str, tags: dict) -> None:
+    from mlflow.entities import RunTag
     c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def environment_tags() -> dict:
     """Versions, hardware and code version, so any run can be reproduced or told apart."""
     import keras
+    import mlflow
     import numpy
     tags = {
         "backend": keras.backend.backend(),
