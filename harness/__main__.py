@@ -52,7 +52,7 @@ def cmd_list(args) -> int:
     found = registry.files()
     width = max(len(n) for n in found)
     for name, (source, path) in sorted(found.items(), key=lambda kv: (kv[0] != "base", kv[0])):
-        description = registry._description(path)
+        description = registry.description(path)
         print(f"{name:<{width}}  {description}  [{source}: {path}]")
     return 0
 
@@ -68,7 +68,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness import loop, run, tracking
+    from harness import run, tracking
     experiment, config = _resolve(args, args.name)
     results = run.run_experiment(experiment, config, resume=args.resume, fixed=_set_keys(args.set))
     print()

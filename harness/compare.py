@@ -20,10 +20,10 @@ from harness import config as cfg
 from harness import plots, registry, tracking
 from harness import run as run_lib
 from harness import statistics as st
-from harness.config import Config, UserError
+from harness.config import Config
+from metrics.scorer import LOWER_IS_BETTER
 
 METRICS = ("fid", "is", "kid", "modes", "precision", "recall")
-LOWER_IS_BETTER = {"fid": True, "kid": True, "is": False, "modes": False, "precision": False, "recall": False}
 REPORT_EXPERIMENT = "compare"
 
 
@@ -138,7 +138,8 @@ def analyse(arms: list[Arm]) -> list[dict]:
                                   f"this arm used {group[0]} with N={group[1]}")
             else:
                 row["p"], row["p_holm"] = p_raw[id(arm)], p_holm[id(arm)]
-                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], len(arm.runs), len(base.runs))
+                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], len(arm.runs), len(base.runs),
+                                            lower_is_better=LOWER_IS_BETTER["fid"])
             rows.append(row)
     return rows
 

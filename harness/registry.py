@@ -57,7 +57,7 @@ def files() -> dict[str, tuple[str, Path]]:
     return found
 
 
-def _description(path: Path) -> str:
+def description(path: Path) -> str:
     for line in path.read_text().splitlines():
         if line.startswith("#"):
             return line.lstrip("#").strip()
@@ -106,7 +106,7 @@ def load(name: str) -> Experiment:
             raise ConfigError(f"sweep '{key}' in {path} needs a non-empty list of values.")
         for value in values:
             cfg.check_layer(cfg.dotted_to_layer({key: value}), f"{path} (sweep {key})")
-    return Experiment(name, _description(path), path, source, layer, sweep)
+    return Experiment(name, description(path), path, source, layer, sweep)
 
 
 def resolve(name: str, smoke: bool = False, flags: dict | None = None, sets: list[str] | None = None

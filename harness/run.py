@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-import yaml
 
 from harness import config as cfg
 from harness import data, loop, tracking

@@ -98,7 +98,7 @@ class Scorer:
         """Reference features and the real-data floor, cached by classifier hash, split and N."""
         from harness.data import to_unit
         key = (f"{dataset.name}-{self.classifier_info['sha256'][:12]}-test-n{self.n_images}"
-               f"-kid{self.kid_subsets}x{self.kid_subset_size}")
+               f"-kid{self.kid_subsets}x{self.kid_subset_size}-v2")  # v2: KID subsets of at most half a set
         folder = classifier_lib.cache_dir() / "reference"
         path, meta = folder / f"{key}.npy", folder / f"{key}.json"
         if path.exists() and meta.exists():

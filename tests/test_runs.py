@@ -1,7 +1,6 @@
 """Every registered experiment end to end through the CLI with --smoke, read back from a real MLflow store."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
