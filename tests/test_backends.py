@@ -47,9 +47,12 @@ def test_tensorflow_and_jax_steps_make_the_same_update(tmp_path, experiment):
         assert moved > 10  # the step really changed weights, moments and BatchNorm statistics
 
 
-def test_smoke_experiment_runs_under_jax(store):
-    _run("jax", "-m", "harness", "run", "tanh", "--smoke", "--set", "eval.n_images=100", cwd=store)
-    from harness import tracking
+@pytest.mark.parametrize("name", ["base", "tanh", "latent", "batchnorm", "smoothing"])
+def test_smoke_experiment_runs_under_jax(store, name):
+    _run("jax", "-m", "harness", "run", name, "--smoke", "--set", "eval.n_images=100", cwd=store)
+    from harness import registry, tracking
     c = tracking.client()
-    run = c.search_runs([c.get_experiment_by_name("tanh").experiment_id])[0]
-    assert run.info.status == "FINISHED" and run.data.tags["backend"] == "jax" and "final/fid" in run.data.metrics
+    runs = [r for r in c.search_runs([c.get_experiment_by_name(name).experiment_id]) if r.data.tags.get("kind") != "group"]
+    assert len(runs) == len(registry.load(name).sweep_points())
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["backend"] == "jax" and "final/fid" in run.data.metrics
