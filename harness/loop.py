@@ -129,18 +129,25 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
         if ctx.upload_checkpoint:
             ctx.client.log_artifact(ctx.run_id, str(path), "checkpoint")
 
+    rows: list = []  # loss rows not yet sent: MLflow gets them in batches of ~1,000, not every chunk
+
+    def send_rows() -> None:
+        tracking.log_metrics(ctx.client, ctx.run_id, rows)
+        rows.clear()
+
     def log_chunk(first: int, outs: dict) -> None:
-        """Fetch a chunk's outputs (one device sync for many steps), check them, log them in one batch."""
+        """Fetch a chunk's outputs (one device sync for many steps), check them, queue them for MLflow."""
         values = {key: np.asarray(v, dtype=np.float64).reshape(-1) for key, v in outs.items()}
-        rows = []
         for i in range(len(next(iter(values.values())))):
             step = first + i + 1  # metrics are logged at the count of completed steps
             for key, column in values.items():
                 if not math.isfinite(column[i]):
+                    send_rows()  # the good steps before it are kept
                     raise Diverged(f"{key} became {column[i]} at step {step}")
                 ctx.history[key].append((step, float(column[i])))
                 rows.append((f"train/{key}", float(column[i]), step))
-        tracking.log_metrics(ctx.client, ctx.run_id, rows)
+        if len(rows) >= 1000:
+            send_rows()
 
     # Chunks end at every log interval and evaluation: the step runs a chunk in one call (one dispatch
     # under JAX), and NaN is caught, and Ctrl-C honoured, at the end of each.
@@ -152,6 +159,7 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
     try:
         while step < total:
             if stop is not None and stop.signal is not None:
+                send_rows()
                 save_checkpoint(step)
                 raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
             chunk = next(b for b in boundaries if b > step) - step
@@ -165,6 +173,7 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
                 bar.write(f"{ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
                           + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
             if step in evals:
+                send_rows()
                 evaluate(config, ctx, scorer, step_fn, step, last_eval, grid_latents, score_latents)
                 save_checkpoint(step)
                 last_eval = step
