@@ -42,9 +42,11 @@ def make_scorer(config: Config, dataset: data.Dataset, quiet: bool = False):
 
 
 def config_hash(config: Config, dataset_used: str) -> str:
-    """What makes two runs comparable: the whole resolved config but the seed, and the data actually used."""
+    """What makes two runs comparable: the resolved config but the seed and the search space (neither
+    changes a run's training), and the data actually used."""
     d = cfg.to_dict(config)
     d["train"] = {k: v for k, v in d["train"].items() if k not in ("seed", "seeds")}
+    d.pop("search")
     d["data"]["used"] = dataset_used
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
