@@ -259,9 +259,10 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
     out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     c = arms[0].config
+    n_scored = c.eval.n_images or len(datasets[(c.data.name, c.data.path, c.data.split_seed)].test_images)
     settings = (f"Settings: dataset {arms[0].dataset}; {c.train.steps or str(c.train.epochs) + ' epochs'}"
                 f"{' steps' if c.train.steps else ''} at batch {c.train.batch_size}; widths G {c.model.g_filters} / "
-                f"D {c.model.d_filters}; N = {c.eval.n_images or 'reference size'} images scored; "
+                f"D {c.model.d_filters}; N = {n_scored} generated images scored against the held-out reference; "
                 f"{c.train.seeds} seeds per arm starting at {c.train.seed}; {trained} runs trained now, the rest reused.")
     report = markdown(rows, arms, settings)
     (out / "report.md").write_text(report + "\n![FID over training](fid_over_training.png)\n\n"
