@@ -280,14 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (loop.Interrupted): the run checkpointed and said how to resume
         print("interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:
-        from harness.loop import Interrupted
-        if isinstance(e, Interrupted):
-            return EXIT_INTERRUPTED
-        raise
 
 
 if __name__ == "__main__":
