@@ -201,7 +201,7 @@ def cmd_compare(args) -> int:
 def cmd_bench(args) -> int:
     from harness import bench, registry
     _, config = registry.resolve(args.name, False, {}, args.set)
-    bench.bench(config, args.steps, args.variants, not args.no_score)
+    bench.bench(config, args.steps, args.variants, not args.no_score, args.profile)
     return 0
 
 
@@ -248,6 +248,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     s.add_argument("--variants", action="store_true", help="also time every registered variant's step")
     s.add_argument("--no-score", action="store_true", help="skip timing the scoring of 10,000 images")
+    s.add_argument("--profile", action="store_true",
+                   help="also print where the harness step's time goes, per layer and op type (TensorFlow only)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")

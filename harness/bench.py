@@ -45,8 +45,8 @@ class ClassicLoop:
     def __init__(self, config: Config, images: np.ndarray, seed: int):
         keras.utils.set_random_seed(seed)
         t = config.train
-        self.generator = models.build_generator(config.model, t.precision)
-        self.discriminator = models.build_discriminator(config.model, t.precision)
+        self.generator = models.build_generator(config.model, t.precision, fast_kernels=False)  # stock layers
+        self.discriminator = models.build_discriminator(config.model, t.precision, fast_kernels=False)
         loss = keras.losses.BinaryCrossentropy(from_logits=True)  # D returns logits
         self.discriminator.compile(keras.optimizers.Adam(t.lr_d, beta_1=t.beta_1), loss,
                                    metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
@@ -96,7 +96,9 @@ def _sync(out) -> None:
     float(np.asarray(out))
 
 
-def bench(config: Config, steps: int, variants: bool, score: bool, out=print) -> float:
+def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool = False, out=print) -> float:
+    if profile and keras.backend.backend() != "tensorflow":
+        raise cfg.UserError("--profile reads TensorFlow's profiler; under JAX use jax.profiler (see docs/performance.md).")
     dataset = run_lib.load_dataset(config)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low
@@ -123,6 +125,8 @@ def bench(config: Config, steps: int, variants: bool, score: bool, out=print) ->
         out(f"{label:<44} median {median * 1000:9.1f} ms/step  {b / median:8.0f} images/s  "
             f"{flops / median / 1e9:7.1f} GFLOP/s")
     out(f"classic loop's discriminator trained during timing: {'yes' if d_trains else 'NO'}")
+    if profile:
+        print_profile(harness_step, steps, float(np.median(harness_times)), out)
 
     if variants:
         base_median = float(np.median(harness_times))
@@ -151,6 +155,21 @@ def bench(config: Config, steps: int, variants: bool, score: bool, out=print) ->
     ratio = float(np.median(harness_times) / np.median(classic_times))
     out(f"ratio={ratio:.3f}")
     return ratio
+
+
+def print_profile(step_fn, steps: int, wall_s: float, out=print) -> None:
+    """Per-layer forward/backward op time of the harness step, then the costliest op types."""
+    from harness import profile
+    times = profile.op_times(step_fn, start=100, steps=steps)
+    total = sum(times.values())
+    overlap = " (ops on the two executor threads overlap)" if total > 1.05 * wall_s * 1000 else ""
+    out(f"profile of {steps} harness steps: {total:.0f} ms of op time per step against {wall_s * 1000:.0f} ms wall"
+        + overlap)
+    out(f"  {'layer':<36} {'forward ms':>10} {'backward ms':>11} {'share':>6}")
+    for layer, forward, backward in profile.by_layer(times):
+        out(f"  {layer:<36} {forward:10.1f} {backward:11.1f} {(forward + backward) / total:6.1%}")
+    kinds = profile.by_kind(times)[:8]
+    out("  costliest op types: " + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in kinds))
 
 
 def _length_and_widths(config: Config) -> dict:

@@ -184,7 +184,7 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
     step_fn.sync_models()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "generator.keras"
-        generator.save(path)
+        models.stock_copy(generator).save(path)
         ctx.client.log_artifact(ctx.run_id, str(path), "model")
     return dict(ctx.evals[-1][1])
 

@@ -104,3 +104,69 @@ def test_eval_schedule():
     assert loop.eval_steps(400, 15, 10, 3)[-1] == 400
     assert len(loop.eval_steps(400, 15, 10, 3)) >= 3
     assert loop.eval_steps(1, 15, 10, 3) == [1]
+
+
+def _grads(model, x):
+    """Training-mode output and gradients of a fixed, uneven loss w.r.t. every trainable variable."""
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        weights = tf.reshape(tf.range(tf.size(out), dtype=tf.float32) % 7 - 3.0, tf.shape(out))
+        loss = tf.reduce_sum(out * weights)
+    return out, tape.gradient(loss, model.trainable_variables)
+
+
+@pytest.mark.parametrize("name", ["base", "batchnorm"])
+def test_fast_layers_compute_what_stock_keras_layers_compute(name):
+    """OneFilterConv2D and FusedBatchNormalization: same weights, outputs, gradients and BN statistics."""
+    _, c = registry.resolve(name, smoke=True)
+    z = tf.constant(np.random.default_rng(1).standard_normal((32, c.model.latent_dim)).astype(np.float32))
+    for build, x in ((models.build_generator, z), (models.build_discriminator, None)):
+        keras.utils.set_random_seed(0)
+        fast = build(c.model)
+        keras.utils.set_random_seed(0)
+        stock = build(c.model, fast_kernels=False)
+        assert all(np.array_equal(a, b) for a, b in zip(fast.get_weights(), stock.get_weights()))
+        if x is None:  # the discriminator sees images
+            x = tf.random.uniform([32, 28, 28, 1], seed=2)
+        out_fast, grads_fast = _grads(fast, x)
+        out_stock, grads_stock = _grads(stock, x)
+        np.testing.assert_allclose(out_fast, out_stock, rtol=1e-4, atol=1e-5)
+        scale = max(float(np.abs(b).max()) for b in grads_stock)
+        for v, a, b in zip(stock.trainable_variables, grads_fast, grads_stock):
+            # A bias right before BatchNorm has a true gradient of 0, only round-off: hence atol.
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5 * scale, err_msg=v.path)
+        for a, b in zip(fast.non_trainable_variables, stock.non_trainable_variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+        if c.model.batchnorm:
+            assert not np.allclose(stock.non_trainable_variables[0].numpy(), 0.0)  # the moving mean moved
+
+
+def test_fast_kernels_are_what_the_tensorflow_graph_runs():
+    _, c = registry.resolve("batchnorm", smoke=True)
+    g = models.build_generator(c.model)
+    graph = tf.function(lambda z: g(z, training=True)).get_concrete_function(
+        tf.TensorSpec([None, c.model.latent_dim], tf.float32)).graph
+    kinds = {op.type for op in graph.get_operations()}
+    assert "FusedBatchNormV3" in kinds
+    one_channel_convs = [op for op in graph.get_operations() if op.type == "Conv2D"]
+    assert not one_channel_convs  # the 7x7 image layer runs as matrix products
+
+
+def test_saved_generator_holds_only_stock_layers(tmp_path):
+    _, c = registry.resolve("batchnorm", smoke=True)
+    g = models.build_generator(c.model)
+    path = tmp_path / "g.keras"
+    models.stock_copy(g).save(path)
+    loaded = keras.models.load_model(path)
+    stock = (keras.layers.Conv2D, keras.layers.BatchNormalization)
+    assert {type(l) for l in loaded.layers if isinstance(l, stock)} == set(stock)  # exactly the stock classes
+    z = np.random.default_rng(0).standard_normal((4, c.model.latent_dim)).astype(np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(z)), keras.ops.convert_to_numpy(g(z)), atol=1e-5)
+
+
+def test_one_filter_conv_refuses_what_it_cannot_compute():
+    from harness.one_filter_conv import OneFilterConv2D
+    with pytest.raises(ValueError, match="odd square kernel"):
+        OneFilterConv2D(kernel_size=4)
+    with pytest.raises(ValueError, match="one filter"):
+        OneFilterConv2D(kernel_size=7, strides=2)

@@ -1,0 +1,50 @@
+"""The harness step with stock Keras layers against the same step with the fast TensorFlow layers
+(OneFilterConv2D for G's image layer, FusedBatchNormalization), side by side in one process.
+
+Both steps start from the same weights and draw the same batches; they are timed in alternating
+blocks so that a change in machine load hits both. Prints one line per experiment and its ratio.
+Usage: python bench/kernels.py [--steps N] [EXPERIMENT ...]   (default: base batchnorm, 10 steps)
+"""
+from __future__ import annotations
+
+import argparse
+
+import keras
+import numpy as np
+
+from harness import bench, loop, models, registry
+from harness import run as run_lib
+from harness.data import to_unit
+
+
+def step_for(config, dataset, fast: bool):
+    keras.utils.set_random_seed(0)
+    generator = models.build_generator(config.model, config.train.precision, fast_kernels=fast)
+    discriminator = models.build_discriminator(config.model, config.train.precision, fast_kernels=fast)
+    low, high = models.pixel_range(config.model.output_activation)
+    images = to_unit(dataset.train_images) * (high - low) + low
+    return loop.make_step(config, generator, discriminator, images, seed=0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", default=["base", "batchnorm"])
+    p.add_argument("--steps", type=int, default=10, help="timed steps per side, in blocks of 2")
+    args = p.parse_args()
+    for name in args.names:
+        _, config = registry.resolve(name)
+        dataset = run_lib.load_dataset(config)
+        steps = {"stock": step_for(config, dataset, fast=False), "fast": step_for(config, dataset, fast=True)}
+        times = {side: [] for side in steps}
+        for side, step in steps.items():
+            bench.time_steps(step, 0, warmup=2)  # compile
+        for block in range(0, args.steps, 2):
+            for side, step in steps.items():
+                times[side] += bench.time_steps(lambda i, step=step: step(i + 2 + block), 2, warmup=0)
+        stock, fast = (float(np.median(times[side])) * 1000 for side in ("stock", "fast"))
+        print(f"{name:<10} stock layers {stock:7.1f} ms/step   fast layers {fast:7.1f} ms/step   "
+              f"ratio={fast / stock:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

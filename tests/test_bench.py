@@ -1,0 +1,74 @@
+"""`harness bench`: both sides really run, the FLOP count matches the built layers, the profile adds up.
+
+No timing is asserted (shared machines are noisy): only that the numbers exist and are consistent.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from harness import bench, loop, models, profile, registry
+from harness.__main__ import main
+from harness.config import ModelConfig
+
+TINY = ["--set", "model.g_filters=8", "--set", "model.d_filters=8", "--set", "train.batch_size=16"]
+
+
+def _layer_flops(model: keras.Model) -> float:
+    """Multiply-adds x 2 of one example, read from the built layers' weight and output shapes."""
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # every input pixel meets the whole kernel
+            k_h, k_w, c_out, c_in = layer.kernel.shape
+            h, w = layer.input.shape[1:3]
+            total += 2 * h * w * k_h * k_w * c_in * c_out
+        elif isinstance(layer, keras.layers.Conv2D):  # every output pixel meets the whole kernel
+            k_h, k_w, c_in, c_out = layer.kernel.shape
+            h, w = layer.output.shape[1:3]
+            total += 2 * h * w * k_h * k_w * c_in * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+@pytest.mark.parametrize("m", [ModelConfig(), ModelConfig(g_filters=32, d_filters=16, latent_dim=64)])
+def test_flop_count_matches_the_built_layers(m):
+    g, d = bench.forward_flops(m)
+    assert g == _layer_flops(models.build_generator(m))
+    assert d == _layer_flops(models.build_discriminator(m))
+
+
+def test_bench_times_both_sides_and_ends_with_the_ratio(capsys):
+    assert main(["bench", "--steps", "2", "--no-score", "--profile", *TINY]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("ratio=") and float(lines[-1].split("=")[1]) > 0
+    assert "classic loop's discriminator trained during timing: yes" in lines
+    medians = [line for line in lines if "ms/step" in line]
+    assert len(medians) == 2 and all("images/s" in line and "GFLOP/s" in line for line in medians)
+    assert any(line.strip().startswith("generator/up2 ") for line in lines)  # the profile's layer table
+
+
+def test_profile_files_every_op_under_its_layer_and_pass(mnist_5k):
+    _, c = registry.resolve("batchnorm", smoke=True, sets=["train.batch_size=16"])
+    _, _, step = loop.build(c, mnist_5k, seed=0)
+    step(0)  # compile outside the profile
+    times = profile.op_times(step, start=1, steps=2)
+    rows = {layer: (forward, backward) for layer, forward, backward in profile.by_layer(times)}
+    for layer in ("generator/up2", "generator/up2_bn", "generator/image", "discriminator/down1"):
+        forward, backward = rows[layer]
+        assert forward > 0 and backward > 0, layer  # the hand-written gradients are filed too
+    assert sum(f + b for f, b in rows.values()) == pytest.approx(sum(times.values()))
+    assert any(kind.endswith("FusedBatchNormV3") for kind, _ in profile.by_kind(times))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+def test_profile_refuses_jax_in_one_line():
+    p = subprocess.run([sys.executable, "-m", "harness", "bench", "--steps", "1", "--profile", *TINY],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1].startswith("error: --profile reads TensorFlow's profiler")
