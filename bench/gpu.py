@@ -4,7 +4,8 @@
       (harness bench), plus the step run k at a time in one dispatch (lax.scan);
   (b) the full recipe's length, 23,400 steps (100 epochs of the 60,000-image set), on the mnist-5k
       digits, scored every 2,340 steps (the recipe's "every 10 epochs" of that set) and at the end;
-  (c) mixed precision (bfloat16): step time and final FID against float32 after the same steps.
+  (c) mixed precision (bfloat16): step time and final FID against float32 after the same steps;
+  (d) run right after (a), being quick: `harness bench --profile`'s table of device time per layer.
 
 MLflow is not installed on the accelerator image, so this script drives the harness's own train step
 and metric family directly and writes JSON; the numbers are the same code paths `harness run` uses.
@@ -96,7 +97,15 @@ def main(out: Path, quick: bool) -> None:
     ratio = bench.bench(config, steps=5 if quick else 50, variants=False, score=not quick,
                         out=lambda s: (print(s, flush=True), lines.append(s)))
     log(out, {"item": "a", "bench": lines, "ratio": ratio, "seconds": time.perf_counter() - started})
-    _, _, step = loop.build(config, dataset, seed=0)
+    generator, discriminator, step = loop.build(config, dataset, seed=0)
+    try:  # (d), cheap and the next thing needed toward 3 ms: device time per layer and pass
+        lines = []
+        wall = float(np.median(bench.time_steps(step, 5 if quick else 50)))  # compiles it, too
+        bench.print_profile(step, (generator, discriminator), 5 if quick else 20, wall,
+                            out=lambda s: (print(s, flush=True), lines.append(s)))
+        log(out, {"item": "d", "profile": lines})
+    except Exception as e:  # a profiler problem must not cost the items below
+        log(out, {"item": "d", "error": repr(e)})
     chunks = {}
     for chunk in (1, 10, 100):
         chunks[chunk] = 1000 * time_chunks(step, chunk, 20 if quick else 1000)

@@ -249,7 +249,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--variants", action="store_true", help="also time every registered variant's step")
     s.add_argument("--no-score", action="store_true", help="skip timing the scoring of 10,000 images")
     s.add_argument("--profile", action="store_true",
-                   help="also print where the harness step's time goes, per layer and op type (TensorFlow only)")
+                   help="also print where the harness step's time goes, per layer, pass and op type")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")

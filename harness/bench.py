@@ -97,8 +97,6 @@ def _sync(out) -> None:
 
 
 def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool = False, out=print) -> float:
-    if profile and keras.backend.backend() != "tensorflow":
-        raise cfg.UserError("--profile reads TensorFlow's profiler; under JAX use jax.profiler (see docs/performance.md).")
     dataset = run_lib.load_dataset(config)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low
@@ -116,7 +114,7 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
     classic_times = time_steps(classic, steps)
     d_trains = any(not np.array_equal(a, w) for a, w in zip(d_before, classic.discriminator.get_weights()))
 
-    _, _, harness_step = loop.build(config, dataset, seed=0)
+    generator, discriminator, harness_step = loop.build(config, dataset, seed=0)
     harness_times = time_steps(harness_step, steps)
 
     rows = (("classic loop (predict + 2 x train_on_batch)", classic_times), ("harness train step", harness_times))
@@ -126,7 +124,7 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
             f"{flops / median / 1e9:7.1f} GFLOP/s")
     out(f"classic loop's discriminator trained during timing: {'yes' if d_trains else 'NO'}")
     if profile:
-        print_profile(harness_step, steps, float(np.median(harness_times)), out)
+        print_profile(harness_step, (generator, discriminator), steps, float(np.median(harness_times)), out)
 
     if variants:
         base_median = float(np.median(harness_times))
@@ -157,17 +155,21 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
     return ratio
 
 
-def print_profile(step_fn, steps: int, wall_s: float, out=print) -> None:
+def print_profile(step_fn, models, steps: int, wall_s: float, out=print) -> None:
     """Per-layer forward/backward op time of the harness step, then the costliest op types."""
     from harness import profile
-    times = profile.op_times(step_fn, start=100, steps=steps)
+    times = profile.op_times(step_fn, start=100, steps=steps, models=models)
     total = sum(times.values())
-    overlap = " (ops on the two executor threads overlap)" if total > 1.05 * wall_s * 1000 else ""
+    if not total:
+        out("profile: the profiler recorded no ops of the step")
+        return
+    overlap = " (ops on parallel threads overlap)" if total > 1.05 * wall_s * 1000 else ""
     out(f"profile of {steps} harness steps: {total:.0f} ms of op time per step against {wall_s * 1000:.0f} ms wall"
         + overlap)
-    out(f"  {'layer':<36} {'forward ms':>10} {'backward ms':>11} {'share':>6}")
+    out(f"  {'layer':<36} {'forward ms':>10} {'backward ms':>11} {'total ms':>9} {'share':>6}")
     for layer, forward, backward in profile.by_layer(times):
-        out(f"  {layer:<36} {forward:10.1f} {backward:11.1f} {(forward + backward) / total:6.1%}")
+        passes = f"{'':>10} {'':>11}" if layer == profile.NO_LAYER else f"{forward:10.1f} {backward:11.1f}"
+        out(f"  {layer:<36} {passes} {forward + backward:9.1f} {(forward + backward) / total:6.1%}")
     kinds = profile.by_kind(times)[:8]
     out("  costliest op types: " + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in kinds))
 

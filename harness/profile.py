@@ -1,9 +1,12 @@
-"""Where a TensorFlow train step spends its time: per layer and pass, from TensorFlow's own profiler.
+"""Where a train step spends its time, per layer and pass, from the backend's own profiler.
 
-The profiler writes an XSpace protobuf; each TensorFlow op is an event named "<op name>:<op type>"
-on an executor thread. Op names carry the model and layer ("generator_3/up2_1/conv_transpose") and
-"gradient_tape/" marks the backward pass. Durations of ops that run side by side on the two executor
-threads overlap, so the summed op time can exceed the wall time; shares are of the summed time.
+Both profilers write an XSpace protobuf of timed events. TensorFlow names each op event
+"<op name>:<op type>", where the op name carries model and layer ("generator_3/up2_1/conv_transpose")
+and "gradient_tape/" marks the backward pass. XLA (JAX) names each event by its HLO instruction
+("fusion.12"); the compiled HLO maps that to the op_name JAX traced ("jit(_train_step)/transpose(jvp(up2))/...",
+transpose(...) being the backward pass). Both are brought to "[gradient_tape/]<model>/<layer>/<op>".
+Ops that run side by side overlap (TensorFlow's two executor threads), so the summed op time can exceed
+the wall time; on a GPU the sum is the device's busy time, and wall minus busy is launch overhead.
 """
 from __future__ import annotations
 
@@ -12,9 +15,31 @@ import glob
 import re
 import tempfile
 
+Times = dict[tuple[str, str], float]  # {(op name, op kind): ms per step}
+NO_LAYER = "no layer in XLA's metadata"
 
-def op_times(step_fn, start: int, steps: int) -> dict[tuple[str, str], float]:
-    """{(op name, op type): ms per step} for steps start .. start+steps-1 of a TensorFlow step."""
+
+def op_times(step_fn, start: int, steps: int, models) -> Times:
+    """Profile steps start .. start+steps-1 of a compiled step; `models` gives the layer names."""
+    import keras
+    layers = {layer.name: model.name for model in models for layer in model.layers
+              if not isinstance(layer, keras.layers.InputLayer)}  # D's input is also called "image"
+    if keras.backend.backend() == "jax":
+        return _jax_op_times(step_fn, start, steps, layers)
+    return _tensorflow_op_times(step_fn, start, steps)
+
+
+def _events(logdir: str):
+    """(plane name, line name, event name, {stat: value}, duration ms) of the trace's xplane file."""
+    from jax.profiler import ProfileData
+    path = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]
+    for plane in ProfileData.from_file(path).planes:
+        for line in plane.lines:
+            for event in line.events:
+                yield plane.name, line.name, event.name, dict(event.stats), event.duration_ns / 1e6
+
+
+def _tensorflow_op_times(step_fn, start: int, steps: int) -> Times:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -28,7 +53,7 @@ def op_times(step_fn, start: int, steps: int) -> dict[tuple[str, str], float]:
         space = xplane_pb2.XSpace()
         with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
             space.ParseFromString(f.read())
-    times: dict[tuple[str, str], float] = collections.Counter()
+    times: Times = collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
             if not line.name.startswith("tf_Compute"):  # executor threads; the others are Python and Eigen's pool
@@ -41,20 +66,65 @@ def op_times(step_fn, start: int, steps: int) -> dict[tuple[str, str], float]:
     return dict(times)
 
 
-def by_layer(times: dict[tuple[str, str], float]) -> list[tuple[str, float, float]]:
+def _jax_op_times(step_fn, start: int, steps: int, layers: dict[str, str]) -> Times:
+    import jax
+    import numpy as np
+
+    op_names = _hlo_op_names(step_fn.hlo_text())
+    with tempfile.TemporaryDirectory() as logdir:
+        jax.profiler.start_trace(logdir)
+        try:
+            for i in range(start, start + steps):
+                np.asarray(step_fn(i)["d_loss"])  # wait for the step to finish
+        finally:
+            jax.profiler.stop_trace()
+        events = list(_events(logdir))
+    ours = [(plane, stats, ms) for plane, _, _, stats, ms in events
+            if stats.get("hlo_op") and "_train_step" in str(stats.get("hlo_module", ""))]
+    if any(plane.startswith("/device:") for plane, _, _ in ours):  # a GPU: its kernels, not the host's launches
+        ours = [event for event in ours if event[0].startswith("/device:")]
+    times: Times = collections.Counter()
+    for _, stats, ms in ours:
+        hlo_op = str(stats["hlo_op"])
+        times[(_jax_op_name(op_names.get(hlo_op, ""), hlo_op, layers), re.sub(r"\.\d+$", "", hlo_op))] += ms / steps
+    return dict(times)
+
+
+def _hlo_op_names(hlo: str) -> dict[str, str]:
+    """HLO instruction -> the op_name JAX traced ("" where XLA kept none, as for the rewritten weight
+    gradients of transposed convolutions: those are reported as having no layer)."""
+    names = {}
+    for name, rest in re.findall(r"^\s*(?:ROOT\s+)?%?([\w.\-]+) = (.*)$", hlo, flags=re.MULTILINE):
+        found = re.search(r'op_name="([^"]+)"', rest)
+        names[name] = found.group(1) if found else ""
+    return names
+
+
+def _jax_op_name(op_name: str, hlo_op: str, layers: dict[str, str]) -> str:
+    """'jit(_train_step)/transpose(jvp(up2))/rev' -> 'gradient_tape/generator/up2/<hlo_op>'."""
+    for part in op_name.split("/"):
+        layer = re.sub(r"^(?:transpose\()?(?:jvp\()?([\w.]*)\)*$", r"\1", part)
+        if layer in layers:
+            return f"{'gradient_tape/' if part.startswith('transpose(') else ''}{layers[layer]}/{layer}/{hlo_op}"
+    return f"{NO_LAYER}/{hlo_op}" if not op_name else hlo_op
+
+
+def by_layer(times: Times) -> list[tuple[str, float, float]]:
     """[(model/layer, forward ms, backward ms)] per step, the most expensive layer first."""
     table: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
     for (op, _), ms in times.items():
         backward = op.startswith("gradient_tape/")
         parts = op.removeprefix("gradient_tape/").split("/")
         model, layer = (re.sub(r"_\d+$", "", part) for part in (parts + [""])[:2])  # "up2_1" -> "up2"
-        layer = f"{model}/{layer}" if model in ("generator", "discriminator") and len(parts) > 2 \
-            else "other (data, losses, optimizers)"
+        if model in ("generator", "discriminator") and len(parts) > 2:
+            layer = f"{model}/{layer}"
+        else:
+            layer = NO_LAYER if parts[0] == NO_LAYER else "other (data, losses, optimizers)"
         table[layer][backward] += ms
     return sorted(((k, f, b) for k, (f, b) in table.items()), key=lambda row: -(row[1] + row[2]))
 
 
-def by_kind(times: dict[tuple[str, str], float]) -> list[tuple[str, float]]:
+def by_kind(times: Times) -> list[tuple[str, float]]:
     """[(op type, ms per step)], the most expensive first."""
     kinds: dict[str, float] = collections.Counter()
     for (_, kind), ms in times.items():

@@ -153,6 +153,10 @@ class JaxStep:
             v.assign(a)
         self.live = self._read_state()
 
+    def hlo_text(self) -> str:
+        """The compiled HLO of one step; each instruction's op_name carries its layer (for the profiler)."""
+        return self._step.lower(self.live, self.images, jnp.asarray(0, jnp.int32)).compile().as_text()
+
     def generate(self, latent_vectors: np.ndarray) -> np.ndarray:
         g_tv, g_ntv = self.live[0], self.live[1]
         return np.asarray(self._generate(g_tv, g_ntv, jnp.asarray(latent_vectors, jnp.float32)), dtype=np.float32)
