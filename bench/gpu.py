@@ -5,7 +5,8 @@
   (b) the full recipe's length, 23,400 steps (100 epochs of the 60,000-image set), on the mnist-5k
       digits, scored every 2,340 steps (the recipe's "every 10 epochs" of that set) and at the end;
   (c) mixed precision (bfloat16): step time and final FID against float32 after the same steps;
-  (d) run right after (a), being quick: `harness bench --profile`'s table of device time per layer.
+  (d) run right after (a), being quick: `harness bench --profile`'s table of device time per layer;
+  (e) also quick: the step with G's upsampling as four phase convolutions against XLA's transposed one.
 
 MLflow is not installed on the accelerator image, so this script drives the harness's own train step
 and metric family directly and writes JSON; the numbers are the same code paths `harness run` uses.
@@ -106,6 +107,17 @@ def main(out: Path, quick: bool) -> None:
         log(out, {"item": "d", "profile": lines})
     except Exception as e:  # a profiler problem must not cost the items below
         log(out, {"item": "d", "error": repr(e)})
+    try:  # (e) G's upsampling as four phase convolutions (JAX's CPU form) against XLA's own, on this device
+        from harness.phase_conv_transpose import PhaseConv2DTranspose
+        by_form = {}
+        for form, phases in (("stock", False), ("phases", True)):
+            PhaseConv2DTranspose.use_phases = phases
+            by_form[form] = 1000 * time_chunks(loop.build(config, dataset, seed=0)[2], 10, 20 if quick else 500)
+        log(out, {"item": "e", "ms_per_step_by_upsampling_form": by_form})
+    except Exception as e:
+        log(out, {"item": "e", "error": repr(e)})
+    finally:
+        PhaseConv2DTranspose.use_phases = None
     chunks = {}
     for chunk in (1, 10, 100):
         chunks[chunk] = 1000 * time_chunks(step, chunk, 20 if quick else 1000)

@@ -2,9 +2,10 @@
 
 At full width (g_filters=128, d_filters=64, latent_dim=100) G has 1,164,289 parameters and D 40,705.
 D returns logits (the loss uses from_logits): the same maths as a sigmoid + BCE, more stable.
-Two layers have faster TensorFlow kernels with Keras's maths and variables: G's last layer is a
-`OneFilterConv2D` and BatchNorm is a `FusedBatchNormalization`. `fast_kernels=False` builds stock Keras
-layers instead (the classic-loop benchmark, to stay the recipe's model); saved files hold stock layers.
+Three layers have faster kernels with Keras's maths and variables: G's last layer is a `OneFilterConv2D`
+and BatchNorm a `FusedBatchNormalization` (both for TensorFlow), G's upsampling a `PhaseConv2DTranspose`
+(for JAX on CPUs). `fast_kernels=False` builds stock Keras layers instead (the classic-loop benchmark,
+to stay the recipe's model); saved files hold stock layers.
 """
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from keras import layers
 from harness.config import ModelConfig
 from harness.fused_batch_norm import FusedBatchNormalization
 from harness.one_filter_conv import OneFilterConv2D
+from harness.phase_conv_transpose import PhaseConv2DTranspose
 
 
 def build_generator(m: ModelConfig, precision: str = "float32", fast_kernels: bool = True) -> keras.Model:
     """latent (N, latent_dim) -> image (N, 28, 28, 1) in the output activation's range."""
     dtype = precision  # hidden layers; the output layer stays float32 so images are float32
     batch_norm = FusedBatchNormalization if fast_kernels else layers.BatchNormalization
+    upsample = PhaseConv2DTranspose if fast_kernels else layers.Conv2DTranspose
     z = keras.Input((m.latent_dim,), name="latent")
     x = layers.Dense(m.g_filters * 7 * 7, dtype=dtype, name="project")(z)
     if m.batchnorm:
@@ -27,7 +30,7 @@ def build_generator(m: ModelConfig, precision: str = "float32", fast_kernels: bo
     x = layers.LeakyReLU(m.leaky_slope, dtype=dtype, name="project_act")(x)
     x = layers.Reshape((7, 7, m.g_filters), dtype=dtype, name="to_maps")(x)  # (N, 7, 7, g)
     for i in (1, 2):  # 7x7 -> 14x14 -> 28x28
-        x = layers.Conv2DTranspose(m.g_filters, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
+        x = upsample(m.g_filters, kernel_size=4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
         if m.batchnorm:
             x = batch_norm(dtype=dtype, name=f"up{i}_bn")(x)
         x = layers.LeakyReLU(m.leaky_slope, dtype=dtype, name=f"up{i}_act")(x)

@@ -47,6 +47,21 @@ def test_tensorflow_and_jax_steps_make_the_same_update(tmp_path, experiment):
         assert moved > 10  # the step really changed weights, moments and BatchNorm statistics
 
 
+@pytest.mark.parametrize("experiment", ["base", "batchnorm"])
+def test_fast_layers_compute_what_stock_layers_compute_under_jax(tmp_path, experiment):
+    """PhaseConv2DTranspose and OneFilterConv2D's JAX-on-CPU forms: outputs, gradients, BN statistics."""
+    out = tmp_path / "layers.npz"
+    _run("jax", str(HERE / "backend_layers.py"), str(out), experiment)
+    with np.load(out) as f:
+        fast = sorted(k for k in f.files if "-fast-" in k)
+        assert len(fast) > 10
+        for key in fast:
+            a, b = f[key], f[key.replace("-fast-", "-stock-")]
+            scale = max(float(np.abs(f[k]).max()) for k in f.files if k.split("-")[0] == key.split("-")[0])
+            # A bias right before BatchNorm has a true gradient of 0, only round-off: hence atol.
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5 * scale, err_msg=key)
+
+
 @pytest.mark.parametrize("name", ["base", "tanh", "latent", "batchnorm", "smoothing"])
 def test_smoke_experiment_runs_under_jax(store, name):
     _run("jax", "-m", "harness", "run", name, "--smoke", "--set", "eval.n_images=100", cwd=store)

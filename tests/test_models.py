@@ -158,15 +158,18 @@ def test_saved_generator_holds_only_stock_layers(tmp_path):
     path = tmp_path / "g.keras"
     models.stock_copy(g).save(path)
     loaded = keras.models.load_model(path)
-    stock = (keras.layers.Conv2D, keras.layers.BatchNormalization)
+    stock = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.BatchNormalization)
     assert {type(l) for l in loaded.layers if isinstance(l, stock)} == set(stock)  # exactly the stock classes
     z = np.random.default_rng(0).standard_normal((4, c.model.latent_dim)).astype(np.float32)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(z)), keras.ops.convert_to_numpy(g(z)), atol=1e-5)
 
 
-def test_one_filter_conv_refuses_what_it_cannot_compute():
+def test_fast_layers_refuse_what_they_cannot_compute():
     from harness.one_filter_conv import OneFilterConv2D
     with pytest.raises(ValueError, match="odd square kernel"):
         OneFilterConv2D(kernel_size=4)
     with pytest.raises(ValueError, match="one filter"):
         OneFilterConv2D(kernel_size=7, strides=2)
+    from harness.phase_conv_transpose import PhaseConv2DTranspose
+    with pytest.raises(ValueError, match="4x4 kernel, stride 2"):
+        PhaseConv2DTranspose(8, kernel_size=3)
