@@ -1,4 +1,4 @@
-"""The generator's last layer, Conv2D(1, 7, same), computed as matrix products on TensorFlow.
+"""The generator's last layer, Conv2D(1, 7, same), as matrix products: under TensorFlow and on JAX's CPUs.
 
 oneDNN's convolution kernels work in blocks of 16 output channels, so a convolution to one channel
 runs at about 25 GFLOP/s on the 2-core CPU: 7% of a step's FLOPs took 31% of its op time
@@ -36,9 +36,10 @@ class OneFilterConv2D(keras.layers.Conv2D):
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
             return _conv_one_filter(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
-        import jax
-        if jax.default_backend() == "cpu":  # XLA's CPU convolution is as slow here (213 ms forward)
-            return _conv_one_filter_jax(inputs, keras.ops.convert_to_tensor(kernel))
+        if keras.backend.backend() == "jax":
+            import jax
+            if jax.default_backend() == "cpu":  # XLA's CPU conv to one channel is slow too: 213 ms forward
+                return _conv_one_filter_jax(inputs, keras.ops.convert_to_tensor(kernel))
         return super().convolution_op(inputs, kernel)
 
 
