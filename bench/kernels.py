@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-import keras
 import numpy as np
 
-from harness import bench, loop, models, registry
+from harness import bench, loop, registry
 from harness import run as run_lib
-from harness.data import to_unit
-
-
-def step_for(config, dataset, fast: bool):
-    keras.utils.set_random_seed(0)
-    generator = models.build_generator(config.model, config.train.precision, fast_kernels=fast)
-    discriminator = models.build_discriminator(config.model, config.train.precision, fast_kernels=fast)
-    low, high = models.pixel_range(config.model.output_activation)
-    images = to_unit(dataset.train_images) * (high - low) + low
-    return loop.make_step(config, generator, discriminator, images, seed=0)
 
 
 def main() -> None:
@@ -34,7 +23,7 @@ def main() -> None:
     for name in args.names:
         _, config = registry.resolve(name)
         dataset = run_lib.load_dataset(config)
-        steps = {"stock": step_for(config, dataset, fast=False), "fast": step_for(config, dataset, fast=True)}
+        steps = {side: loop.build(config, dataset, seed=0, fast_kernels=side == "fast")[2] for side in ("stock", "fast")}
         times = {side: [] for side in steps}
         for side, step in steps.items():
             bench.time_steps(step, 0, warmup=2)  # compile

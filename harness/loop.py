@@ -83,11 +83,11 @@ def make_step(config: Config, generator, discriminator, images: np.ndarray, seed
                           seed, jit)
 
 
-def build(config: Config, dataset: Dataset, seed: int):
+def build(config: Config, dataset: Dataset, seed: int, fast_kernels: bool = True):
     """(generator, discriminator, step) for a seed; same seed, same initial weights and draws."""
     keras.utils.set_random_seed(seed)
-    generator = models.build_generator(config.model, config.train.precision)
-    discriminator = models.build_discriminator(config.model, config.train.precision)
+    generator = models.build_generator(config.model, config.train.precision, fast_kernels)
+    discriminator = models.build_discriminator(config.model, config.train.precision, fast_kernels)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low  # the data pipeline's one scaling
     return generator, discriminator, make_step(config, generator, discriminator, images, seed)
