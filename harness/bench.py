@@ -155,10 +155,10 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
     return ratio
 
 
-def print_profile(step_fn, models, steps: int, wall_s: float, out=print) -> None:
+def print_profile(step_fn, networks, steps: int, wall_s: float, out=print) -> None:
     """Per-layer forward/backward op time of the harness step, then the costliest op types."""
     from harness import profile
-    times = profile.op_times(step_fn, start=100, steps=steps, models=models)
+    times = profile.op_times(step_fn, start=100, steps=steps, models=networks)
     total = sum(times.values())
     if not total:
         out("profile: the profiler recorded no ops of the step")
