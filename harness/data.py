@@ -5,6 +5,7 @@ Images stay uint8 (N, 28, 28) here; the run scales them once, on the device, to 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -29,6 +30,22 @@ class Dataset:
     train_labels: np.ndarray  # int64 (N,)
     test_images: np.ndarray  # uint8 (M, 28, 28): the held-out reference, never trained on
     test_labels: np.ndarray
+    fingerprint: str = ""  # sha256 of the four arrays (filled in): the data's identity, whatever its name or path
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint(self.train_images, self.train_labels,
+                                                                self.test_images, self.test_labels))
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """A content hash of arrays (dtype, shape and bytes): equal data, equal fingerprint; 16 hex digits."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def load(name: str, path: str | None = None, split_seed: int = 1234, quiet: bool = False) -> Dataset:

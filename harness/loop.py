@@ -19,6 +19,7 @@ from tqdm import tqdm
 from harness import checkpoint, models, plots, tracking
 from harness.config import Config, to_dict
 from harness.data import Dataset, to_unit
+from metrics import collapse
 
 
 class Diverged(RuntimeError):
@@ -51,6 +52,8 @@ class RunContext:
     upload_checkpoint: bool = False  # artifacts live on a server: copy each checkpoint there too
     history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
     evals: list = field(default_factory=list)  # [(step, metrics)]
+    identity: dict = field(default_factory=dict)  # harness/identity.py: saved in checkpoints, checked on resume
+    collapsed_since: int | None = None  # first evaluation step of the current collapsed stretch
 
 
 def total_steps(config: Config, n_train: int) -> int:
@@ -120,12 +123,15 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
         step_fn.set_state(arrays)
         ctx.history.update(meta.get("history", {}))
         ctx.evals[:] = [(s, m) for s, m in meta.get("evals", [])]
+        for s, m in ctx.evals:  # the collapsed stretch the run was in when it stopped
+            ctx.collapsed_since = (ctx.collapsed_since or s) if _collapse_reason(config, m, scorer.floor) else None
         print(f"resumed {ctx.name} at step {start}/{total}", file=sys.stderr)
 
     def save_checkpoint(step: int) -> None:
         step_fn.sync_models()
         path = checkpoint.save(checkpoint_dir, step, step_fn.state(),
-                               {"history": ctx.history, "evals": ctx.evals, "config": to_dict(config)})
+                               {"history": ctx.history, "evals": ctx.evals, "config": to_dict(config),
+                                "identity": ctx.identity})
         if ctx.upload_checkpoint:
             ctx.client.log_artifact(ctx.run_id, str(path), "checkpoint")
 
@@ -154,7 +160,6 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
     boundaries = sorted(set(range(log_every, total + 1, log_every)) | set(evals) | {total})
     bar = tqdm(total=total, initial=start, desc=ctx.name, unit="step", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0, smoothing=0.1)
-    last_eval = max([s for s in evals if s <= start], default=0)
     step = start
     try:
         while step < total:
@@ -174,9 +179,8 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
                           + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
             if step in evals:
                 send_rows()
-                evaluate(config, ctx, scorer, step_fn, step, last_eval, grid_latents, score_latents)
+                evaluate(config, ctx, scorer, step_fn, step, grid_latents, score_latents)
                 save_checkpoint(step)
-                last_eval = step
                 if ctx.on_eval is not None:
                     ctx.on_eval(step, ctx.evals[-1][1])
     finally:
@@ -189,9 +193,9 @@ def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, 
     return dict(ctx.evals[-1][1])
 
 
-def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int, last_eval: int,
+def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
              grid_latents: np.ndarray, score_latents: np.ndarray) -> dict:
-    """Score generated images, log metrics and figures at this step, and check for D collapse."""
+    """Score generated images, log metrics and figures at this step, and judge collapse from them."""
     activation = config.model.output_activation
     started = time.time()
     images = to_unit_range(np.concatenate([step_fn.generate(score_latents[i:i + 1000])
@@ -205,14 +209,7 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int, last_e
         f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in ("fid", "is", "kid", "modes", "precision", "recall")),
         file=sys.stderr)
 
-    window = [v for s, v in ctx.history["d_loss"] if last_eval < s <= step]
-    if window and max(window) < config.eval.collapse_d_loss:
-        tracking.set_tags(ctx.client, ctx.run_id, {"collapse": "true", "collapse.step": step,
-                                                   "collapse.reason": f"d_loss < {config.eval.collapse_d_loss} "
-                                                                      f"from step {last_eval + 1} to {step}"})
-        tqdm.write(f"warning: {ctx.name}: discriminator loss stayed below {config.eval.collapse_d_loss} "
-                   f"over steps {last_eval + 1}-{step}; the GAN has likely collapsed.", file=sys.stderr)
-
+    judge_collapse(config, ctx, floor, step, metrics)
     grid = to_unit_range(step_fn.generate(grid_latents), activation)
     for fig, name in ((plots.sample_grid(grid, f"{ctx.name} step {step}"), f"samples/step_{step:07d}.png"),
                       (plots.loss_curves(ctx.history, ctx.name), "plots/losses.png"),
@@ -220,6 +217,29 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int, last_e
         ctx.client.log_figure(ctx.run_id, fig, name)
         plots.close(fig)
     return metrics
+
+
+def _collapse_reason(config: Config, metrics: dict, floor: dict) -> str:
+    return collapse.judge(metrics, floor, config.eval.collapse_modes, config.eval.collapse_recall)
+
+
+def judge_collapse(config: Config, ctx: RunContext, floor: dict, step: int, metrics: dict) -> None:
+    """Tag the run collapsed (or recovered) from this evaluation's samples; say so once when it starts."""
+    reason = _collapse_reason(config, metrics, floor)
+    if not reason:
+        if ctx.collapsed_since is not None:
+            tqdm.write(f"{ctx.name}: recovered at step {step} (collapsed since step {ctx.collapsed_since}).",
+                       file=sys.stderr)
+        ctx.collapsed_since = None
+        tracking.set_tags(ctx.client, ctx.run_id, {"collapse": "false"})
+        return
+    if ctx.collapsed_since is None:
+        ctx.collapsed_since = step
+        tqdm.write(f"warning: {ctx.name} collapsed at step {step}: {reason}; {collapse.describe(metrics)}.",
+                   file=sys.stderr)
+    tracking.set_tags(ctx.client, ctx.run_id, {"collapse": "true", "collapse.since": ctx.collapsed_since,
+                                               "collapse.reason": reason,
+                                               "collapse.samples": collapse.describe(metrics)})
 
 
 def install_stop_handlers() -> tuple[StopFlag, dict]:

@@ -4,8 +4,6 @@ Both return their metrics; search and compare call the same functions, nothing r
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +11,7 @@ from urllib.parse import urlparse
 
 
 from harness import config as cfg
-from harness import data, loop, tracking
+from harness import data, identity, loop, tracking
 from harness.config import Config, UserError
 from harness.registry import Experiment
 
@@ -41,16 +39,6 @@ def make_scorer(config: Config, dataset: data.Dataset, quiet: bool = False):
     return Scorer(dataset, config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=quiet)
 
 
-def config_hash(config: Config, dataset_used: str) -> str:
-    """What makes two runs comparable: the resolved config but the seed and the search space (neither
-    changes a run's training), and the data actually used."""
-    d = cfg.to_dict(config)
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("seed", "seeds")}
-    d.pop("search")
-    d["data"]["used"] = dataset_used
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def run_name(experiment: str, seed: int, point: dict | None = None) -> str:
     suffix = "".join(f"-{k.split('.')[-1]}={v}" for k, v in (point or {}).items())
     return f"{experiment}{suffix}-s{seed}"
@@ -72,18 +60,18 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
     client = client or tracking.client()
     config = cfg.replace(config, {"train.seed": seed})
     name = name or run_name(experiment, seed, point)
+    ident = identity.of(config, dataset.fingerprint)
     resume_from = None
     if resume_run_id:
         run_id = resume_run_id
-        resume_from = _checkpoint_for_resume(client, run_id, config)
+        resume_from = _checkpoint_for_resume(client, run_id, config, ident)
         client.update_run(run_id, status="RUNNING")
-        tracking.set_tags(client, run_id, {"resumed": "true"})
+        tracking.set_tags(client, run_id, {"resumed": "true", "state": "running"})
     else:
         tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
                 "dataset.requested": config.data.name, "data.source": dataset.source,
-                "config.hash": config_hash(config, dataset.name), "collapse": "false", "state": "running",
-                **tracking.environment_tags(), **{f"sweep.{k}": v for k, v in (point or {}).items()},
-                **(extra_tags or {})}
+                "collapse": "false", "state": "running", **tracking.environment_tags(), **identity.tags(ident),
+                **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
         run_id = tracking.start_run(client, experiment, name, tags, parent_id)
         tracking.log_params(client, run_id, {**cfg.flat(config), "data.used": dataset.name})
         client.log_text(run_id, cfg.to_yaml(config), "config.yaml")
@@ -95,7 +83,7 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
     info = client.get_run(run_id).info
     local = local_artifact_dir(info.artifact_uri)
     checkpoint_dir = (local / "checkpoint") if local else Path("mlruns") / "checkpoints" / run_id
-    ctx = loop.RunContext(client, run_id, name, on_eval=on_eval, upload_checkpoint=local is None)
+    ctx = loop.RunContext(client, run_id, name, on_eval=on_eval, upload_checkpoint=local is None, identity=ident)
     try:
         metrics = loop.train(config, dataset, seed, ctx, scorer, checkpoint_dir, resume_from, stop)
     except loop.Diverged as e:
@@ -107,15 +95,28 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
         print(f"run {name} interrupted: {e}. Resume with: harness run {experiment} --resume {run_id}",
               file=sys.stderr)
         raise
-    except BaseException as e:  # a pruned trial, a bug, a second Ctrl-C: mark the run, then let it rise
-        state = "pruned" if type(e).__name__ == "TrialPruned" else "failed"
-        status = "KILLED" if state == "pruned" or isinstance(e, KeyboardInterrupt) else "FAILED"
+    except BaseException as e:  # a pruned trial, a bug, an outage, a second Ctrl-C: mark the run, then let it rise
+        # Only a divergence counts against a variant; "error" runs are retried by compare.
+        state = ("pruned" if type(e).__name__ == "TrialPruned"
+                 else "interrupted" if isinstance(e, KeyboardInterrupt) else "error")
+        status = "FAILED" if state == "error" else "KILLED"
         _end(client, run_id, status, {"state": state, "failure.reason": f"{type(e).__name__}: {e}"[:500]})
         raise
     final = {f"final/{k}": v for k, v in metrics.items()}
     tracking.log_metrics(client, run_id, [(k, v, ctx.evals[-1][0]) for k, v in final.items()])
     _end(client, run_id, "FINISHED", {"state": "finished"})
+    if ctx.collapsed_since is not None:
+        print(collapse_message(name, ctx.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
     return Result(run_id, name, seed, "FINISHED", metrics)
+
+
+def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: Config) -> str:
+    """The words a collapsed run ends with: since when, what its samples look like, what to try."""
+    from metrics import collapse
+    reason = collapse.judge(metrics, floor, config.eval.collapse_modes, config.eval.collapse_recall)
+    return (f"{name} ended COLLAPSED (since the evaluation at step {since}): {reason}; "
+            f"{collapse.describe(metrics)}. On little data the recipe collapses on some seeds; try other seeds, "
+            f"a longer run (some seeds recover), or the smoothing experiment.")
 
 
 def _end(client, run_id: str, status: str, tags: dict) -> None:
@@ -123,8 +124,9 @@ def _end(client, run_id: str, status: str, tags: dict) -> None:
     client.set_terminated(run_id, status)
 
 
-def _checkpoint_for_resume(client, run_id: str, config: Config) -> Path:
-    """The run's checkpoint, after checking that the config is the same as the run's."""
+def _checkpoint_for_resume(client, run_id: str, config: Config, ident: dict | None = None) -> Path:
+    """The run's checkpoint, after checking that it continues the same run: the same config and, once
+    the data is loaded (ident), the same data, backend, platform, precision and step maths."""
     try:
         run_info = client.get_run(run_id)
     except Exception:
@@ -134,27 +136,33 @@ def _checkpoint_for_resume(client, run_id: str, config: Config) -> Path:
     local = local_artifact_dir(run_info.info.artifact_uri)
     path = (local / "checkpoint" / "state.npz") if local else Path("mlruns") / "checkpoints" / run_id / "state.npz"
     if not path.exists() and local is None:
-        path = Path(client.download_artifacts(run_id, "checkpoint/state.npz"))
+        try:
+            path = Path(client.download_artifacts(run_id, "checkpoint/state.npz"))
+        except Exception:
+            pass
     if not path.exists():
         raise ResumeError(f"run {run_id} has no checkpoint (it stopped before its first evaluation); start it again.")
     from harness import checkpoint
     _, _, meta = checkpoint.load(path)
-    diff = config_diff(meta["config"], cfg.to_dict(config))
+    diff = config_diff(meta["config"], config)
+    if ident is not None:
+        diff += identity.resume_differences(meta.get("identity"), run_info.data.tags, ident)
     if diff:
         raise ResumeError(f"run {run_id} was started with a different config ({'; '.join(diff)}); "
                           "resume with the same settings or start a new run.")
     return path
 
 
-def config_diff(old: dict, new: dict) -> list[str]:
+def config_diff(old: dict, config: Config) -> list[str]:
+    """Differences in the keys that change a run; keys absent from an older checkpoint read as their
+    old behaviour (identity.LEGACY), keys no longer in the schema are ignored."""
     out = []
-    for section in sorted(set(old) | set(new)):
-        a, b = old.get(section, {}), new.get(section, {})
-        for key in sorted(set(a) | set(b)):
-            if key in ("seeds",):
-                continue
-            if a.get(key) != b.get(key):
-                out.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    for key, value in cfg.flat(config).items():
+        if key in identity.NOT_IDENTITY or key.startswith("search."):
+            continue
+        before = identity.read_old(key, old)
+        if before != value:
+            out.append(f"{key}: {before!r} -> {value!r}")
     return out
 
 

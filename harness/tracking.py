@@ -78,6 +78,21 @@ def start_run(c, experiment: str, run_name: str, tags: dict, parent_id: str | No
     return run.info.run_id
 
 
+def all_runs(c, experiment: str) -> list:
+    """Every run of an MLflow experiment (all pages), oldest first; [] when it does not exist."""
+    found = c.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs, token = [], None
+    while True:
+        page = c.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"], max_results=5000,
+                             page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 def log_params(c, run_id: str, params: dict) -> None:
     from mlflow.entities import Param
     items = [Param(k, str(v)) for k, v in params.items()]

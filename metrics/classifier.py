@@ -1,4 +1,4 @@
-"""The MNIST classifier behind every metric: a small CNN, trained once per dataset and cached on disk.
+"""The MNIST classifier behind every metric: a small CNN, trained once per dataset content and cached on disk.
 
 Its penultimate layer ("features", 128 ReLU units) feeds FID, KID and precision/recall; its softmax
 feeds the Inception Score and mode coverage. Input: float32 (N, 28, 28, 1) in [0, 1].
@@ -31,9 +31,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "dcgan-harness"))
 
 
-def cache_key(dataset: str) -> str:
-    blob = json.dumps({"dataset": dataset, "split": "train", "architecture": ARCHITECTURE,
-                       "settings": SETTINGS[dataset]}, sort_keys=True)
+def cache_key(dataset) -> str:
+    """Keyed by the data's content and the training settings: a changed split or file trains afresh."""
+    blob = json.dumps({"data": dataset.fingerprint, "architecture": ARCHITECTURE,
+                       "settings": SETTINGS[dataset.name]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -105,7 +106,7 @@ def _lock(path: Path):
 def load_or_train(dataset, quiet: bool = False):
     """(model, info) for the dataset, training it once; concurrent callers wait for the first."""
     import keras
-    stem = cache_dir() / "classifier" / f"{dataset.name}-{cache_key(dataset.name)}"
+    stem = cache_dir() / "classifier" / f"{dataset.name}-{cache_key(dataset)}"
     path, meta = stem.with_suffix(".keras"), stem.with_suffix(".json")
     with _lock(stem.with_suffix(".lock")):
         if not (path.exists() and meta.exists()):
@@ -115,7 +116,7 @@ def load_or_train(dataset, quiet: bool = False):
             digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
             info = {"dataset": dataset.name, "accuracy": accuracy, "train_seconds": seconds,
                     "architecture": ARCHITECTURE, "settings": SETTINGS[dataset.name], "sha256": digest,
-                    "test_images": len(dataset.test_images)}
+                    "test_images": len(dataset.test_images), "data": dataset.fingerprint}
             os.replace(tmp, path)  # atomic: a reader sees the old state or the whole new file
             tmp_meta = meta.with_suffix(f".{os.getpid()}.tmp")
             tmp_meta.write_text(json.dumps(info, indent=2))

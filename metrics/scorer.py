@@ -3,7 +3,8 @@
 score(images) maps float32 (N, 28, 28, 1) images in [0, 1] to named floats. The reference is real
 data the classifier never trained on (mnist: the 10,000 test digits; mnist-5k: the 1,000 held out).
 The floor is the same metrics for as many real training digits as images scored: the best a
-generator could hope for. Reference features and the floor are cached by classifier hash, split and N.
+generator could hope for. Reference features and the floor are cached by the data's content fingerprint,
+the classifier's hash, N and METRICS_VERSION.
 """
 from __future__ import annotations
 
@@ -95,10 +96,12 @@ class Scorer:
         return out
 
     def _reference(self, dataset):
-        """Reference features and the real-data floor, cached by classifier hash, split and N."""
+        """Reference features and the real-data floor, cached by data content, classifier hash, N and
+        the metric code's version."""
         from harness.data import to_unit
-        key = (f"{dataset.name}-{self.classifier_info['sha256'][:12]}-test-n{self.n_images}"
-               f"-kid{self.kid_subsets}x{self.kid_subset_size}-v2")  # v2: KID subsets of at most half a set
+        from harness.identity import METRICS_VERSION
+        key = (f"{dataset.name}-{dataset.fingerprint}-{self.classifier_info['sha256'][:12]}-n{self.n_images}"
+               f"-kid{self.kid_subsets}x{self.kid_subset_size}-m{METRICS_VERSION}")
         folder = classifier_lib.cache_dir() / "reference"
         path, meta = folder / f"{key}.npy", folder / f"{key}.json"
         if path.exists() and meta.exists():

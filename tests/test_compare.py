@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -60,7 +64,8 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     out = capsys.readouterr().out
     assert "smoothing" in out and "fewer than 3 seeds" in out
     report = (store / "r1" / "report.md").read_text()
-    assert "| base | 2 |" in report and "| smoothing | 2 |" in report
+    assert "| base | 2 | 0 | 2 |" in report and "| smoothing | 2 | 0 | 2 |" in report  # finished, diverged, collapsed
+    assert "(n=2)" in report and "numerics v" in report and "backend tensorflow on cpu" in report
     for figure in ("fid_over_training.png", "final_fid.png", "samples.png"):
         assert (store / "r1" / figure).read_bytes()[:4] == b"\x89PNG"
     reports = _runs("compare")
@@ -71,22 +76,96 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # identical: nothing new to train
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
-    assert "0 runs trained now" in (store / "r2" / "report.md").read_text()
+    assert "0 runs trained and 0 resumed now" in (store / "r2" / "report.md").read_text()
 
     assert main(args + ["--set", "train.lr_g=3e-4", "--out", str(store / "r3")]) == 0  # changed: trains again
     assert len(_runs("base")) == 4 and len(_runs("smoothing")) == 4
-    assert "4 runs trained now" in (store / "r3" / "report.md").read_text()
+    report = (store / "r3" / "report.md").read_text()
+    assert "4 runs trained and 0 resumed now" in report
+    assert "train.lr_g 0.0002 (wanted 0.0003)" in report  # the earlier runs, listed with the reason
+
+
+def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(store, capsys):
+    (store / "experiments").mkdir()
+    (store / "experiments" / "explode.yaml").write_text("# A discriminator learning rate nothing survives.\n"
+                                                         "train:\n  lr_d: 1.0e30\n")
+    args = ["compare", "explode", "--smoke", "--seeds", "2", "--set", "eval.n_images=100"]
+    assert main(args + ["--out", str(store / "r1")]) == 0
+    report = (store / "r1" / "report.md").read_text()
+    assert "| explode | 0 | 2 | 0 | - (n=0) |" in report  # finished 0, diverged 2: counted, not dropped
+    explode = _runs("explode")
+    assert len(explode) == 2 and all(r.data.tags["state"] == "diverged" for r in explode)
+
+    assert main(args + ["--out", str(store / "r2")]) == 0  # a divergence is reused, not retrained
+    assert len(_runs("explode")) == 2 and "| explode | 0 | 2 |" in (store / "r2" / "report.md").read_text()
+
+    assert main(args + ["--retry-diverged", "--out", str(store / "r3")]) == 0
+    report = (store / "r3" / "report.md").read_text()
+    assert len(_runs("explode")) == 4 and "| explode | 0 | 2 |" in report
+    assert "diverged, trained again (--retry-diverged): 2 runs" in report
+    assert "2 diverged, trained again" in capsys.readouterr().out
+
+
+def test_error_runs_are_retried_and_runs_from_before_identities_are_listed(store, capsys):
+    from harness import registry, run as run_lib
+    assert main(["run", "base", "--smoke", "--set", "eval.n_images=100"]) == 0  # seed 0
+    c = tracking.client()
+    old = _runs("base")[0]
+    for key in ("identity", "identity.schema", "numerics.version", "metrics.version", "data.fingerprint"):
+        c.delete_tag(old.info.run_id, key)  # as a run made before this code recorded identities
+    _, config = registry.resolve("base", smoke=True, sets=["eval.n_images=100"])
+    dataset = run_lib.load_dataset(config, quiet=True)
+
+    def outage(step, metrics):
+        raise ConnectionError("tracking server unreachable")
+    with pytest.raises(ConnectionError):
+        run_lib.run("base", config, 1, dataset, run_lib.make_scorer(config, dataset, quiet=True), on_eval=outage)
+    errored = next(r for r in _runs("base") if r.data.tags["seed"] == "1")
+    assert errored.info.status == "FAILED" and errored.data.tags["state"] == "error"
+
+    assert main(["compare", "base", "--smoke", "--seeds", "2", "--set", "eval.n_images=100",
+                 "--out", str(store / "r")]) == 0
+    report = (store / "r" / "report.md").read_text()
+    assert "| base | 2 | 0 |" in report and "2 runs trained" in report  # seed 0 (v1 left out) and seed 1 again
+    assert "identity v1 (made before run identities were recorded): 1 run" in report
+    assert "error, not an outcome of the variant: ConnectionError: tracking server unreachable" in report
+    assert "1 error, trained again" in capsys.readouterr().out
+
+
+def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(store, capsys):
+    steps = 120
+    args = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(steps), "--set", "eval.n_images=100",
+            "--set", "train.log_every_steps=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--out", "r1"], cwd=store, text=True,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stderr:  # past the first evaluation (step 40), so there is a checkpoint
+        if f"step 48/{steps}" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "the same command resumes it" in err
+    (run,) = _runs("base")
+    assert run.info.status == "KILLED" and run.data.tags["state"] == "interrupted"
+
+    assert main(args + ["--out", str(store / "r2")]) == 0
+    assert "resuming 1" in capsys.readouterr().err
+    (again,) = _runs("base")
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")
+    assert sorted(h.step for h in history) == list(range(1, steps + 1))  # each step once
+    assert "0 runs trained and 1 resumed now" in (store / "r2" / "report.md").read_text()
 
 
 def test_runs_on_other_data_are_not_pooled(store, capsys):
-    from harness import compare
+    from harness import compare, identity
     from harness.registry import resolve
     _, c = resolve("base", smoke=True)
-    a = compare.Arm("base", {}, c, "mnist-5k", "h1")
-    b = compare.Arm("smoothing", {}, c, "mnist", "h2")
+    a = compare.Arm("base", {}, c, "mnist-5k", identity.of(c, "fingerprint-a", "tensorflow", "cpu"))
+    b = compare.Arm("smoothing", {}, c, "mnist", identity.of(c, "fingerprint-b", "tensorflow", "cpu"))
     for arm, fid in ((a, 10.0), (b, 5.0)):
-        arm.runs = [{"run_id": "x", "seed": i, "metrics": {m: fid + i for m in compare.METRICS},
-                     "fid_history": [], "collapse": False} for i in range(3)]
+        arm.runs = [{"run_id": "x", "seed": i, "outcome": "finished", "metrics": {m: fid + i for m in compare.METRICS},
+                     "fid_history": [], "collapse": "", "versions": {}} for i in range(3)]
     rows = compare.analyse([a, b])
     row = next(r for r in rows if r["arm"] == "smoothing")
     assert row["verdict"].startswith("not compared") and "d_fid" not in row

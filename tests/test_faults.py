@@ -69,7 +69,9 @@ def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(store, tmp_p
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
 
 
-def test_resume_with_a_changed_config_is_refused(store, capsys):
+def test_resume_refuses_other_settings_and_continues_runs_from_before_identities(store, capsys):
+    import json
+    from harness import checkpoint, run as run_lib
     proc = _start(store)
     for line in proc.stderr:
         if f"step 48/{STEPS}" in line:
@@ -77,10 +79,30 @@ def test_resume_with_a_changed_config_is_refused(store, capsys):
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
-    args = RUN[3:] + ["--resume", "--set", "train.lr_g=0.001"]
-    assert main(args) == 2
+    args = RUN[3:] + ["--resume"]
+    assert main(args + ["--set", "train.lr_g=0.001"]) == 2
     err = capsys.readouterr().err
     assert "train.lr_g: 0.0002 -> 0.001" in err and err.count("\n") == 1
+
+    c, (run,) = _runs("batchnorm")
+    path = run_lib.local_artifact_dir(run.info.artifact_uri) / "checkpoint" / "state.npz"
+    step, arrays, meta = checkpoint.load(path)
+    assert meta["identity"]["numerics"] == run_lib.identity.NUMERICS_VERSION
+    checkpoint.save(path.parent, step, arrays, {**meta, "identity": {**meta["identity"], "numerics": 99}})
+    assert main(args) == 2  # another train step's maths: it cannot continue this run
+    assert "train step numerics v99 -> v" in capsys.readouterr().err
+
+    # A run from before identities: no identity in its checkpoint or tags, an old key, a new key absent.
+    old = {k: v for k, v in meta.items() if k != "identity"}
+    old["config"] = json.loads(json.dumps(meta["config"]))
+    del old["config"]["eval"]["collapse_modes"], old["config"]["eval"]["collapse_recall"]
+    old["config"]["eval"]["collapse_d_loss"] = 0.01
+    checkpoint.save(path.parent, step, arrays, old)
+    for key in ("identity", "identity.schema", "numerics.version", "metrics.version", "data.fingerprint"):
+        c.delete_tag(run.info.run_id, key)
+    assert main(args) == 0
+    (resumed,) = _runs("batchnorm")[1]
+    assert resumed.info.status == "FINISHED" and "identity" not in resumed.data.tags  # it stays identity v1
 
 
 def test_nan_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(store):
@@ -125,11 +147,15 @@ def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store,
     assert step == 4 and all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")
 
 
-def test_collapsed_discriminator_is_tagged_and_the_run_goes_on(store):
-    assert main(["run", "base", "--smoke", "--set", "eval.collapse_d_loss=100"]) == 0  # every loss is "near 0"
-    _, runs = _runs("base")
+def test_collapse_is_judged_from_the_samples_and_said_in_words(store, capsys):
+    # Six steps at tiny width make no digits: the final samples are one class to the classifier.
+    assert main(["run", "smoothing", "--smoke", "--set", "eval.n_images=100"]) == 0
+    _, runs = _runs("smoothing")
     tags = runs[-1].data.tags
-    assert runs[-1].info.status == "FINISHED" and tags["collapse"] == "true" and "d_loss <" in tags["collapse.reason"]
+    assert runs[-1].info.status == "FINISHED" and tags["collapse"] == "true" and tags["collapse.since"] == "2"
+    assert "digit classes" in tags["collapse.reason"] and tags["collapse.samples"]
+    err = capsys.readouterr().err
+    assert "smoothing-s0 ended COLLAPSED (since the evaluation at step 2)" in err and "try" in err
 
 
 def test_eight_concurrent_runs_on_a_fresh_store_all_land(store):
@@ -165,8 +191,9 @@ def test_hostile_experiment_files_write_nothing(store, capsys, content, words):
 def test_bad_data_path_is_an_error_with_nothing_written(store, capsys):
     (store / "short.npz").write_bytes(b"PK\x03\x04 truncated")
     for path in ("missing.npz", "short.npz"):
-        assert main(["run", "base", "--smoke", "--set", f"data.path={path}"]) == 2
-        assert capsys.readouterr().err.count("\n") == 1
+        assert main(["run", "base", "--smoke", "--set", "data.name=mnist", "--set", f"data.path={path}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and path in err
     assert not (store / "mlflow.db").exists()
 
 

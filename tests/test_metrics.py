@@ -27,11 +27,55 @@ def test_fid_is_zero_against_itself_and_grows_with_noise():
     assert fid(x, x + 3.0) == pytest.approx(16 * 9.0, rel=1e-6)  # a pure mean shift: ||mu1 - mu2||^2
 
 
+def test_fid_matches_an_independent_route_for_non_commuting_covariances():
+    """Tr sqrt(S1 S2) by the symmetric form sqrt(S1) S2 sqrt(S1) through eigh: a diagonal-only shortcut fails."""
+    from scipy import linalg
+    from metrics.fid import frechet_distance
+
+    def spd(seed, d=6):
+        a = np.random.default_rng(seed).standard_normal((d, d))
+        return a @ a.T + 0.5 * np.eye(d)
+
+    s1, s2 = spd(1), spd(2)
+    assert not np.allclose(s1 @ s2, s2 @ s1)  # they do not commute
+    mu1, mu2 = np.arange(6.0), np.ones(6)
+    w, v = linalg.eigh(s1)
+    root1 = (v * np.sqrt(w)) @ v.T
+    inner = linalg.eigvalsh(root1 @ s2 @ root1)
+    expected = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(inner).sum())
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    diagonal_only = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2)
+                          - 2 * np.sqrt(np.diag(s1) * np.diag(s2)).sum())
+    assert abs(diagonal_only - expected) > 0.1
+
+
+def test_kid_is_unbiased_over_many_same_distribution_draws():
+    """Mean over 400 draws of two sets from one distribution is within 3 standard errors of 0 (a biased
+    estimator that keeps the kernel diagonals sits several standard errors above)."""
+    rng = np.random.default_rng(3)
+    values = [kid(rng.standard_normal((80, 8)), rng.standard_normal((80, 8)), subsets=1, subset_size=40, seed=i)[0]
+              for i in range(400)]
+    mean, se = np.mean(values), np.std(values, ddof=1) / np.sqrt(len(values))
+    assert abs(mean) < 3 * se
+
+
+def test_precision_recall_uses_the_kth_nearest_other_point():
+    """Reals at 0, 1, 2, 3 and 10..13 on a line; fakes at -2.5 and -5 reach the ball of 0 only when its
+    radius is the 3rd (3.0) or 4th (10.0) neighbour distance. k=3 gives 1/6; k off by one gives 0 or 2/6."""
+    line = lambda xs: np.stack([np.asarray(xs, float), np.zeros(len(xs))], axis=1)  # noqa: E731
+    real = line([0, 1, 2, 3, 10, 11, 12, 13])
+    fake = line([-2.5, -5, 30, 31, 32, 33])
+    assert precision_recall(real, fake)[0] == pytest.approx(1 / 6)
+    assert precision_recall(real, fake, k=2)[0] == 0.0
+    assert precision_recall(real, fake, k=4)[0] == pytest.approx(2 / 6)
+
+
 def test_inception_score_bounds():
     one_class = np.tile(np.eye(10)[3], (1000, 1))
     assert inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
     spread = np.eye(10)[np.arange(1000) % 10]
-    assert inception_score(spread)[0] == pytest.approx(10.0, rel=1e-3)
+    assert inception_score(spread, splits=1)[0] == pytest.approx(10.0, rel=1e-6)
+    assert 9.0 < inception_score(spread)[0] < 10.0  # ten splits of 100: each marginal a little uneven
 
 
 def test_kid_two_halves_of_one_set_is_about_zero():
@@ -100,6 +144,50 @@ def test_smoke_generator_scores_far_worse_than_real(store, scorer_5k):
     assert result.status == "FINISHED"
     assert result.metrics["fid"] > 20 * scorer_5k.floor["fid"]
     assert result.metrics["is"] < scorer_5k.floor["is"] - 3
+
+
+def test_inception_score_does_not_depend_on_the_order_of_the_images(scorer_5k, mnist_5k):
+    order = np.argsort(mnist_5k.test_labels, kind="stable")
+    by_class = scorer_5k.score(to_unit(mnist_5k.test_images[order]))["is"]
+    shuffled = scorer_5k.score(to_unit(mnist_5k.test_images))["is"]
+    assert by_class == pytest.approx(shuffled, rel=0.02) and shuffled > 9.0
+
+
+def test_collapse_is_judged_the_same_way_from_any_samples(scorer_5k, mnist_5k):
+    from metrics import collapse
+    floor = scorer_5k.floor
+    real = scorer_5k.score(to_unit(mnist_5k.train_images[1000:2000]))
+    assert collapse.judge(real, floor) == ""
+    blank = scorer_5k.score(np.zeros((1000, 28, 28, 1), np.float32))
+    assert "digit classes" in collapse.judge(blank, floor) and "one class" in collapse.describe(blank)
+    ones = to_unit(mnist_5k.train_images[mnist_5k.train_labels == 1][:400])  # real digits, one class only
+    one_class = scorer_5k.score(ones)
+    assert "1 of 10 digit classes" in collapse.judge(one_class, floor)
+    assert "few classes" in collapse.describe(one_class) or "one class" in collapse.describe(one_class)
+
+
+def test_classifier_and_reference_caches_are_keyed_by_the_data_content(tmp_path, monkeypatch, mnist_5k):
+    """A changed file or split trains and computes afresh; the same content at another path does not."""
+    from harness import data
+    from metrics import classifier
+    from metrics.scorer import Scorer
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    x, y = mnist_5k.train_images, mnist_5k.train_labels
+    for name, rows in (("a.npz", slice(0, 300)), ("b.npz", slice(300, 600))):
+        np.savez(tmp_path / name, x_train=x[rows], y_train=y[rows], x_test=x[3000:3100], y_test=y[3000:3100])
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "a.npz").write_bytes((tmp_path / "a.npz").read_bytes())
+    a, b, a_copy = (data.load("mnist", str(tmp_path / p)) for p in ("a.npz", "b.npz", "copy/a.npz"))
+    assert a.fingerprint != b.fingerprint and a.fingerprint == a_copy.fingerprint
+    scorers = [Scorer(d, kid_subsets=2, kid_subset_size=20, quiet=True) for d in (a, b, a_copy)]
+    paths = [s.classifier_info["path"] for s in scorers]
+    assert paths[0] != paths[1] and paths[0] == paths[2]
+    assert len(list((tmp_path / "cache" / "classifier").glob("*.keras"))) == 2  # trained twice, not three times
+    assert len(list((tmp_path / "cache" / "reference").glob("*.npy"))) == 2
+    assert not np.array_equal(scorers[0].reference_features, scorers[1].reference_features) or \
+        scorers[0].floor != scorers[1].floor
+    split_a, split_b = data.load_mnist_5k(1234), data.load_mnist_5k(99)
+    assert classifier.cache_key(split_a) != classifier.cache_key(split_b)
 
 
 def test_score_cli(tmp_path, mnist_5k, capsys):

@@ -36,9 +36,11 @@ def test_experiment_smoke_run_is_logged(name, in_shared_store, capsys):
     _, expected = registry.resolve(name, smoke=True)
     assert p["model.output_activation"] == expected.model.output_activation
     assert p["train.real_label"] == str(expected.train.real_label) and p["train.steps"] == "6"
-    assert t["experiment"] == name and t["seed"] == "0" and t["dataset"] == "mnist-5k"  # offline: the fallback
-    for key in ("backend", "version.tensorflow", "version.keras", "version.numpy", "hardware.cpu", "git.commit", "git.dirty"):
+    assert t["experiment"] == name and t["seed"] == "0" and t["dataset"] == "mnist-5k"  # --smoke pins mnist-5k
+    for key in ("backend", "version.tensorflow", "version.keras", "version.numpy", "hardware.cpu", "git.commit", "git.dirty",
+                "identity", "data.fingerprint", "platform", "numerics.version", "metrics.version"):
         assert t[key]
+    assert t["platform"] == "cpu" and t["precision"] == "float32" and t["state"] == "finished"
     for key in METRICS:
         assert f"final/{key}" in m and f"floor/{key}" in m
     history = c.get_metric_history(run.info.run_id, "eval/fid")

@@ -1,0 +1,138 @@
+"""Run identity: what must be equal for two runs to count as the same experiment, in one place.
+
+Two runs of one seed are the same run, and runs of several seeds may be pooled into one arm, only when
+all of these are equal:
+- the config keys that change what a run computes, written as the keys that differ from their defaults
+  in harness/config.py (so adding a key at a default that reproduces the old behaviour changes no
+  identity; a new default that changes behaviour bumps NUMERICS_VERSION instead);
+- the data actually used, as a content fingerprint of its training and reference arrays (not its name
+  or path: a fallback to mnist-5k and an explicit mnist-5k are the same data);
+- the Keras backend (TensorFlow and JAX draw different random streams) and the device platform;
+- the precision policy;
+- NUMERICS_VERSION, bumped by any change to what a training step computes, and METRICS_VERSION,
+  bumped by any change to scoring.
+Library versions are tags, shown in reports, never identity. Runs made before identities were
+recorded carry no `identity` tag: they are "identity v1", listed and left out by `compare`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from harness import config as cfg
+from harness.config import Config
+
+SCHEMA = 2  # v1: the old config hash (whole config + dataset name); v2: this module
+NUMERICS_VERSION = 2  # v2: identity v2 itself; the train step computes what v1's did
+METRICS_VERSION = 2  # v2: Inception Score splits after a fixed-seed shuffle; caches keyed by data content
+
+# Numerics versions whose train step, with LEGACY values for the keys they lack, computes what this
+# version's step computes: their interrupted runs may be resumed by this code.
+SAME_STEP = (1, 2)
+
+# Keys that never change what a run computes: the seed is matched on its own, the rest is logging,
+# the search space, and the collapse judgement (made again from the final metrics by every reader).
+NOT_IDENTITY = ("train.seed", "train.seeds", "train.print_every_steps", "eval.collapse_modes",
+                "eval.collapse_recall")
+# Keys that only choose the data: the content fingerprint stands for them.
+DATA_KEYS = ("data.name", "data.path", "data.split_seed")
+# Keys added after identity v1, with the value that reproduces v1's behaviour: a v1 checkpoint that
+# lacks them reads them so. A key whose default already reproduces v1 needs no entry.
+LEGACY: dict = {}
+
+# The golden fingerprint of each NUMERICS_VERSION on CPUs: 4 steps at tiny width (tests/golden_step.py:
+# d_loss sum, g_loss sum, L1 and a random projection of the update), per backend and experiment. A change
+# to what the step computes fails tests/test_identity.py until NUMERICS_VERSION is bumped and a new
+# entry is added from `KERAS_BACKEND=... python tests/golden_step.py`; old entries stay as history.
+GOLDEN = {
+    2: {"tensorflow": {"base": [2.89138031, 3.065365522, 25.59866048, -0.01653895238],
+                       "batchnorm": [3.70812726, 3.139108300, 226.5262751, 1.956243921],
+                       "smoothing": [2.874932051, 3.074811220, 25.15061746, 0.2539140575],
+                       "tanh": [2.842606783, 2.737396479, 31.38426576, -0.5340291971]},
+        "jax": {"base": [2.976130307, 1.995937854, 27.21624236, 1.266065088],
+                "batchnorm": [2.763740957, 3.306762695, 225.0671424, -2.427653273]}},
+}
+
+
+def _counts(key: str) -> bool:
+    return not (key in NOT_IDENTITY or key in DATA_KEYS or key.startswith("search."))
+
+
+def config_part(config: Config) -> dict:
+    """Dotted key -> value for the keys that change a run and differ from their defaults."""
+    defaults = cfg.flat(Config())
+    return {k: v for k, v in sorted(cfg.flat(config).items()) if _counts(k) and v != defaults[k]}
+
+
+def platform() -> str:
+    """'gpu' when the backend sees an accelerator, else 'cpu'."""
+    from harness import tracking
+    return "gpu" if tracking.gpu_available() else "cpu"
+
+
+def of(config: Config, data_fingerprint: str, backend: str | None = None, device: str | None = None) -> dict:
+    """The identity of a run of this config on this data, here (or on the backend and platform given)."""
+    import keras
+    return {"schema": SCHEMA, "config": config_part(config), "data": data_fingerprint,
+            "backend": backend or keras.backend.backend(), "platform": device or platform(),
+            "precision": config.train.precision, "numerics": NUMERICS_VERSION, "metrics": METRICS_VERSION}
+
+
+def digest(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def tags(identity: dict) -> dict:
+    """MLflow tags of a run: the digest that compare matches on, and each part, for people and reports."""
+    return {"identity": digest(identity), "identity.schema": identity["schema"], "backend": identity["backend"],
+            "platform": identity["platform"], "precision": identity["precision"],
+            "numerics.version": identity["numerics"], "metrics.version": identity["metrics"],
+            "data.fingerprint": identity["data"]}
+
+
+def differences(identity: dict, run_tags: dict, run_params: dict) -> list[str]:
+    """Why a run's identity is not this one, part by part, from the run's tags and params."""
+    if "identity" not in run_tags:
+        return ["identity v1 (made before run identities were recorded)"]
+    out = []
+    for part, tag in (("backend", "backend"), ("platform", "platform"), ("precision", "precision"),
+                      ("numerics", "numerics.version"), ("metrics", "metrics.version"), ("data", "data.fingerprint")):
+        theirs = run_tags.get(tag)
+        if str(theirs) != str(identity[part]):
+            out.append(f"{part} {theirs} (wanted {identity[part]})")
+    defaults = cfg.flat(Config())
+    for key in sorted(set(defaults) | set(identity["config"])):
+        if not _counts(key) or key not in defaults:
+            continue
+        wanted = identity["config"].get(key, defaults[key])
+        theirs = run_params.get(key, str(LEGACY.get(key, defaults[key])))
+        if theirs != str(wanted):
+            out.append(f"{key} {theirs} (wanted {wanted})")
+    return out or ["identity differs"]
+
+
+def read_old(section_key: str, old: dict):
+    """A key's value in a config dict saved by older code: absent keys read as their v1 behaviour."""
+    section, _, key = section_key.partition(".")
+    values = old.get(section, {})
+    if key in values:
+        return values[key]
+    if section_key in LEGACY:
+        return LEGACY[section_key]
+    return cfg.flat(Config()).get(section_key)
+
+
+def resume_differences(saved: dict | None, run_tags: dict, identity: dict) -> list[str]:
+    """Why a checkpoint cannot be continued here. saved: the identity in the checkpoint (None for runs
+    from before identities, which are checked on what their tags recorded: backend and platform)."""
+    if saved is None:
+        saved = {"backend": run_tags.get("backend", identity["backend"]),
+                 "platform": "cpu" if run_tags.get("hardware.gpu", "none") == "none" else "gpu",
+                 "numerics": 1}
+        parts = ("backend", "platform")
+    else:
+        parts = ("backend", "platform", "precision", "data", "metrics")
+    out = [f"{part}: {saved[part]} -> {identity[part]}" for part in parts if saved[part] != identity[part]]
+    if saved["numerics"] != identity["numerics"] and saved["numerics"] not in SAME_STEP:
+        out.append(f"train step numerics v{saved['numerics']} -> v{identity['numerics']}")
+    return out
