@@ -108,7 +108,7 @@ def main(out: Path, quick: bool) -> None:
     except Exception as e:  # a profiler problem must not cost the items below
         log(out, {"item": "d", "error": repr(e)})
     try:  # (e) G's upsampling as four phase convolutions (JAX's CPU form) against XLA's own, on this device
-        from harness.phase_conv_transpose import PhaseConv2DTranspose
+        from harness.kernels.phase_conv_transpose import PhaseConv2DTranspose
         by_form = {}
         for form, phases in (("stock", False), ("phases", True)):
             PhaseConv2DTranspose.use_phases = phases

@@ -27,6 +27,7 @@ class DataConfig:
     name: Literal["mnist", "mnist-5k"] = "mnist"  # dataset; mnist falls back to mnist-5k offline
     path: Optional[str] = None  # local mnist.npz or IDX folder; missing or malformed is an error
     split_seed: int = 1234  # seed of the stratified 4,000/1,000 split of mnist-5k (fixed, not the run seed)
+    sampling: Literal["replacement", "epoch_shuffle"] = "replacement"  # real half-batches: drawn with replacement as the seed does (randint), or a fresh shuffle each epoch
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class ModelConfig:
     d_filters: int = field(default=64, metadata={"min": 1})  # D: filters of both stride-2 convs
     output_activation: Literal["sigmoid", "tanh"] = "sigmoid"  # tanh also scales real images to [-1, 1]
     batchnorm: bool = False  # BatchNorm in G (after dense, each transposed conv) and D (after 2nd conv)
+    batchnorm_mode: Literal["classic", "train"] = "classic"  # classic: the seed's Keras loop (G.predict's inference-mode fakes for D; frozen D normalises with moving statistics in G's update); train: training mode in both phases (keras-io)
     dropout: float = field(default=0.4, metadata={"min": 0.0, "max": 0.99})  # D dropout after each conv
     leaky_slope: float = field(default=0.2, metadata={"min": 0.0})  # LeakyReLU negative slope
 

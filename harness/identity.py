@@ -23,12 +23,13 @@ from harness import config as cfg
 from harness.config import Config
 
 SCHEMA = 2  # v1: the old config hash (whole config + dataset name); v2: this module
-NUMERICS_VERSION = 2  # v2: identity v2 itself; the train step computes what v1's did
+NUMERICS_VERSION = 3  # v3: real images drawn with replacement; BatchNorm with the seed's (classic) semantics
+# v2: identity v2 itself; the train step computed what v1's did
 METRICS_VERSION = 2  # v2: Inception Score splits after a fixed-seed shuffle; caches keyed by data content
 
 # Numerics versions whose train step, with LEGACY values for the keys they lack, computes what this
 # version's step computes: their interrupted runs may be resumed by this code.
-SAME_STEP = (1, 2)
+SAME_STEP = (1, 2, 3)
 
 # Keys that never change what a run computes: the seed is matched on its own, the rest is logging,
 # the search space, and the collapse judgement (made again from the final metrics by every reader).
@@ -38,7 +39,7 @@ NOT_IDENTITY = ("train.seed", "train.seeds", "train.print_every_steps", "eval.co
 DATA_KEYS = ("data.name", "data.path", "data.split_seed")
 # Keys added after identity v1, with the value that reproduces v1's behaviour: a v1 checkpoint that
 # lacks them reads them so. A key whose default already reproduces v1 needs no entry.
-LEGACY: dict = {}
+LEGACY = {"data.sampling": "epoch_shuffle", "model.batchnorm_mode": "train"}
 
 # The golden fingerprint of each NUMERICS_VERSION on CPUs: 4 steps at tiny width (tests/golden_step.py:
 # d_loss sum, g_loss sum, L1 and a random projection of the update), per backend and experiment. A change
@@ -51,6 +52,12 @@ GOLDEN = {
                        "tanh": [2.842606783, 2.737396479, 31.38426576, -0.5340291971]},
         "jax": {"base": [2.976130307, 1.995937854, 27.21624236, 1.266065088],
                 "batchnorm": [2.763740957, 3.306762695, 225.0671424, -2.427653273]}},
+    3: {"tensorflow": {"base": [2.950380087, 3.060612679, 24.99818824, 0.01724704133],
+                       "batchnorm": [3.870925248, 2.962044895, 83.46434104, 0.1464479667],
+                       "smoothing": [2.925606251, 3.071354508, 24.59792394, 0.2771155713],
+                       "tanh": [2.83949846, 2.736020267, 30.84188332, -0.7559167624]},
+        "jax": {"base": [2.96573174, 1.994834065, 27.50606516, 1.157648867],
+                "batchnorm": [2.852619946, 2.053719789, 88.14741551, -2.652592157]}},
 }
 
 

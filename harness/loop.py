@@ -79,11 +79,10 @@ def make_step(config: Config, generator, discriminator, images: np.ndarray, seed
     if keras.backend.backend() == "jax":  # JAX runs op by op without jit: always compile unless told not to
         from harness.step_jax import JaxStep
         jit = t.jit_compile is not False
-        return JaxStep(generator, discriminator, g_optimizer, d_optimizer, images, t.batch_size, t.real_label, seed, jit)
+        return JaxStep(generator, discriminator, g_optimizer, d_optimizer, images, config, seed, jit)
     jit = t.jit_compile if t.jit_compile is not None else tracking.gpu_available()
     from harness.step_tf import TensorFlowStep
-    return TensorFlowStep(generator, discriminator, g_optimizer, d_optimizer, images, t.batch_size, t.real_label,
-                          seed, jit)
+    return TensorFlowStep(generator, discriminator, g_optimizer, d_optimizer, images, config, seed, jit)
 
 
 def build(config: Config, dataset: Dataset, seed: int, fast_kernels: bool = True):

@@ -1,60 +1,68 @@
-"""Generator and discriminator of the classic Keras MNIST DCGAN, with the variant switches.
+"""Generator and discriminator of the classic Keras MNIST DCGAN, as the recipe writes them, with the
+variant switches.
 
 At full width (g_filters=128, d_filters=64, latent_dim=100) G has 1,164,289 parameters and D 40,705.
 D returns logits (the loss uses from_logits): the same maths as a sigmoid + BCE, more stable.
-Three layers have faster kernels with Keras's maths and variables: G's last layer is a `OneFilterConv2D`
-and BatchNorm a `FusedBatchNormalization` (both for TensorFlow), G's upsampling a `PhaseConv2DTranspose`
-(for JAX on CPUs). `fast_kernels=False` builds stock Keras layers instead (the classic-loop benchmark,
-to stay the recipe's model); saved files hold stock layers.
+`fast_kernels` chooses, in one line per network, whether the layer names below are keras.layers or the
+same maths as faster kernels (harness/kernels/); the classic-loop benchmark and the fidelity tests'
+reference build stock layers, and saved files hold stock layers.
 """
 from __future__ import annotations
 
-import keras
-from keras import layers
+import contextlib
 
+import keras
+
+from harness import kernels
 from harness.config import ModelConfig
-from harness.fused_batch_norm import FusedBatchNormalization
-from harness.one_filter_conv import OneFilterConv2D
-from harness.phase_conv_transpose import PhaseConv2DTranspose
 
 
 def build_generator(m: ModelConfig, precision: str = "float32", fast_kernels: bool = True) -> keras.Model:
     """latent (N, latent_dim) -> image (N, 28, 28, 1) in the output activation's range."""
+    layers = kernels.layers(fast_kernels)  # stock Keras layers, or the same maths as faster kernels
     dtype = precision  # hidden layers; the output layer stays float32 so images are float32
-    batch_norm = FusedBatchNormalization if fast_kernels else layers.BatchNormalization
-    upsample = PhaseConv2DTranspose if fast_kernels else layers.Conv2DTranspose
     z = keras.Input((m.latent_dim,), name="latent")
     x = layers.Dense(m.g_filters * 7 * 7, dtype=dtype, name="project")(z)
     if m.batchnorm:
-        x = batch_norm(dtype=dtype, name="project_bn")(x)
+        x = layers.BatchNormalization(dtype=dtype, name="project_bn")(x)
     x = layers.LeakyReLU(m.leaky_slope, dtype=dtype, name="project_act")(x)
     x = layers.Reshape((7, 7, m.g_filters), dtype=dtype, name="to_maps")(x)  # (N, 7, 7, g)
     for i in (1, 2):  # 7x7 -> 14x14 -> 28x28
-        x = upsample(m.g_filters, kernel_size=4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
+        x = layers.Conv2DTranspose(m.g_filters, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
         if m.batchnorm:
-            x = batch_norm(dtype=dtype, name=f"up{i}_bn")(x)
+            x = layers.BatchNormalization(dtype=dtype, name=f"up{i}_bn")(x)
         x = layers.LeakyReLU(m.leaky_slope, dtype=dtype, name=f"up{i}_act")(x)
-    image_layer = OneFilterConv2D if fast_kernels else layers.Conv2D
-    image = image_layer(kernel_size=7, filters=1, padding="same", activation=m.output_activation, dtype="float32",
-                        name="image")(x)
+    image = layers.Conv2D(1, 7, padding="same", activation=m.output_activation, dtype="float32", name="image")(x)
     return keras.Model(z, image, name="generator")
 
 
 def build_discriminator(m: ModelConfig, precision: str = "float32", fast_kernels: bool = True) -> keras.Model:
     """image (N, 28, 28, 1) -> real/fake logit (N, 1)."""
+    layers = kernels.layers(fast_kernels)  # stock Keras layers, or the same maths as faster kernels
     dtype = precision
-    batch_norm = FusedBatchNormalization if fast_kernels else layers.BatchNormalization
     image = keras.Input((28, 28, 1), name="image")
     x = image
     for i in (1, 2):  # 28x28 -> 14x14 -> 7x7
         x = layers.Conv2D(m.d_filters, 3, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
         if m.batchnorm and i == 2:
-            x = batch_norm(dtype=dtype, name="down2_bn")(x)
+            x = layers.BatchNormalization(dtype=dtype, name="down2_bn")(x)
         x = layers.LeakyReLU(m.leaky_slope, dtype=dtype, name=f"down{i}_act")(x)
         x = layers.Dropout(m.dropout, dtype=dtype, name=f"down{i}_drop")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
     logit = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(image, logit, name="discriminator")
+
+
+@contextlib.contextmanager
+def frozen(model: keras.Model):
+    """The seed's `d_model.trainable = False` inside the composite model, for the calls in this block:
+    Keras's BatchNormalization then normalises with its moving statistics and leaves them alone; dropout
+    stays on in a training call."""
+    model.trainable = False
+    try:
+        yield model
+    finally:
+        model.trainable = True
 
 
 def stock_copy(model: keras.Model) -> keras.Model:

@@ -3,13 +3,18 @@
 Keras 3's stateless API (stateless_call, stateless_apply) keeps the models and optimizers the same
 objects as under TensorFlow; the state (weights, BatchNorm statistics, dropout seed states, Adam
 moments) lives in JAX arrays between steps and is written back to the Keras variables on demand.
-Per-step draws are a stateless function of (seed, step), as in step_tf.py.
+Per-step draws are a stateless function of (seed, step), and model.batchnorm_mode has the same two
+meanings, as in step_tf.py.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
+
+from harness.config import Config
+from harness.models import frozen
 
 # Streams of the step's random draws, folded into the run's key.
 _REAL_ORDER, _D_LATENT, _G_LATENT = 0, 1, 2
@@ -24,16 +29,19 @@ def _bce(labels, logits):
 class JaxStep:
     """step(i) runs training step i and returns its losses and D accuracies as scalar arrays."""
 
-    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray,
-                 batch_size: int, real_label: float, seed: int, jit_compile: bool = True):
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray, config: Config,
+                 seed: int, jit_compile: bool = True):
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.images = jnp.asarray(images)  # float32 (N, 28, 28, 1) in G's output range, resident on the device
+        batch_size = config.train.batch_size
         self.half = batch_size // 2
         self.batch_size = batch_size
         self.steps_per_epoch = max(1, len(images) // batch_size)
         self.latent_dim = generator.input_shape[-1]
-        self.real_label = float(real_label)
+        self.real_label = float(config.train.real_label)  # 1, or 0.9 for one-sided smoothing
+        self.sampling = config.data.sampling
+        self.classic = config.model.batchnorm_mode == "classic"
         self.key = jax.random.key(int(seed))
         g_optimizer.build(generator.trainable_variables)
         d_optimizer.build(discriminator.trainable_variables)
@@ -60,11 +68,7 @@ class JaxStep:
         return jax.lax.scan(lambda s, i: self._train_step(s, images, start + i), state, jnp.arange(count))
 
     def _train_step(self, state, images, step):
-        # Real images: a fresh shuffle every epoch, then consecutive slices of half a batch.
-        epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
-        order = jax.random.permutation(jax.random.fold_in(jax.random.fold_in(self.key, _REAL_ORDER), epoch),
-                                       images.shape[0])
-        real_images = images[jax.lax.dynamic_slice(order, (within * self.half,), (self.half,))]
+        real_images = images[self.real_indices(images.shape[0], step)]
         d_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(self.key, _D_LATENT), step),
                                      (self.half, self.latent_dim))
         g_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(self.key, _G_LATENT), step),
@@ -73,11 +77,22 @@ class JaxStep:
         state, out["g_loss"] = self._generator_phase(state, g_latent)
         return state, out
 
+    def real_indices(self, n: int, step):
+        """Which real images step `step` shows: half a batch drawn with replacement, as the seed's
+        randint does, or consecutive slices of a fresh shuffle every epoch."""
+        stream = jax.random.fold_in(self.key, _REAL_ORDER)
+        if self.sampling == "replacement":
+            return jax.random.randint(jax.random.fold_in(stream, step), (self.half,), 0, n)
+        epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
+        order = jax.random.permutation(jax.random.fold_in(stream, epoch), n)
+        return jax.lax.dynamic_slice(order, (within * self.half,), (self.half,))
+
     def _discriminator_phase(self, state, real_images, random_latent_vectors):
         """One D update on half a batch of real and half a batch of generated images; G's weights untouched."""
         g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov = state
         half = real_images.shape[0]
-        fake_images, g_ntv = self.generator.stateless_call(g_tv, g_ntv, random_latent_vectors, training=True)
+        fake_images, g_ntv = self.generator.stateless_call(g_tv, g_ntv, random_latent_vectors,
+                                                           training=not self.classic)  # classic: as G.predict
         combined_images = jnp.concatenate([real_images, fake_images.astype(real_images.dtype)], axis=0)
         labels = jnp.concatenate([jnp.full((half, 1), self.real_label), jnp.zeros((half, 1))])  # real_label: 1 or 0.9
 
@@ -99,12 +114,25 @@ class JaxStep:
 
         def g_loss_fn(g_tv, g_ntv, d_ntv):
             fake_images, g_ntv = self.generator.stateless_call(g_tv, g_ntv, random_latent_vectors, training=True)
-            logits, d_ntv = self.discriminator.stateless_call(d_tv, d_ntv, fake_images, training=True)
+            if self.classic:  # the seed's frozen D
+                logits, d_ntv = self._frozen_discriminator(d_tv, d_ntv, fake_images)
+            else:
+                logits, d_ntv = self.discriminator.stateless_call(d_tv, d_ntv, fake_images, training=True)
             return _bce(misleading_labels, logits), (g_ntv, d_ntv)
 
         (g_loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_tv, g_ntv, d_ntv)
         g_tv, g_ov = self.g_optimizer.stateless_apply(g_ov, grads, g_tv)
         return (g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov), g_loss
+
+    def _frozen_discriminator(self, d_tv, d_ntv, images):
+        """D called in training mode while frozen (models.frozen), statelessly: stateless_call needs the
+        trainable/non-trainable split, which freezing changes, so map every variable to its value here."""
+        d = self.discriminator
+        mapping = list(zip(d.trainable_variables, d_tv)) + list(zip(d.non_trainable_variables, d_ntv))
+        non_trainable = d.non_trainable_variables
+        with frozen(d), keras.StatelessScope(state_mapping=mapping) as scope:
+            logits = d(images, training=True)
+        return logits, [scope.get_current_value(v) for v in non_trainable]
 
     def _generate_images(self, g_tv, g_ntv, latent_vectors):
         return self.generator.stateless_call(g_tv, g_ntv, latent_vectors, training=False)[0]

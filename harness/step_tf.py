@@ -1,13 +1,25 @@
 """The GAN train step for the TensorFlow backend: both updates in one compiled function.
 
+It computes what the seed's Keras loop computes (tests/test_fidelity.py proves it step by step against
+that loop): D's update on half a batch of real images and half of G's, then G's update through D.
+With model.batchnorm_mode "classic" (the seed's semantics) D's fakes come from G in inference mode,
+as `G.predict` makes them, and D is frozen in G's update as in the seed's composite model, so its
+BatchNorm normalises with moving statistics there (its dropout stays on); "train" runs both networks
+in training mode in both phases (keras-io's DCGAN). Without BatchNorm the two are the same maths.
+
 All per-step randomness (which real images, which latent points) is a stateless function of
 (seed, step), so a resumed run draws exactly what an uninterrupted one would. Dropout draws from
 Keras seed generators whose state is among the models' variables and is checkpointed with them.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
+
+from harness.config import Config
+from harness.models import frozen
 
 # Offsets that give each random draw of a step its own stream: (seed + offset, step or epoch).
 _REAL_ORDER, _D_LATENT, _G_LATENT = 0, 1_000_003, 2_000_006
@@ -20,16 +32,19 @@ def _bce(labels, logits):
 class TensorFlowStep:
     """step(i) runs training step i and returns its losses and D accuracies as scalar tensors."""
 
-    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray,
-                 batch_size: int, real_label: float, seed: int, jit_compile: bool = True):
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray, config: Config,
+                 seed: int, jit_compile: bool = True):
         self.generator, self.discriminator = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.images = tf.constant(images)  # float32 (N, 28, 28, 1) in G's output range, resident on the device
+        batch_size = config.train.batch_size
         self.half = batch_size // 2  # real images per step; as many fakes
         self.batch_size = batch_size  # latent points in the generator phase
         self.steps_per_epoch = max(1, len(images) // batch_size)
         self.latent_dim = generator.input_shape[-1]
-        self.real_label = float(real_label)
+        self.real_label = float(config.train.real_label)  # 1, or 0.9 for one-sided smoothing
+        self.sampling = config.data.sampling
+        self.classic = config.model.batchnorm_mode == "classic"
         self.seed = int(seed)
         g_optimizer.build(generator.trainable_variables)
         d_optimizer.build(discriminator.trainable_variables)
@@ -46,20 +61,28 @@ class TensorFlowStep:
 
     def _train_step(self, images, step):
         seed = tf.constant(self.seed, tf.int64)
-        # Real images: a fresh shuffle every epoch, then consecutive slices of half a batch.
-        epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
-        order = tf.argsort(tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack([seed + _REAL_ORDER, epoch])))
-        real_images = tf.gather(images, order[within * self.half:(within + 1) * self.half])
+        real_images = tf.gather(images, self.real_indices(tf.shape(images, out_type=tf.int64)[0], step))
         d_latent = tf.random.stateless_normal([self.half, self.latent_dim], seed=tf.stack([seed + _D_LATENT, step]))
         g_latent = tf.random.stateless_normal([self.batch_size, self.latent_dim], seed=tf.stack([seed + _G_LATENT, step]))
         out = self.discriminator_phase(real_images, d_latent)
         out["g_loss"] = self.generator_phase(g_latent)
         return out
 
+    def real_indices(self, n, step):
+        """Which real images step `step` shows: half a batch drawn with replacement, as the seed's
+        randint does, or consecutive slices of a fresh shuffle every epoch."""
+        seed = tf.constant(self.seed, tf.int64)
+        if self.sampling == "replacement":
+            return tf.random.stateless_uniform([self.half], seed=tf.stack([seed + _REAL_ORDER, step]), minval=0,
+                                               maxval=n, dtype=tf.int64)
+        epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
+        order = tf.argsort(tf.random.stateless_uniform([n], seed=tf.stack([seed + _REAL_ORDER, epoch])))
+        return order[within * self.half:(within + 1) * self.half]
+
     def discriminator_phase(self, real_images, random_latent_vectors) -> dict:
         """One D update on half a batch of real and half a batch of generated images; G is untouched."""
         half = tf.shape(real_images)[0]
-        fake_images = self.generator(random_latent_vectors, training=True)
+        fake_images = self.generator(random_latent_vectors, training=not self.classic)  # classic: as G.predict
         combined_images = tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], axis=0)
         labels = tf.concat([tf.fill([half, 1], self.real_label), tf.zeros([half, 1])], axis=0)  # real_label: 1 or 0.9
         with tf.GradientTape() as tape:
@@ -77,7 +100,9 @@ class TensorFlowStep:
         """One G update through D: make D call fakes real. Only G's weights move."""
         misleading_labels = tf.ones([tf.shape(random_latent_vectors)[0], 1])
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(random_latent_vectors, training=True), training=True)
+            fake_images = self.generator(random_latent_vectors, training=True)
+            with frozen(self.discriminator) if self.classic else contextlib.nullcontext():  # classic: the seed's frozen D
+                fake_logits = self.discriminator(fake_images, training=True)
             g_loss = _bce(misleading_labels, fake_logits)
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))

@@ -165,11 +165,32 @@ def test_saved_generator_holds_only_stock_layers(tmp_path):
 
 
 def test_fast_layers_refuse_what_they_cannot_compute():
-    from harness.one_filter_conv import OneFilterConv2D
+    from harness.kernels.one_filter_conv import OneFilterConv2D
     with pytest.raises(ValueError, match="odd square kernel"):
         OneFilterConv2D(kernel_size=4)
     with pytest.raises(ValueError, match="one filter"):
         OneFilterConv2D(kernel_size=7, strides=2)
-    from harness.phase_conv_transpose import PhaseConv2DTranspose
+    from harness.kernels.phase_conv_transpose import PhaseConv2DTranspose
     with pytest.raises(ValueError, match="4x4 kernel, stride 2"):
         PhaseConv2DTranspose(8, kernel_size=3)
+
+
+def test_real_images_are_drawn_as_the_config_says():
+    """replacement (the seed's randint): uniform indices, repeats within an epoch, the same draw for the
+    same step; epoch_shuffle: every epoch's half-batches are disjoint slices of one permutation."""
+    data = _tiny_dataset(n=64)
+    for sampling in ("replacement", "epoch_shuffle"):
+        _, c = registry.resolve("base", smoke=True, sets=["train.batch_size=8", f"data.sampling={sampling}"])
+        _, _, step = loop.build(c, data, seed=0)
+        per_epoch = 64 // 8
+        draws = [step.real_indices(tf.constant(64, tf.int64), tf.constant(i, tf.int64)).numpy() for i in range(800)]
+        assert all(len(d) == 4 and d.min() >= 0 and d.max() < 64 for d in draws)
+        epoch = np.concatenate(draws[:per_epoch])  # half a batch a step: an epoch shows 32 of the 64 images
+        if sampling == "replacement":
+            assert len(set(epoch.tolist())) < len(epoch)  # drawn with replacement: 32 draws of 64 repeat
+            counts = np.bincount(np.concatenate(draws), minlength=64)
+            assert counts.min() > 25 and counts.max() < 75  # about 50 each over 3,200 draws
+        else:
+            assert len(set(epoch.tolist())) == len(epoch)
+        again = step.real_indices(tf.constant(64, tf.int64), tf.constant(5, tf.int64)).numpy()
+        assert np.array_equal(again, draws[5])
