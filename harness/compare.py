@@ -1,5 +1,6 @@
-"""The ablation answer: each experiment (and sweep value) over seeds against base, with intervals,
-Welch's t-test on FID, Holm's correction, a Markdown report, figures, and an MLflow run of its own.
+"""The ablation answer: each experiment (and sweep value) over seeds against base, with t intervals,
+Welch's t-test on FID, Holm's correction, power, failure rates, a Markdown report, figures, and an
+MLflow run of its own (harness/statistics.py holds the statistics).
 
 Runs are pooled only within one run identity (harness/identity.py). A seed's outcome is its latest run
 of the arm's identity that finished or diverged: a divergence counts against the variant, and is
@@ -40,6 +41,7 @@ class Arm:
     dataset: str  # the name of the data actually used
     identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
     runs: list = field(default_factory=list)  # one outcome per seed: see _outcome()
+    twin: str = ""  # label of an earlier arm with this very identity (latent at 100 is base): its runs are used
 
     @property
     def digest(self) -> str:
@@ -90,7 +92,9 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str]) -> tupl
         fixed = tuple(s.partition("=")[0].strip() for s in sets)
         for point in experiment.sweep_points(fixed):
             arm_config = cfg.replace(config, point) if point else config
-            arms.append(Arm(name, point, arm_config, dataset.name, identity.of(arm_config, dataset.fingerprint)))
+            arm = Arm(name, point, arm_config, dataset.name, identity.of(arm_config, dataset.fingerprint))
+            arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
+            arms.append(arm)
     return arms, datasets
 
 
@@ -139,6 +143,10 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
     try:
         for arm in arms:
             runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
+            if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
+                arm.runs = next(a for a in arms if a.label == arm.twin).runs
+                print(f"{arm.label}: the same run identity as {arm.twin}; its runs are used", file=sys.stderr)
+                continue
             test = (lambda r: r.info.status == "FINISHED") if retry_diverged else _is_outcome
             have = [s for s in arm.seeds if _latest(runs, arm, s, test)]
             todo = [s for s in arm.seeds if s not in have]
@@ -184,11 +192,16 @@ def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
     """(experiment, run id, kind, reason) for every run of the compared experiments that the report does
     not use; kind is a short class of reason (for counts), reason says it in full."""
     used = {r["run_id"] for arm in arms for r in arm.runs}
+    twins = {a.digest: a.twin for a in arms if a.twin}
     out = []
     for experiment, runs in runs_of.items():
         mine = [a for a in arms if a.experiment == experiment]
         for run in runs:
             if run.info.run_id in used or run.data.tags.get("kind") in _NOT_SEED_RUNS:
+                continue
+            if run.data.tags.get("identity") in twins:
+                out.append((experiment, run.info.run_id, "twin",
+                            f"the same run identity as {twins[run.data.tags['identity']]}, whose runs are used"))
                 continue
             out.append((experiment, run.info.run_id, *_left_out_reason(run, mine)))
     return out
@@ -219,35 +232,53 @@ def _left_out_reason(run, arms: list[Arm]) -> tuple[str, str]:
 
 
 def analyse(arms: list[Arm]) -> list[dict]:
-    """One row per arm: outcome counts, mean and CI per metric over finished seeds, difference from
-    base, Welch p, Holm, verdict."""
+    """One row per arm: outcome counts; mean and t interval per metric over finished seeds; difference
+    from base with its Welch interval, Welch p, Holm, verdict; power; diverged and collapsed rates
+    against base (Fisher, Holm). An arm with base's very identity (latent at 100) is not tested twice."""
     by_group = {}
     for arm in arms:
         by_group.setdefault(arm.group, []).append(arm)
     rows = []
     for group, members in by_group.items():
         base = next((a for a in members if a.experiment == "base" and not a.point), None)
-        others = [a for a in members if a is not base]
-        p_raw = [st.welch_p(a.values("fid"), base.values("fid")) if base else float("nan") for a in others]
-        p_holm = dict(zip([id(a) for a in others], st.holm(p_raw)))
-        p_raw = dict(zip([id(a) for a in others], p_raw))
+        tested = [a for a in members if a is not base and not a.twin and base is not None]
+        p_raw = {id(a): st.welch_p(a.values("fid"), base.values("fid")) for a in tested}
+        p_holm = dict(zip(p_raw, st.holm(list(p_raw.values()))))
+        m = max(1, sum(not math.isnan(p) for p in p_raw.values()))
+        rates = {}
+        for outcome in ("diverged", "collapsed"):
+            n_of = (lambda a: len(a.runs)) if outcome == "diverged" else (lambda a: a.count("finished"))
+            raw = {id(a): st.fisher_p(a.count(outcome), n_of(a), base.count(outcome), n_of(base)) for a in tested}
+            rates[outcome] = (raw, dict(zip(raw, st.holm(list(raw.values())))), n_of)
         for arm in members:
             row = {"arm": arm.label, "experiment": arm.experiment, "group": group, "n": len(arm.runs),
                    "n_fid": len(arm.values("fid")), "finished": arm.count("finished"),
-                   "diverged": arm.count("diverged"), "collapsed": arm.count("collapsed"), "is_base": arm is base}
+                   "diverged": arm.count("diverged"), "collapsed": arm.count("collapsed"), "is_base": arm is base,
+                   "tests": m, "alpha_power": st.ALPHA / m}
             for metric in METRICS:
                 row[metric] = st.mean_ci(arm.values(metric))
-                if base is not None and arm is not base:
+                if arm in tested:
                     row[f"d_{metric}"] = st.diff_ci(arm.values(metric), base.values(metric))
             if arm is base:
                 row["verdict"] = "reference"
+            elif arm.twin:
+                row["verdict"] = f"the same run identity as {arm.twin}: the same runs, not a separate test"
             elif base is None:
                 row["verdict"] = (f"not compared: no base arm with the same data, backend, code version and "
                                   f"metric settings (this arm: {group[0]}, {group[2]} on {group[3]}, N={group[7]})")
             else:
+                a, b = arm.values("fid"), base.values("fid")
                 row["p"], row["p_holm"] = p_raw[id(arm)], p_holm[id(arm)]
-                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], row["n_fid"], len(base.values("fid")),
+                row["detectable"] = st.detectable(a, b, st.ALPHA / m)
+                row["needed"] = st.seeds_needed(row["d_fid"][0], a, b, st.ALPHA / m)
+                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], len(a), len(b),
                                             lower_is_better=LOWER_IS_BETTER["fid"])
+                if row["verdict"].startswith("no detectable") and row["needed"] > 0:
+                    many = f"{row['needed']:,}" if row["needed"] < 10_000 else "over 10,000"
+                    row["verdict"] += f"; the observed Δ would need about {many} seeds a side"
+                for outcome, (raw, adjusted, n_of) in rates.items():
+                    row[f"{outcome}_p"], row[f"{outcome}_p_holm"] = raw[id(arm)], adjusted[id(arm)]
+                    row[f"{outcome}_needs"] = st.smallest_significant_count(n_of(arm), n_of(base), st.ALPHA / m)
             rows.append(row)
     return rows
 
@@ -267,25 +298,60 @@ def _fmt(triple) -> str:
     return f"{_num(mean)} [{_num(low)}, {_num(high)}]"
 
 
+def _interval_note(r: dict) -> str:
+    """'†' where the unadjusted interval excludes 0 but Holm's correction keeps the verdict from it."""
+    d = r.get("d_fid")
+    excludes = d is not None and not math.isnan(d[1]) and (d[1] > 0 or d[2] < 0)
+    return " †" if excludes and not r["verdict"] in ("better", "worse") else ""
+
+
+def _rate(r: dict, outcome: str, n_key: str) -> str:
+    if f"{outcome}_p" not in r or math.isnan(r[f"{outcome}_p"]):
+        return f"{r[outcome]} of {r[n_key]}"
+    needs = r[f"{outcome}_needs"]
+    could = (f"significant from {needs} of {r[n_key]} against none" if needs
+             else "no split of these seeds could be significant")
+    return f"{r[outcome]} of {r[n_key]}: p {r[outcome + '_p']:.2g} (Holm {r[outcome + '_p_holm']:.2g}); {could}"
+
+
 def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> str:
+    e = arms[0].config.eval
+    tests = max((r["tests"] for r in rows), default=1)
     lines = ["# Ablation report", "", settings, "",
-             "Outcomes per arm: seeds that finished, diverged (a non-finite loss: counted against the arm, no "
+             "## The answer: final classifier-FID against base", "",
+             "Per arm: seeds that finished, diverged (a non-finite loss: it counts against the arm, and has no "
              "final metrics) and, of the finished, collapsed (judged from the final samples: fewer than "
-             f"{arms[0].config.eval.collapse_modes:g} of the real digits' classes, or recall under "
-             f"{arms[0].config.eval.collapse_recall:g} of theirs). FID, IS, KID, modes, precision and recall are "
-             "final values over the finished seeds (n): mean with a bootstrap 95% interval. Δ FID is the "
-             "difference from base (negative is better) with its interval. p is Welch's t-test on final FID "
-             "against base, Holm-corrected over every arm in this report; verdicts need at least "
-             f"{st.MIN_SEEDS_FOR_VERDICT} finished seeds a side and p < {st.ALPHA}.", "",
-             "| arm | finished | diverged | collapsed | FID (n) | Δ FID vs base | p (Holm) | verdict | IS | KID | "
-             "modes | precision | recall |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"{e.collapse_modes:g} of the real digits' classes, or recall under {e.collapse_recall:g} of theirs). "
+             "FID is the mean over the finished seeds (n) with a Student t 95% interval. Δ FID is the "
+             "difference from base (negative is better) with a Welch 95% interval, **unadjusted** for the "
+             f"{tests} comparisons. p is Welch's t-test against base, then Holm-corrected over the {tests} arms "
+             f"tested; a verdict needs at least {st.MIN_SEEDS_FOR_VERDICT} finished seeds a side and Holm p < "
+             f"{st.ALPHA}. † marks an unadjusted interval that excludes 0 where Holm's correction does not "
+             "reach significance. Power is at Holm's strictest level, alpha = "
+             f"{st.ALPHA}/{tests} = {st.ALPHA / tests:.3g}: the smallest Δ these seeds detect with 80% power at "
+             "the spreads seen, and the seeds a side the observed Δ would need.", "",
+             "| arm | finished | diverged | collapsed | FID (n) | Δ FID vs base (unadjusted) | p (Holm) | verdict | "
+             "detectable Δ, 80% power |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
-        d = _fmt(r["d_fid"]) if "d_fid" in r else "-"
+        d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
+        power = _num(r["detectable"]) if "detectable" in r and not math.isnan(r["detectable"]) else "-"
         lines.append(f"| {r['arm']} | {r['finished']} | {r['diverged']} | {r['collapsed']} | "
-                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {_fmt(r['is'])} | "
-                     f"{_fmt(r['kid'])} | {_fmt(r['modes'])} | {_fmt(r['precision'])} | {_fmt(r['recall'])} |")
+                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {power} |")
+    lines += ["", "## Failures: diverged and collapsed seeds against base", "",
+              "Fisher's exact test of each arm's rate against base's, Holm-corrected over the arms; with few "
+              "seeds the smallest p a split can give may never reach the corrected level, and the table says "
+              f"so instead of a verdict that cannot come (level {st.ALPHA}/{tests}).", "",
+              "| arm | diverged (of all seeds) | collapsed (of the finished) |", "|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {_rate(r, 'diverged', 'n')} | {_rate(r, 'collapsed', 'finished')} |")
+    lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals; the "
+              "real-data floor of each metric is logged with every run (`floor/*`).", "",
+              "| arm | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {_fmt(r['is'])} | {_fmt(r['kid'])} | {_fmt(r['modes'])} | "
+                     f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
     groups = {a.group for a in arms}
     if len(groups) > 1:
         lines += ["", "Arms of different data, backend, platform, precision, code version or metric settings were "
@@ -303,19 +369,20 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> st
 
 
 def terminal_table(rows: list[dict]) -> str:
-    header = (f"{'arm':<26} {'fin':>3} {'div':>3} {'col':>3}  {'FID [95% CI]':<26} {'Δ vs base [95% CI]':<28} "
+    header = (f"{'arm':<26} {'fin':>3} {'div':>3} {'col':>3}  {'FID [t 95%]':<22} {'Δ vs base [Welch 95%]':<26} "
               f"{'p Holm':>8}  verdict")
     out = [header, "-" * len(header)]
     for r in rows:
         p = f"{r['p_holm']:.3g}" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
-        d = _fmt(r["d_fid"]) if "d_fid" in r else "-"
-        out.append(f"{r['arm']:<26} {r['finished']:>3} {r['diverged']:>3} {r['collapsed']:>3}  {_fmt(r['fid']):<26} "
-                   f"{d:<28} {p:>8}  {r['verdict']}")
+        d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
+        out.append(f"{r['arm']:<26} {r['finished']:>3} {r['diverged']:>3} {r['collapsed']:>3}  {_fmt(r['fid']):<22} "
+                   f"{d:<26} {p:>8}  {r['verdict']}")
     return "\n".join(out)
 
 
 def figures(arms: list[Arm], client, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
+    arms = [a for a in arms if not a.twin]  # a twin's runs are drawn once, under the arm that made them
     paths = []
     colors = plt.cm.tab10.colors
 
