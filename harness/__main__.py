@@ -202,7 +202,10 @@ def cmd_compare(args) -> int:
 def cmd_bench(args) -> int:
     from harness import bench, registry
     _, config = registry.resolve(args.name, False, {}, args.set)
-    bench.bench(config, args.steps, args.variants, not args.no_score, args.profile)
+    if args.population:
+        bench.bench_population(config, args.population, args.steps)
+        return 0
+    bench.bench(config, args.steps, args.variants, not args.no_score, args.profile, run_steps=args.run_steps)
     return 0
 
 
@@ -253,6 +256,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-score", action="store_true", help="skip timing the scoring of 10,000 images")
     s.add_argument("--profile", action="store_true",
                    help="also print where the harness step's time goes, per layer, pass and op type")
+    s.add_argument("--population", type=int, default=0, metavar="K",
+                   help="instead: ms per member-step of a population of K seeds against a solo step (JAX)")
+    s.add_argument("--run-steps", type=int, default=300, metavar="N",
+                   help="also time a real run of N steps (evaluations every 10 epochs, logging, checkpoints) "
+                        "beside the bare step (default 300: two evaluations on mnist-5k; 0 skips it)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")

@@ -13,9 +13,9 @@ import keras
 import numpy as np
 
 from harness import config as cfg
-from harness import loop, models, registry
+from harness import identity, loop, models, registry
 from harness import run as run_lib
-from harness.config import Config, ModelConfig
+from harness.config import Config, ModelConfig, UserError
 from harness.data import to_unit
 
 
@@ -93,10 +93,69 @@ def _sync(out) -> None:
     """Wait for the device: fetch one scalar of the step's result."""
     if isinstance(out, dict):
         out = next(iter(out.values()))
-    float(np.asarray(out))
+    float(np.asarray(out).ravel()[0])
 
 
-def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool = False, out=print) -> float:
+def bench_population(config: Config, members: int, steps: int, out=print) -> float:
+    """ms per member-step of a population of `members` against a solo step of the same config, both in
+    chunks of train.log_every_steps steps per dispatch as a run makes them; prints ratio= last."""
+    if keras.backend.backend() != "jax":
+        raise UserError("bench --population needs the JAX backend (KERAS_BACKEND=jax); TensorFlow trains one seed "
+                        "at a time.")
+    dataset = run_lib.load_dataset(config)
+    chunk = config.train.log_every_steps
+    _, _, solo = loop.build(config, dataset, seed=0)
+    _, _, population = loop.build_population(config, dataset, list(range(members)))
+    out(f"config: G {config.model.g_filters} / D {config.model.d_filters} filters, batch {config.train.batch_size}, "
+        f"backend jax on {identity.platform()}, {chunk} steps per dispatch, "
+        f"{steps} timed chunks after 1 warm-up chunk")
+    times = {}
+    for label, step in (("solo", solo), ("population", population)):
+        chunks = time_steps(lambda i, step=step: step.many(i * chunk, chunk), steps, warmup=1)
+        times[label] = float(np.median(chunks)) / chunk
+    member_step = times["population"] / members
+    out(f"solo step                       {times['solo'] * 1000:9.2f} ms/step")
+    out(f"population of {members:<3}               {times['population'] * 1000:9.2f} ms/step for all members, "
+        f"{member_step * 1000:.2f} ms per member-step ({times['population'] / times['solo']:.2f}x one solo step)")
+    ratio = member_step / times["solo"]
+    out(f"ratio={ratio:.3f}")
+    return ratio
+
+
+def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) -> float:
+    """Seconds a step of a real short run takes (loop.train through run(), a temporary MLflow store,
+    evaluations at the recipe's cadence, logging and checkpoints) beside the bare step's."""
+    import os
+    import tempfile
+    from harness import tracking
+    run_config = cfg.replace(config, {"train.steps": steps, "train.seeds": 1})
+    dataset = run_lib.load_dataset(run_config, quiet=True)
+    scorer = run_lib.make_scorer(run_config, dataset, quiet=True)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        cwd = os.getcwd()
+        os.chdir(tmp)  # artifacts under tmp/mlruns
+        try:
+            started = time.perf_counter()
+            run_lib.run("bench", run_config, 0, dataset, scorer, tracking.client())
+            seconds = (time.perf_counter() - started) / steps
+        finally:
+            os.chdir(cwd)
+            if previous is None:
+                os.environ.pop("MLFLOW_TRACKING_URI")
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous
+    n_evals = len(loop.eval_steps(steps, max(1, len(dataset.train_images) // config.train.batch_size),
+                                  config.eval.every_epochs, config.eval.min_evals))
+    out(f"whole run of {steps} steps ({n_evals} evaluations, logging, checkpoints, its first compile): "
+        f"{seconds * 1000:.1f} ms/step against the bare step's {bare_seconds * 1000:.1f}: "
+        f"{seconds / bare_seconds:.2f}x")
+    return seconds
+
+
+def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool = False, out=print,
+          run_steps: int = 0) -> float:
     dataset = run_lib.load_dataset(config)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low
@@ -150,6 +209,8 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
         out(f"scoring 10,000 generated images: {time.perf_counter() - start:.1f} s "
             f"(generating {generated_at - start:.1f} s, metrics against the {dataset.name} reference)")
 
+    if run_steps:
+        bench_whole_run(config, run_steps, float(np.median(harness_times)), out)
     ratio = float(np.median(harness_times) / np.median(classic_times))
     out(f"ratio={ratio:.3f}")
     return ratio

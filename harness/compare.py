@@ -157,12 +157,13 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             c = arm.config
             dataset = datasets[(c.data.name, c.data.path, c.data.split_seed)]
             key = (dataset.fingerprint, c.eval.n_images, c.eval.kid_subsets, c.eval.kid_subset_size)
+            fresh = []
             for seed in todo:
                 if key not in scorers:
                     scorers[key] = run_lib.make_scorer(c, dataset)
                 train = dict(config=c, seed=seed, dataset=dataset, scorer=scorers[key], client=client,
                              point=arm.point, extra_tags={"launched_by": "compare"}, stop=stop)
-                if resumable[seed] is not None:
+                if resumable[seed] is not None:  # resumed one by one, each exactly its own run
                     try:
                         run_lib.run(arm.experiment, resume_run_id=resumable[seed].info.run_id, **train)
                         done["resumed"] += 1
@@ -170,8 +171,23 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
                     except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
                         print(f"cannot resume {resumable[seed].info.run_id}: {e} Training seed {seed} afresh.",
                               file=sys.stderr)
-                run_lib.run(arm.experiment, **train)
-                done["trained"] += 1
+                fresh.append(seed)
+            if run_lib.population_on(c, len(fresh)):  # under JAX: the fresh seeds as one population
+                parent = tracking.start_run(client, arm.experiment, f"{arm.label}-x{len(fresh)}",
+                                            {"experiment": arm.experiment, "kind": "group", "launched_by": "compare",
+                                             **tracking.environment_tags()})
+                try:
+                    results = run_lib.run_members(arm.experiment, c, fresh, dataset, scorers[key], client, parent,
+                                                  arm.point, extra_tags={"launched_by": "compare"}, stop=stop)
+                except BaseException:
+                    client.set_terminated(parent, "KILLED")
+                    raise
+                client.set_terminated(parent, "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED")
+            else:
+                for seed in fresh:
+                    run_lib.run(arm.experiment, c, seed, dataset, scorers[key], client, point=arm.point,
+                                extra_tags={"launched_by": "compare"}, stop=stop)
+            done["trained"] += len(fresh)
             if todo:
                 runs_of[arm.experiment] = runs = tracking.all_runs(client, arm.experiment)
             for seed in arm.seeds:

@@ -22,10 +22,6 @@ from harness.data import Dataset, to_unit
 from metrics import collapse
 
 
-class Diverged(RuntimeError):
-    """A loss became NaN or infinite."""
-
-
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM: the run checkpointed and stopped. A KeyboardInterrupt, so that searches and
     sweeps stop too instead of catching it as a failed trial."""
@@ -50,6 +46,8 @@ class RunContext:
     name: str
     on_eval: object = None  # callable(step, metrics) -> None; may raise (optuna.TrialPruned)
     upload_checkpoint: bool = False  # artifacts live on a server: copy each checkpoint there too
+    parent_id: str | None = None  # a population's checkpoint is an artifact of its parent run
+    checkpoint_artifact: str = "checkpoint"  # artifact folder of the checkpoint (in the parent's, for a population)
     history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
     evals: list = field(default_factory=list)  # [(step, metrics)]
     identity: dict = field(default_factory=dict)  # harness/identity.py: saved in checkpoints, checked on resume
@@ -101,103 +99,170 @@ def to_unit_range(images: np.ndarray, output_activation: str) -> np.ndarray:
     return np.clip((images - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
-def train(config: Config, dataset: Dataset, seed: int, ctx: RunContext, scorer, checkpoint_dir: Path,
-          resume_from: Path | None = None, stop: StopFlag | None = None) -> dict:
-    """Train one seed; return the final evaluation's metrics."""
-    generator, discriminator, step_fn = build(config, dataset, seed)
-    n_train = len(dataset.train_images)
-    steps_per_epoch = max(1, n_train // config.train.batch_size)
-    total = total_steps(config, n_train)
-    evals = eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals)
-    rng = np.random.default_rng(seed)  # fixed latent points: the same 25 faces at every evaluation
-    grid_latents = rng.standard_normal((25, config.model.latent_dim)).astype(np.float32)
-    score_latents = rng.standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)
-    log_every = config.train.log_every_steps
-    print_every = config.train.print_every_steps or max(1, total // 10)
-    print_every = math.ceil(print_every / log_every) * log_every  # print values already fetched
+@dataclass
+class Member:
+    """One seed's run in a training loop: alone, or one member of a population (harness/population.py)."""
+    seed: int
+    ctx: RunContext
+    diverged: str = ""  # why its loss became non-finite; from then on it stops updating and logging
+    rows: list = field(default_factory=list)  # loss rows not yet sent: MLflow gets them in batches of ~1,000
 
-    start = 0
-    if resume_from is not None:
-        start, arrays, meta = checkpoint.load(resume_from)
-        step_fn.set_state(arrays)
-        ctx.history.update(meta.get("history", {}))
-        ctx.evals[:] = [(s, m) for s, m in meta.get("evals", [])]
-        for s, m in ctx.evals:  # the collapsed stretch the run was in when it stopped
-            ctx.collapsed_since = (ctx.collapsed_since or s) if _collapse_reason(config, m, scorer.floor) else None
-        print(f"resumed {ctx.name} at step {start}/{total}", file=sys.stderr)
+    def send_rows(self) -> None:
+        tracking.log_metrics(self.ctx.client, self.ctx.run_id, self.rows)
+        self.rows.clear()
 
-    def save_checkpoint(step: int) -> None:
-        step_fn.sync_models()
-        path = checkpoint.save(checkpoint_dir, step, step_fn.state(),
-                               {"history": ctx.history, "evals": ctx.evals, "config": to_dict(config),
-                                "identity": ctx.identity})
-        if ctx.upload_checkpoint:
-            ctx.client.log_artifact(ctx.run_id, str(path), "checkpoint")
-
-    rows: list = []  # loss rows not yet sent: MLflow gets them in batches of ~1,000, not every chunk
-
-    def send_rows() -> None:
-        tracking.log_metrics(ctx.client, ctx.run_id, rows)
-        rows.clear()
-
-    def log_chunk(first: int, outs: dict) -> None:
-        """Fetch a chunk's outputs (one device sync for many steps), check them, queue them for MLflow."""
-        values = {key: np.asarray(v, dtype=np.float64).reshape(-1) for key, v in outs.items()}
+    def log_chunk(self, first: int, values: dict) -> None:
+        """A chunk's outputs, each (count,): check them, keep them, queue them for MLflow; a non-finite
+        value ends the member's logging there (the good steps before it are kept)."""
         for i in range(len(next(iter(values.values())))):
             step = first + i + 1  # metrics are logged at the count of completed steps
             for key, column in values.items():
                 if not math.isfinite(column[i]):
-                    send_rows()  # the good steps before it are kept
-                    raise Diverged(f"{key} became {column[i]} at step {step}")
-                ctx.history[key].append((step, float(column[i])))
-                rows.append((f"train/{key}", float(column[i]), step))
-        if len(rows) >= 1000:
-            send_rows()
+                    self.diverged = f"{key} became {column[i]} at step {step}"
+                    self.send_rows()
+                    return
+                self.ctx.history[key].append((step, float(column[i])))
+                self.rows.append((f"train/{key}", float(column[i]), step))
+        if len(self.rows) >= 1000:
+            self.send_rows()
+
+
+def build_population(config: Config, dataset: Dataset, seeds: list[int]):
+    """(generator, discriminator, PopulationStep): each member built as its solo seed would be."""
+    from harness.population import PopulationStep
+    built = [build(config, dataset, seed) for seed in seeds]
+    return built[0][0], built[0][1], PopulationStep([step for _, _, step in built])
+
+
+def train(config: Config, dataset: Dataset, members: list[Member], scorer, checkpoint_dir: Path,
+          resume_from: Path | None = None, stop: StopFlag | None = None, population: bool = False) -> None:
+    """Train one seed, or (population, JAX) several seeds of one config as one compiled program. Each
+    member's evaluations end in member.ctx.evals and its generator in its run; a member whose loss
+    becomes non-finite gets member.diverged and stops. Raises Interrupted on a signal, after a checkpoint."""
+    if population:
+        generator, discriminator, step_fn = build_population(config, dataset, [m.seed for m in members])
+    else:
+        generator, discriminator, step_fn = build(config, dataset, members[0].seed)
+    n_train = len(dataset.train_images)
+    steps_per_epoch = max(1, n_train // config.train.batch_size)
+    total = total_steps(config, n_train)
+    evals = eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals)
+    latents = []  # per member, fixed: the same 25 faces at every evaluation, and the images scored
+    for m in members:
+        rng = np.random.default_rng(m.seed)
+        latents.append((rng.standard_normal((25, config.model.latent_dim)).astype(np.float32),
+                        rng.standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)))
+    log_every = config.train.log_every_steps
+    print_every = config.train.print_every_steps or max(1, total // 10)
+    print_every = math.ceil(print_every / log_every) * log_every  # print values already fetched
+
+    start = 0 if resume_from is None else _resume(config, step_fn, resume_from, members, scorer.floor, population)
+    if population:
+        step_fn.set_alive([not m.diverged for m in members])
+
+    def save_checkpoint(step: int) -> None:
+        meta = {"config": to_dict(config), "identity": members[0].ctx.identity}
+        if population:
+            meta["members"] = [{"run_id": m.ctx.run_id, "seed": m.seed, "history": m.ctx.history,
+                                "evals": m.ctx.evals, "diverged": m.diverged} for m in members]
+        else:
+            step_fn.sync_models()
+            meta.update(history=members[0].ctx.history, evals=members[0].ctx.evals)
+        path = checkpoint.save(checkpoint_dir, step, step_fn.state(), meta)
+        ctx = members[0].ctx
+        if ctx.upload_checkpoint:  # artifacts on a server: the population's file goes with its first member
+            ctx.client.log_artifact(ctx.parent_id or ctx.run_id, str(path), ctx.checkpoint_artifact)
 
     # Chunks end at every log interval and evaluation: the step runs a chunk in one call (one dispatch
     # under JAX), and NaN is caught, and Ctrl-C honoured, at the end of each.
     boundaries = sorted(set(range(log_every, total + 1, log_every)) | set(evals) | {total})
-    bar = tqdm(total=total, initial=start, desc=ctx.name, unit="step", file=sys.stderr, dynamic_ncols=True,
+    name = members[0].ctx.name if len(members) == 1 else f"{members[0].ctx.name} +{len(members) - 1}"
+    bar = tqdm(total=total, initial=start, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0, smoothing=0.1)
     step = start
     try:
-        while step < total:
+        while step < total and not all(m.diverged for m in members):
             if stop is not None and stop.signal is not None:
-                send_rows()
+                for m in members:
+                    m.send_rows()
                 save_checkpoint(step)
                 raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
             chunk = next(b for b in boundaries if b > step) - step
-            log_chunk(step, step_fn.many(step, chunk))
+            outs = {k: np.asarray(v, dtype=np.float64).reshape(len(members), -1)  # (members, chunk)
+                    for k, v in step_fn.many(step, chunk).items()}
+            for i, m in enumerate(members):
+                if not m.diverged:
+                    m.log_chunk(step, {k: v[i] for k, v in outs.items()})
+                    if m.diverged:
+                        bar.write(f"{m.ctx.name} diverged: {m.diverged}"
+                                  + ("; the other members go on." if population else "."), file=sys.stderr)
             step += chunk
             bar.update(chunk)
-            bar.set_postfix(d_loss=f"{ctx.history['d_loss'][-1][1]:.3f}",
-                            g_loss=f"{ctx.history['g_loss'][-1][1]:.3f}", refresh=False)
+            alive = [m for m in members if not m.diverged]
+            if not alive:
+                break
+            history = alive[0].ctx.history
+            bar.set_postfix(d_loss=f"{history['d_loss'][-1][1]:.3f}", g_loss=f"{history['g_loss'][-1][1]:.3f}",
+                            refresh=False)
             if step % print_every == 0 or step == total:
-                last = {k: v[-1][1] for k, v in ctx.history.items() if v}
-                bar.write(f"{ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
-                          + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
+                for m in alive:
+                    last = {k: v[-1][1] for k, v in m.ctx.history.items() if v}
+                    bar.write(f"{m.ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
+                              + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
             if step in evals:
-                send_rows()
-                evaluate(config, ctx, scorer, step_fn, step, grid_latents, score_latents)
+                for i, m in enumerate(members):
+                    if not m.diverged:
+                        m.send_rows()
+                        evaluate(config, m.ctx, scorer, step_fn, step, *latents[i], member=i)
                 save_checkpoint(step)
-                if ctx.on_eval is not None:
-                    ctx.on_eval(step, ctx.evals[-1][1])
+                for m in alive:
+                    if m.ctx.on_eval is not None:
+                        m.ctx.on_eval(step, m.ctx.evals[-1][1])
     finally:
         bar.close()
-    step_fn.sync_models()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "generator.keras"
-        models.stock_copy(generator).save(path)
-        ctx.client.log_artifact(ctx.run_id, str(path), "model")
-    return dict(ctx.evals[-1][1])
+    for i, m in enumerate(members):
+        if m.diverged:
+            continue
+        step_fn.sync_models(member=i)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "generator.keras"
+            models.stock_copy(generator).save(path)
+            m.ctx.client.log_artifact(m.ctx.run_id, str(path), "model")
+
+
+def _resume(config: Config, step_fn, path: Path, members: list[Member], floor: dict, population: bool) -> int:
+    """Load a checkpoint into the step and the members; returns its step. A population's checkpoint
+    holds every member (arrays (K, ...)); a member alone takes its own slice of it."""
+    start, arrays, meta = checkpoint.load(path)
+    if "members" in meta:
+        saved = {info["run_id"]: (i, info) for i, info in enumerate(meta["members"])}
+        if population:
+            step_fn.set_state(arrays)
+        else:
+            step_fn.set_state([a[saved[members[0].ctx.run_id][0]] for a in arrays])
+        for m in members:
+            info = saved[m.ctx.run_id][1]
+            m.ctx.history.update(info["history"])
+            m.ctx.evals[:] = [(s, e) for s, e in info["evals"]]
+            m.diverged = info.get("diverged", "")
+    else:
+        step_fn.set_state(arrays)
+        members[0].ctx.history.update(meta.get("history", {}))
+        members[0].ctx.evals[:] = [(s, e) for s, e in meta.get("evals", [])]
+    for m in members:
+        for s, e in m.ctx.evals:  # the collapsed stretch the run was in when it stopped
+            m.ctx.collapsed_since = (m.ctx.collapsed_since or s) if _collapse_reason(config, e, floor) else None
+        print(f"resumed {m.ctx.name} at step {start}" + (f" (diverged: {m.diverged}; stays frozen)" if m.diverged else ""),
+              file=sys.stderr)
+    return start
 
 
 def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
-             grid_latents: np.ndarray, score_latents: np.ndarray) -> dict:
-    """Score generated images, log metrics and figures at this step, and judge collapse from them."""
+             grid_latents: np.ndarray, score_latents: np.ndarray, member: int = 0) -> dict:
+    """Score a member's generated images, log metrics and figures at this step, and judge collapse from them."""
     activation = config.model.output_activation
     started = time.time()
-    images = to_unit_range(np.concatenate([step_fn.generate(score_latents[i:i + 1000])
+    images = to_unit_range(np.concatenate([step_fn.generate(score_latents[i:i + 1000], member)
                                            for i in range(0, len(score_latents), 1000)]), activation)
     metrics = scorer.score(images)
     metrics["eval_seconds"] = time.time() - started
@@ -209,7 +274,7 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
         file=sys.stderr)
 
     judge_collapse(config, ctx, floor, step, metrics)
-    grid = to_unit_range(step_fn.generate(grid_latents), activation)
+    grid = to_unit_range(step_fn.generate(grid_latents, member), activation)
     for fig, name in ((plots.sample_grid(grid, f"{ctx.name} step {step}"), f"samples/step_{step:07d}.png"),
                       (plots.loss_curves(ctx.history, ctx.name), "plots/losses.png"),
                       (plots.metric_curves(ctx.evals, floor, ctx.name), "plots/metrics.png")):

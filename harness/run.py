@@ -57,57 +57,111 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
         on_start=None) -> Result:
     """Train one seed as one MLflow run and return its final metrics. Raises Interrupted on a signal,
     and re-raises what the on_eval callback raises (a pruned trial) after marking the run."""
-    client = client or tracking.client()
-    config = cfg.replace(config, {"train.seed": seed})
-    name = name or run_name(experiment, seed, point)
-    ident = identity.of(config, dataset.fingerprint)
-    resume_from = None
-    if resume_run_id:
-        run_id = resume_run_id
-        resume_from = _checkpoint_for_resume(client, run_id, config, ident)
-        client.update_run(run_id, status="RUNNING")
-        tracking.set_tags(client, run_id, {"resumed": "true", "state": "running"})
-    else:
-        tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
-                "dataset.requested": config.data.name, "data.source": dataset.source,
-                "collapse": "false", "state": "running", **tracking.environment_tags(), **identity.tags(ident),
-                **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
-        run_id = tracking.start_run(client, experiment, name, tags, parent_id)
-        tracking.log_params(client, run_id, {**cfg.flat(config), "data.used": dataset.name})
-        client.log_text(run_id, cfg.to_yaml(config), "config.yaml")
-        tracking.log_metrics(client, run_id, [(f"floor/{k}", v, 0) for k, v in scorer.floor.items()])
-    print(f"run {name}: id {run_id} (experiment '{experiment}', dataset {dataset.name})", file=sys.stderr)
-    if on_start is not None:
-        on_start(run_id)
+    return run_members(experiment, config, [seed], dataset, scorer, client, parent_id, point, on_eval=on_eval,
+                       extra_tags=extra_tags, resume_run_ids=[resume_run_id] if resume_run_id else None, stop=stop,
+                       names=[name] if name else None, on_start=on_start)[0]
 
-    info = client.get_run(run_id).info
-    local = local_artifact_dir(info.artifact_uri)
-    checkpoint_dir = (local / "checkpoint") if local else Path("mlruns") / "checkpoints" / run_id
-    ctx = loop.RunContext(client, run_id, name, on_eval=on_eval, upload_checkpoint=local is None, identity=ident)
-    try:
-        metrics = loop.train(config, dataset, seed, ctx, scorer, checkpoint_dir, resume_from, stop)
-    except loop.Diverged as e:
-        _end(client, run_id, "FAILED", {"state": "diverged", "failure.reason": str(e)})
-        print(f"run {name} diverged: {e}; marked FAILED, last good checkpoint kept.", file=sys.stderr)
-        return Result(run_id, name, seed, "FAILED", {}, str(e))
-    except loop.Interrupted as e:
-        _end(client, run_id, "KILLED", {"state": "interrupted", "failure.reason": str(e)})
-        print(f"run {name} interrupted: {e}. Resume with: harness run {experiment} --resume {run_id}",
+
+def population_on(config: Config, seeds: int) -> bool:
+    """Whether several seeds train as one population (harness/population.py): train.population, whose
+    default (null) means under JAX; TensorFlow trains one seed at a time."""
+    import keras
+    if config.train.population and keras.backend.backend() != "jax":
+        raise UserError("train.population=true needs the JAX backend (KERAS_BACKEND=jax, pip install -e \".[jax]\"); "
+                        "under TensorFlow seeds train one at a time.")
+    wanted = keras.backend.backend() == "jax" if config.train.population is None else config.train.population
+    return wanted and seeds > 1
+
+
+def run_members(experiment: str, config: Config, seeds: list[int], dataset: data.Dataset, scorer, client=None,
+                parent_id: str | None = None, point: dict | None = None, *, on_eval=None,
+                extra_tags: dict | None = None, resume_run_ids: list[str] | None = None,
+                stop: loop.StopFlag | None = None, names: list[str] | None = None, on_start=None) -> list[Result]:
+    """Train seeds of one config, each its own MLflow run: one seed alone, or several as one population
+    under parent_id (its checkpoint is the parent's artifact). Returns one Result per seed."""
+    client = client or tracking.client()
+    population = len(seeds) > 1
+    if population and parent_id is None:
+        raise ValueError("a population trains under a parent run")
+    ident = identity.of(config, dataset.fingerprint)
+    population_id = resume_run_ids[0] if resume_run_ids else None
+    members, resume_from = [], None
+    for i, seed in enumerate(seeds):
+        seed_config = cfg.replace(config, {"train.seed": seed})
+        name = names[i] if names else run_name(experiment, seed, point)
+        if resume_run_ids:
+            run_id = resume_run_ids[i]
+            tags = client.get_run(run_id).data.tags
+            population_id = tags.get("population.id", population_id)
+            resume_from = _checkpoint_for_resume(client, run_id, seed_config, ident)
+            if tags.get("state") != "diverged":  # a diverged member stays FAILED, frozen in the population
+                client.update_run(run_id, status="RUNNING")
+                tracking.set_tags(client, run_id, {"resumed": "true", "state": "running"})
+        else:
+            tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
+                    "dataset.requested": config.data.name, "data.source": dataset.source,
+                    "collapse": "false", "state": "running", **tracking.environment_tags(), **identity.tags(ident),
+                    **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
+            if population:
+                population_id = population_id or f"{parent_id[:8]}-{seeds[0]}"
+                tags.update({"population.id": population_id, "population.size": len(seeds),
+                             "population.index": i, "population.parent": parent_id})
+            run_id = tracking.start_run(client, experiment, name, tags, parent_id)
+            tracking.log_params(client, run_id, {**cfg.flat(seed_config), "data.used": dataset.name})
+            client.log_text(run_id, cfg.to_yaml(seed_config), "config.yaml")
+            tracking.log_metrics(client, run_id, [(f"floor/{k}", v, 0) for k, v in scorer.floor.items()])
+        print(f"run {name}: id {run_id} (experiment '{experiment}', dataset {dataset.name}"
+              + (f", population {population_id} member {i + 1} of {len(seeds)})" if population else ")"),
               file=sys.stderr)
-        raise
-    except BaseException as e:  # a pruned trial, a bug, an outage, a second Ctrl-C: mark the run, then let it rise
+        if on_start is not None:
+            on_start(run_id)
+        members.append(loop.Member(seed, loop.RunContext(client, run_id, name, on_eval=on_eval, identity=ident)))
+    checkpoint_dir, upload = _checkpoint_dir(client, parent_id if population else members[0].ctx.run_id,
+                                             f"population-{population_id}" if population else "")
+    for m in members:
+        m.ctx.upload_checkpoint = upload
+        m.ctx.parent_id = parent_id if population else None
+        m.ctx.checkpoint_artifact = f"checkpoint/population-{population_id}" if population else "checkpoint"
+    try:
+        loop.train(config, dataset, members, scorer, checkpoint_dir, resume_from, stop, population)
+    except BaseException as e:  # a signal, a pruned trial, a bug, an outage: mark the runs, then let it rise
         # Only a divergence counts against a variant; "error" runs are retried by compare.
         state = ("pruned" if type(e).__name__ == "TrialPruned"
                  else "interrupted" if isinstance(e, KeyboardInterrupt) else "error")
-        status = "FAILED" if state == "error" else "KILLED"
-        _end(client, run_id, status, {"state": state, "failure.reason": f"{type(e).__name__}: {e}"[:500]})
+        for m in members:
+            if m.diverged:
+                _end(client, m.ctx.run_id, "FAILED", {"state": "diverged", "failure.reason": m.diverged})
+            else:
+                _end(client, m.ctx.run_id, "FAILED" if state == "error" else "KILLED",
+                     {"state": state, "failure.reason": f"{type(e).__name__}: {e}"[:500]})
+        if isinstance(e, loop.Interrupted):
+            again = parent_id if population else members[0].ctx.run_id
+            print(f"{'population ' + population_id if population else members[0].ctx.name} interrupted: {e}. "
+                  f"Resume with: harness run {experiment} --resume {again}", file=sys.stderr)
         raise
-    final = {f"final/{k}": v for k, v in metrics.items()}
-    tracking.log_metrics(client, run_id, [(k, v, ctx.evals[-1][0]) for k, v in final.items()])
-    _end(client, run_id, "FINISHED", {"state": "finished"})
-    if ctx.collapsed_since is not None:
-        print(collapse_message(name, ctx.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
-    return Result(run_id, name, seed, "FINISHED", metrics)
+    results = []
+    for m in members:
+        if m.diverged:
+            _end(client, m.ctx.run_id, "FAILED", {"state": "diverged", "failure.reason": m.diverged})
+            print(f"run {m.ctx.name} diverged: {m.diverged}; marked FAILED, last good checkpoint kept.",
+                  file=sys.stderr)
+            results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, "FAILED", {}, m.diverged))
+            continue
+        metrics = dict(m.ctx.evals[-1][1])
+        tracking.log_metrics(client, m.ctx.run_id, [(f"final/{k}", v, m.ctx.evals[-1][0]) for k, v in metrics.items()])
+        _end(client, m.ctx.run_id, "FINISHED", {"state": "finished"})
+        if m.ctx.collapsed_since is not None:
+            print(collapse_message(m.ctx.name, m.ctx.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
+        results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, "FINISHED", metrics))
+    return results
+
+
+def _checkpoint_dir(client, run_id: str, sub: str) -> tuple[Path, bool]:
+    """(folder, upload): a run's checkpoint folder, its local artifact folder; for server stores a local
+    folder whose file is also uploaded as an artifact."""
+    local = local_artifact_dir(client.get_run(run_id).info.artifact_uri)
+    folder = (local / "checkpoint") if local else Path("mlruns") / "checkpoints" / run_id
+    return (folder / sub if sub else folder), local is None
 
 
 def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: Config) -> str:
@@ -115,8 +169,8 @@ def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: 
     from metrics import collapse
     reason = collapse.judge(metrics, floor, config.eval.collapse_modes, config.eval.collapse_recall)
     return (f"{name} ended COLLAPSED (since the evaluation at step {since}): {reason}; "
-            f"{collapse.describe(metrics)}. On little data the recipe collapses on some seeds; try other seeds, "
-            f"a longer run (some seeds recover), or the smoothing experiment.")
+            f"{collapse.describe(metrics)}. On little data the recipe collapses on some seeds: try other seeds "
+            f"or a longer run (some seeds recover); docs/results.md gives every experiment's collapse rate.")
 
 
 def _end(client, run_id: str, status: str, tags: dict) -> None:
@@ -133,11 +187,15 @@ def _checkpoint_for_resume(client, run_id: str, config: Config, ident: dict | No
         raise ResumeError(f"no run with id {run_id} in {tracking.tracking_uri()}.") from None
     if run_info.info.status == "FINISHED":
         raise ResumeError(f"run {run_id} already finished; there is nothing to resume.")
-    local = local_artifact_dir(run_info.info.artifact_uri)
-    path = (local / "checkpoint" / "state.npz") if local else Path("mlruns") / "checkpoints" / run_id / "state.npz"
-    if not path.exists() and local is None:
+    tags = run_info.data.tags
+    path = _checkpoint_dir(client, run_id, "")[0] / "state.npz"  # its own, or its population's in the parent
+    owner, sub = run_id, ""
+    if not path.exists() and "population.parent" in tags:
+        owner, sub = tags["population.parent"], f"population-{tags['population.id']}"
+        path = _checkpoint_dir(client, owner, sub)[0] / "state.npz"
+    if not path.exists():
         try:
-            path = Path(client.download_artifacts(run_id, "checkpoint/state.npz"))
+            path = Path(client.download_artifacts(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz"))
         except Exception:
             pass
     if not path.exists():
@@ -179,38 +237,69 @@ def find_resumable(client, experiment: str, seed: int) -> str:
     return runs[0].info.run_id
 
 
+def populations_of(client, parent_id: str) -> list[list]:
+    """The unfinished populations under a parent run: each its member runs in member order."""
+    parent = client.get_run(parent_id)
+    runs = client.search_runs([parent.info.experiment_id], f"tags.`population.parent` = '{parent_id}'",
+                              max_results=1000)
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r.data.tags["population.id"], []).append(r)
+    return [sorted(g, key=lambda r: int(r.data.tags["population.index"])) for g in groups.values()
+            if any(r.info.status != "FINISHED" and r.data.tags.get("state") != "diverged" for r in g)]
+
+
 def run_experiment(experiment: Experiment, config: Config, resume: str | None = None, client=None,
                    fixed: tuple = ()) -> list[Result]:
     """Every sweep value x seed of an experiment; a parent run ties them together when there are several.
-    resume: None = fresh runs, "" = the latest unfinished run, else a run id. fixed: keys --set pinned."""
+    Under JAX the seeds of each sweep value train as one population. resume: None = fresh runs, "" = the
+    latest unfinished run, else a run id (a population's parent id resumes its unfinished populations).
+    fixed: keys --set pinned."""
     points = experiment.sweep_points(fixed)
     seeds = [config.train.seed + i for i in range(config.train.seeds)]
-    jobs = [(point, seed) for point in points for seed in seeds]
-    parent_id = run_id = None
+    population = population_on(config, len(seeds))
+    jobs = [(point, seeds) for point in points] if population else [(point, [s]) for point in points for s in seeds]
+    parent_id = None
+    resumes: list = []  # [(point, [run ids])]
     if resume is not None:
-        if len(jobs) != 1:
-            raise ResumeError("--resume continues one run: pass --seeds 1 and, for a sweep, --set the swept key.")
         client = client or tracking.client()
-        run_id = resume or find_resumable(client, experiment.name, seeds[0])
-        _checkpoint_for_resume(client, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
+        if resume and client_has_populations(client, resume):
+            parent_id = resume
+            for members in populations_of(client, resume):
+                point = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
+                resumes.append((point, [r.info.run_id for r in members],
+                                [int(r.data.tags["seed"]) for r in members]))
+            if not resumes:
+                raise ResumeError(f"run {resume} has no unfinished population to resume.")
+        else:
+            if len(jobs) != 1 or len(jobs[0][1]) != 1:
+                raise ResumeError("--resume continues one run, or a population's parent run: pass --seeds 1 and, "
+                                  "for a sweep, --set the swept key; or give the parent's id.")
+            run_id = resume or find_resumable(client, experiment.name, seeds[0])
+            _checkpoint_for_resume(client, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
+            resumes.append((points[0], [run_id], seeds))
     dataset = load_dataset(config)  # bad data fails here, before anything is written to the store
     client = client or tracking.client()
     scorers: dict = {}
     stop, previous = loop.install_stop_handlers()
     results: list[Result] = []
     try:
-        if len(jobs) > 1:
-            parent_id = tracking.start_run(client, experiment.name, f"{experiment.name}-x{len(jobs)}",
+        if parent_id is None and (len(jobs) > 1 or population) and not resumes:
+            parent_id = tracking.start_run(client, experiment.name, f"{experiment.name}-x{len(points) * len(seeds)}",
                                            {"experiment": experiment.name, "kind": "group", "dataset": dataset.name,
                                             **tracking.environment_tags()})
             client.log_text(parent_id, cfg.to_yaml(config), "config.yaml")
-        for point, seed in jobs:
+        elif parent_id is not None:
+            client.update_run(parent_id, status="RUNNING")
+        work = [(point, job_seeds, None) for point, job_seeds in jobs] if not resumes else \
+            [(point, job_seeds, run_ids) for point, run_ids, job_seeds in resumes]
+        for point, job_seeds, run_ids in work:
             job_config = cfg.replace(config, point) if point else config
             key = (job_config.eval.n_images, job_config.eval.kid_subsets, job_config.eval.kid_subset_size)
             if key not in scorers:
                 scorers[key] = make_scorer(job_config, dataset)
-            results.append(run(experiment.name, job_config, seed, dataset, scorers[key], client, parent_id, point,
-                               resume_run_id=run_id, stop=stop))
+            results += run_members(experiment.name, job_config, job_seeds, dataset, scorers[key], client,
+                                   parent_id, point, resume_run_ids=run_ids, stop=stop)
     except KeyboardInterrupt:  # loop.Interrupted included
         if parent_id:
             client.set_terminated(parent_id, "KILLED")
@@ -221,3 +310,19 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
         status = "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED"
         client.set_terminated(parent_id, status)
     return results
+
+
+def client_has_populations(client, run_id: str) -> bool:
+    """Whether run_id is a parent run with population members under it."""
+    try:
+        parent = client.get_run(run_id)
+    except Exception:
+        return False
+    return bool(client.search_runs([parent.info.experiment_id], f"tags.`population.parent` = '{run_id}'",
+                                   max_results=1))
+
+
+def _value(text: str):
+    """A sweep value read back from its tag (tags are strings): as YAML, so 32 is 32 again."""
+    import yaml
+    return yaml.safe_load(text)

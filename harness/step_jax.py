@@ -67,20 +67,23 @@ class JaxStep:
     def _scan_steps(self, state, images, start, count):
         return jax.lax.scan(lambda s, i: self._train_step(s, images, start + i), state, jnp.arange(count))
 
-    def _train_step(self, state, images, step):
-        real_images = images[self.real_indices(images.shape[0], step)]
-        d_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(self.key, _D_LATENT), step),
+    def _train_step(self, state, images, step, key=None):
+        """One step of a pure function of the state; key: the run's random key (harness/population.py
+        passes each member's)."""
+        key = self.key if key is None else key
+        real_images = images[self.real_indices(images.shape[0], step, key)]
+        d_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, _D_LATENT), step),
                                      (self.half, self.latent_dim))
-        g_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(self.key, _G_LATENT), step),
+        g_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, _G_LATENT), step),
                                      (self.batch_size, self.latent_dim))
         state, out = self._discriminator_phase(state, real_images, d_latent)
         state, out["g_loss"] = self._generator_phase(state, g_latent)
         return state, out
 
-    def real_indices(self, n: int, step):
+    def real_indices(self, n: int, step, key=None):
         """Which real images step `step` shows: half a batch drawn with replacement, as the seed's
         randint does, or consecutive slices of a fresh shuffle every epoch."""
-        stream = jax.random.fold_in(self.key, _REAL_ORDER)
+        stream = jax.random.fold_in(self.key if key is None else key, _REAL_ORDER)
         if self.sampling == "replacement":
             return jax.random.randint(jax.random.fold_in(stream, step), (self.half,), 0, n)
         epoch, within = step // self.steps_per_epoch, step % self.steps_per_epoch
@@ -155,7 +158,7 @@ class JaxStep:
                 [v.value for v in d.trainable_variables], [v.value for v in d.non_trainable_variables],
                 [v.value for v in self.g_optimizer.variables], [v.value for v in self.d_optimizer.variables])
 
-    def sync_models(self) -> None:
+    def sync_models(self, member: int = 0) -> None:
         """Write the live JAX state back into the Keras variables (before saving or sampling)."""
         g, d = self.generator, self.discriminator
         groups = (g.trainable_variables, g.non_trainable_variables, d.trainable_variables,
@@ -185,6 +188,7 @@ class JaxStep:
         """The compiled HLO of one step; each instruction's op_name carries its layer (for the profiler)."""
         return self._step.lower(self.live, self.images, jnp.asarray(0, jnp.int32)).compile().as_text()
 
-    def generate(self, latent_vectors: np.ndarray) -> np.ndarray:
+    def generate(self, latent_vectors: np.ndarray, member: int = 0) -> np.ndarray:
+        """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range (member: see population.py)."""
         g_tv, g_ntv = self.live[0], self.live[1]
         return np.asarray(self._generate(g_tv, g_ntv, jnp.asarray(latent_vectors, jnp.float32)), dtype=np.float32)

@@ -123,9 +123,10 @@ class TensorFlowStep:
         for v, a in zip(variables, arrays):
             v.assign(a)
 
-    def sync_models(self) -> None:
+    def sync_models(self, member: int = 0) -> None:
         """Keras models already hold the live weights under TensorFlow."""
 
-    def generate(self, latent_vectors: np.ndarray) -> np.ndarray:
-        """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range, as float32 numpy."""
+    def generate(self, latent_vectors: np.ndarray, member: int = 0) -> np.ndarray:
+        """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range, as float32 numpy
+        (member: always 0, a population of one; see population.py)."""
         return self._generate(tf.constant(latent_vectors, tf.float32)).numpy().astype(np.float32)

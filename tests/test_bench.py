@@ -16,7 +16,8 @@ from harness import bench, loop, models, profile, registry
 from harness.__main__ import main
 from harness.config import ModelConfig
 
-TINY = ["--set", "model.g_filters=8", "--set", "model.d_filters=8", "--set", "train.batch_size=16"]
+TINY = ["--set", "model.g_filters=8", "--set", "model.d_filters=8", "--set", "train.batch_size=16",
+        "--set", "data.name=mnist-5k"]
 
 
 def _layer_flops(model: keras.Model) -> float:
@@ -43,12 +44,15 @@ def test_flop_count_matches_the_built_layers(m):
     assert d == _layer_flops(models.build_discriminator(m))
 
 
-def test_bench_times_both_sides_and_ends_with_the_ratio(capsys):
-    assert main(["bench", "--steps", "2", "--no-score", "--profile", *TINY]) == 0
+def test_bench_times_both_sides_and_a_whole_run_and_ends_with_the_ratio(store, capsys):
+    assert main(["bench", "--steps", "2", "--no-score", "--profile", "--run-steps", "4", *TINY]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
+    whole = next(line for line in lines if line.startswith("whole run of 4 steps"))
+    assert "ms/step against the bare step's" in whole and whole.endswith("x")
+    assert not (store / "mlflow.db").exists()  # the whole run went to a temporary store
     assert lines[-1].startswith("ratio=") and float(lines[-1].split("=")[1]) > 0
     assert "classic loop's discriminator trained during timing: yes" in lines
-    medians = [line for line in lines if "ms/step" in line]
+    medians = [line for line in lines if "median" in line]
     assert len(medians) == 2 and all("images/s" in line and "GFLOP/s" in line for line in medians)
     assert any(line.strip().startswith("generator/up2 ") for line in lines)  # the profile's layer table
 
@@ -68,10 +72,21 @@ def test_profile_files_every_op_under_its_layer_and_pass(mnist_5k):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
 def test_profile_under_jax_files_xla_ops_under_layers():
-    p = subprocess.run([sys.executable, "-m", "harness", "bench", "--steps", "2", "--no-score", "--profile", *TINY],
+    p = subprocess.run([sys.executable, "-m", "harness", "bench", "--steps", "2", "--no-score", "--profile",
+                        "--run-steps", "0", *TINY],
                        capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert p.returncode == 0, p.stderr[-2000:]
     rows = {line.split()[0]: line.split()[1:] for line in p.stdout.splitlines() if line.startswith("  generator/")}
     forward, backward = (float(x) for x in rows["generator/up2"][:2])
     assert forward > 0 and backward > 0  # HLO instructions mapped back to the layer and its pass
     assert p.stdout.strip().splitlines()[-1].startswith("ratio=")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+def test_population_bench_prints_member_steps_against_a_solo_step():
+    p = subprocess.run([sys.executable, "-m", "harness", "bench", "--population", "3", "--steps", "1", *TINY],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.strip().splitlines()
+    assert "ms per member-step" in lines[-2] and lines[-1].startswith("ratio=") and float(lines[-1][6:]) > 0
+    assert main(["bench", "--population", "3", *TINY]) == 2  # TensorFlow: a sentence, not a traceback

@@ -112,3 +112,10 @@ def test_show_prints_resolved_yaml(capsys):
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert resolved["model"]["output_activation"] == "tanh" and resolved["train"]["seed"] == 3
     assert resolved["model"]["g_filters"] == cfg.SMOKE["model"]["g_filters"]
+
+
+def test_a_population_under_tensorflow_is_refused_in_one_sentence(store, capsys):
+    from harness.__main__ import main
+    assert main(["run", "base", "--smoke", "--seeds", "2", "--set", "train.population=true"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "JAX" in err and not (store / "mlflow.db").exists()
