@@ -17,9 +17,9 @@ EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
 def _config_args(p: argparse.ArgumentParser, compare: bool = False) -> None:
-    p.add_argument("--seeds", type=int, help="number of seeds (train.seeds)" + (" (default 5)" if compare else ""))
+    p.add_argument("--seeds", type=int, help="number of seeds (train.seeds; default " + ("5)" if compare else "1)"))
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, help="training length in epochs (train.epochs)")
+    length.add_argument("--epochs", type=int, help="training length in epochs (train.epochs; default 100)")
     length.add_argument("--steps", type=int, help="training length in steps (train.steps); wins over epochs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. --set train.lr_g=1e-3 (repeatable)")
@@ -144,25 +144,42 @@ def cmd_sample(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import subprocess
-    from harness import tracking
-    tracking.client()  # create the store first so the UI finds its schema
-    host = args.host
-    if host != "127.0.0.1":
-        print(f"warning: the UI will listen on {host}, reachable by anyone who can reach this machine.",
-              file=sys.stderr)
-    print(f"MLflow UI over {tracking.tracking_uri()} at http://{host}:{args.port}", file=sys.stderr)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(),
-               "--host", host, "--port", str(args.port)]
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    import os
+    from harness import server, tracking
+    client = tracking.client()  # create the store first so the UI finds its schema
+    marked = tracking.mark_harness_experiments(client)
+    if marked:
+        print(f"gave {marked} older experiment(s) MLflow's model-training kind", file=sys.stderr)
+    server.warn_if_public(args.host, "the UI")
+    print(f"MLflow UI over {tracking.tracking_uri()} at http://{args.host}:{args.port} (Ctrl-C stops it)",
+          file=sys.stderr)
+    # Lean: MLflow's server would start seven huey job consumers (~2 GB) for GenAI jobs this tool never submits.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return server.serve([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(),
+                         "--host", args.host, "--port", str(args.port)], env)
+
+
+def cmd_dashboard(args) -> int:
+    import importlib.util
+    from harness import dashboard, search, server
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise UserError("Optuna Dashboard is an optional extra: pip install -e \".[dashboard]\" (or pip install "
+                        "optuna-dashboard), then run this again.")
+    url = dashboard.study_url(args.storage, args.study, args.host, args.port)
+    server.warn_if_public(args.host, "the dashboard")
+    print(f"Optuna Dashboard over {args.storage or search.DEFAULT_JOURNAL} at {url} (Ctrl-C stops it)", file=sys.stderr)
+    if args.storage is None:
+        search.DEFAULT_JOURNAL.parent.mkdir(parents=True, exist_ok=True)
+    return server.serve([sys.executable, "-m", "harness.dashboard", args.storage or str(search.DEFAULT_JOURNAL),
+                         args.host, str(args.port)])
 
 
 def cmd_search(args) -> int:
     from harness import search, tracking
     experiment, config = _resolve(args, args.name)
+    if config.train.seeds != 1:
+        raise UserError("search trains one seed per trial (train.seed), so --seeds does not apply; to check the "
+                        "best params over seeds, save them with --best and run `harness compare` on that experiment.")
     study = args.study or "default"
     if args.best:
         print(search.best_yaml(search.open_study(experiment.name, study, config, args.storage)), end="")
@@ -209,9 +226,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _defaults():
+    from harness.config import Config
+    return Config()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="DCGAN ablation harness on MNIST, tracked in MLflow.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and grappler lines too (hidden by default)")
+    p.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add(*a, parents=[common], **kw)  # every command takes --verbose
 
     s = sub.add_parser("list", help="registered experiments and where they come from")
     s.set_defaults(func=cmd_list)
@@ -221,7 +249,14 @@ def parser() -> argparse.ArgumentParser:
     _config_args(s)
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("run", help="train an experiment over its seeds and sweep values, logged to MLflow")
+    d = _defaults()
+    s = sub.add_parser("run", help="train an experiment over its seeds and sweep values, logged to MLflow",
+                       description=f"With no flags a run trains the experiment's config for {d.train.epochs} epochs "
+                                   f"({d.train.epochs} x training images // {d.train.batch_size} steps), seed "
+                                   f"{d.train.seed}, one seed, at the recipe's widths (G {d.model.g_filters}, D "
+                                   f"{d.model.d_filters}), on {d.data.name} (mnist-5k when the download fails), "
+                                   f"evaluating every {d.eval.every_epochs} epochs; every sweep value is a run. "
+                                   "`harness show NAME` prints the resolved config.")
     s.add_argument("name")
     _config_args(s)
     s.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_ID",
@@ -283,11 +318,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=5000)
     s.add_argument("--host", default="127.0.0.1")
     s.set_defaults(func=cmd_ui)
+
+    s = sub.add_parser("dashboard", help="start Optuna Dashboard over the storage `harness search` uses")
+    s.add_argument("--study", help="open this study's page (EXPERIMENT/STUDY, as `harness search` prints it)")
+    s.add_argument("--storage", help="Optuna storage URL (default: the journal file under mlruns/, as search)")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--host", default="127.0.0.1")
+    s.set_defaults(func=cmd_dashboard)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line. Called with argv None (the real command line), it also filters TensorFlow's
+    known start-up lines from the terminal unless --verbose (harness/console.py)."""
     args = parser().parse_args(argv)
+    import os
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # everything TensorFlow has to say
+    elif argv is None:
+        from harness import console
+        console.quiet()
     try:
         return args.func(args)
     except UserError as e:

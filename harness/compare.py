@@ -20,7 +20,7 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from harness import config as cfg
-from harness import identity, loop, plots, registry, tracking
+from harness import bench, identity, loop, plan, plots, registry, tracking
 from harness import run as run_lib
 from harness import statistics as st
 from harness.config import Config
@@ -132,74 +132,103 @@ def _outcome(client, run, arm: Arm) -> dict:
             "versions": {k: v for k, v in run.data.tags.items() if k.startswith("version.")}}
 
 
+def _last_step(client, run) -> int:
+    history = client.get_metric_history(run.info.run_id, "train/d_loss")
+    return max((h.step for h in history), default=0)
+
+
 def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) -> dict:
     """Train what each arm lacks: resume its interrupted seeds, train seeds without an outcome (and
-    diverged ones when retry_diverged), then read every arm's outcomes. Returns {"trained", "resumed"}.
+    diverged ones when retry_diverged), then read every arm's outcomes. Prints the plan with an estimate
+    first, and one bar over all of it. Returns {"trained", "resumed", "left_out"}.
     Ctrl-C or SIGTERM checkpoints the run in training, marks it KILLED and stops; the next call resumes it."""
     done = {"trained": 0, "resumed": 0}
-    scorers: dict = {}
     runs_of: dict = {}
+    work = []  # (arm, resumable runs {seed: run}, fresh seeds)
+    the_plan = plan.Plan("plan: every arm's seeds, reused where their outcome exists")
+    measured = None
+    for arm in arms:
+        runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
+        c = arm.config
+        total = loop.total_steps(c, len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images))
+        if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
+            the_plan.rows.append((f"{arm.label} (= {arm.twin})", len(arm.seeds), total, len(arm.seeds), 0, 0))
+            continue
+        test = (lambda r: r.info.status == "FINISHED") if retry_diverged else _is_outcome
+        todo = [s for s in arm.seeds if not _latest(runs, arm, s, test)]
+        resumable = {s: r for s in todo if (r := _latest(runs, arm, s, _is_interrupted)) is not None}
+        fresh = [s for s in todo if s not in resumable]
+        work.append((arm, resumable, fresh))
+        measured = measured or (c if todo else None)
+        n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
+        evals = len(loop.eval_steps(total, max(1, n_train // c.train.batch_size), c.eval.every_epochs,
+                                    c.eval.min_evals))
+        cost = bench.step_flops(c) / bench.step_flops(measured) if measured else 1.0
+        the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumable), len(fresh),
+                     sum(total - _last_step(client, r) for r in resumable.values()), evals, cost)
+    scorers: dict = {}
+
+    def scorer_for(c, dataset):
+        key = (dataset.fingerprint, c.eval.n_images, c.eval.kid_subsets, c.eval.kid_subset_size)
+        if key not in scorers:
+            scorers[key] = run_lib.make_scorer(c, dataset)
+        return scorers[key]
+
+    if measured is not None:
+        dataset = datasets[(measured.data.name, measured.data.path, measured.data.split_seed)]
+        the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
+        the_plan.note = "; other widths scaled by their FLOPs" if len({bench.step_flops(a.config) for a in arms}) > 1 else ""
+    print(the_plan.text(), file=sys.stderr)
+    bar = the_plan.bar() if the_plan.steps_to_train else None
     stop, previous = loop.install_stop_handlers()
     try:
-        for arm in arms:
-            runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
-            if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
-                arm.runs = next(a for a in arms if a.label == arm.twin).runs
-                print(f"{arm.label}: the same run identity as {arm.twin}; its runs are used", file=sys.stderr)
-                continue
-            test = (lambda r: r.info.status == "FINISHED") if retry_diverged else _is_outcome
-            have = [s for s in arm.seeds if _latest(runs, arm, s, test)]
-            todo = [s for s in arm.seeds if s not in have]
-            resumable = {s: _latest(runs, arm, s, _is_interrupted) for s in todo}
-            print(f"{arm.label}: {len(have)} of {len(arm.seeds)} seeds already have an outcome"
-                  + (f"; resuming {sum(r is not None for r in resumable.values())}" if any(resumable.values()) else "")
-                  + (f"; training {sum(r is None for r in resumable.values())}" if todo else ""), file=sys.stderr)
+        for arm, resumable, fresh in work:
             c = arm.config
             dataset = datasets[(c.data.name, c.data.path, c.data.split_seed)]
-            key = (dataset.fingerprint, c.eval.n_images, c.eval.kid_subsets, c.eval.kid_subset_size)
-            fresh = []
-            for seed in todo:
-                if key not in scorers:
-                    scorers[key] = run_lib.make_scorer(c, dataset)
-                train = dict(config=c, seed=seed, dataset=dataset, scorer=scorers[key], client=client,
-                             point=arm.point, extra_tags={"launched_by": "compare"}, stop=stop)
-                if resumable[seed] is not None:  # resumed one by one, each exactly its own run
-                    try:
-                        run_lib.run(arm.experiment, resume_run_id=resumable[seed].info.run_id, **train)
-                        done["resumed"] += 1
-                        continue
-                    except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
-                        print(f"cannot resume {resumable[seed].info.run_id}: {e} Training seed {seed} afresh.",
-                              file=sys.stderr)
-                fresh.append(seed)
+            scorer = scorer_for(c, dataset)
+            common = dict(config=c, dataset=dataset, scorer=scorer, client=client, point=arm.point,
+                          extra_tags={"launched_by": "compare"}, stop=stop, progress=bar)
+            for seed, run in resumable.items():  # resumed one by one, each exactly its own run
+                try:
+                    run_lib.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
+                    done["resumed"] += 1
+                except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
+                    print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
+                    fresh.append(seed)
             if run_lib.population_on(c, len(fresh)):  # under JAX: the fresh seeds as one population
                 parent = tracking.start_run(client, arm.experiment, f"{arm.label}-x{len(fresh)}",
                                             {"experiment": arm.experiment, "kind": "group", "launched_by": "compare",
                                              **tracking.environment_tags()})
                 try:
-                    results = run_lib.run_members(arm.experiment, c, fresh, dataset, scorers[key], client, parent,
-                                                  arm.point, extra_tags={"launched_by": "compare"}, stop=stop)
+                    results = run_lib.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
                 except BaseException:
                     client.set_terminated(parent, "KILLED")
                     raise
                 client.set_terminated(parent, "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED")
             else:
                 for seed in fresh:
-                    run_lib.run(arm.experiment, c, seed, dataset, scorers[key], client, point=arm.point,
-                                extra_tags={"launched_by": "compare"}, stop=stop)
+                    run_lib.run(arm.experiment, seed=seed, **common)
             done["trained"] += len(fresh)
-            if todo:
-                runs_of[arm.experiment] = runs = tracking.all_runs(client, arm.experiment)
-            for seed in arm.seeds:
-                run = _latest(runs, arm, seed, _is_outcome)
-                if run is not None:
-                    arm.runs.append(_outcome(client, run, arm))
     except KeyboardInterrupt:
         print("compare stopped: the run in training was checkpointed and marked KILLED; "
               "the same command resumes it.", file=sys.stderr)
         raise
     finally:
         loop.restore_handlers(previous)
+        if bar is not None:
+            bar.close()
+    for experiment in {arm.experiment for arm, resumable, fresh in work if resumable or fresh}:
+        runs_of[experiment] = tracking.all_runs(client, experiment)  # with what was just trained
+    for arm in arms:
+        if arm.twin:
+            continue
+        for seed in arm.seeds:
+            run = _latest(runs_of[arm.experiment], arm, seed, _is_outcome)
+            if run is not None:
+                arm.runs.append(_outcome(client, run, arm))
+    for arm in arms:
+        if arm.twin:
+            arm.runs = next(a for a in arms if a.label == arm.twin).runs
     done["left_out"] = left_out(arms, runs_of)
     return done
 

@@ -48,6 +48,7 @@ class RunContext:
     upload_checkpoint: bool = False  # artifacts live on a server: copy each checkpoint there too
     parent_id: str | None = None  # a population's checkpoint is an artifact of its parent run
     checkpoint_artifact: str = "checkpoint"  # artifact folder of the checkpoint (in the parent's, for a population)
+    progress: object = None  # an overall bar over many runs (harness/plan.py), advanced with this run's steps
     history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
     evals: list = field(default_factory=list)  # [(step, metrics)]
     identity: dict = field(default_factory=dict)  # harness/identity.py: saved in checkpoints, checked on resume
@@ -177,8 +178,9 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     # under JAX), and NaN is caught, and Ctrl-C honoured, at the end of each.
     boundaries = sorted(set(range(log_every, total + 1, log_every)) | set(evals) | {total})
     name = members[0].ctx.name if len(members) == 1 else f"{members[0].ctx.name} +{len(members) - 1}"
+    progress = members[0].ctx.progress
     bar = tqdm(total=total, initial=start, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True,
-               mininterval=1.0, smoothing=0.1)
+               mininterval=1.0, smoothing=0.1, position=1 if progress is not None else 0, leave=progress is None)
     step = start
     try:
         while step < total and not all(m.diverged for m in members):
@@ -199,6 +201,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
             step += chunk
             bar.update(chunk)
             alive = [m for m in members if not m.diverged]
+            if progress is not None:
+                progress.update(chunk * len(members))
             if not alive:
                 break
             history = alive[0].ctx.history

@@ -54,12 +54,12 @@ def local_artifact_dir(artifact_uri: str) -> Path | None:
 def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, client=None,
         parent_id: str | None = None, point: dict | None = None, on_eval=None, extra_tags: dict | None = None,
         resume_run_id: str | None = None, stop: loop.StopFlag | None = None, name: str | None = None,
-        on_start=None) -> Result:
+        on_start=None, progress=None) -> Result:
     """Train one seed as one MLflow run and return its final metrics. Raises Interrupted on a signal,
     and re-raises what the on_eval callback raises (a pruned trial) after marking the run."""
     return run_members(experiment, config, [seed], dataset, scorer, client, parent_id, point, on_eval=on_eval,
                        extra_tags=extra_tags, resume_run_ids=[resume_run_id] if resume_run_id else None, stop=stop,
-                       names=[name] if name else None, on_start=on_start)[0]
+                       names=[name] if name else None, on_start=on_start, progress=progress)[0]
 
 
 def population_on(config: Config, seeds: int) -> bool:
@@ -76,7 +76,8 @@ def population_on(config: Config, seeds: int) -> bool:
 def run_members(experiment: str, config: Config, seeds: list[int], dataset: data.Dataset, scorer, client=None,
                 parent_id: str | None = None, point: dict | None = None, *, on_eval=None,
                 extra_tags: dict | None = None, resume_run_ids: list[str] | None = None,
-                stop: loop.StopFlag | None = None, names: list[str] | None = None, on_start=None) -> list[Result]:
+                stop: loop.StopFlag | None = None, names: list[str] | None = None, on_start=None,
+                progress=None) -> list[Result]:
     """Train seeds of one config, each its own MLflow run: one seed alone, or several as one population
     under parent_id (its checkpoint is the parent's artifact). Returns one Result per seed."""
     client = client or tracking.client()
@@ -115,7 +116,8 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
               file=sys.stderr)
         if on_start is not None:
             on_start(run_id)
-        members.append(loop.Member(seed, loop.RunContext(client, run_id, name, on_eval=on_eval, identity=ident)))
+        members.append(loop.Member(seed, loop.RunContext(client, run_id, name, on_eval=on_eval, identity=ident,
+                                                         progress=progress)))
     checkpoint_dir, upload = _checkpoint_dir(client, parent_id if population else members[0].ctx.run_id,
                                              f"population-{population_id}" if population else "")
     for m in members:

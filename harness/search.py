@@ -11,10 +11,12 @@ import warnings
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 import yaml
+from tqdm import tqdm
 
 from harness import config as cfg
 from harness import loop, plots, tracking
@@ -171,17 +173,39 @@ def _mark_mlflow_state(client, study: optuna.Study, trial: optuna.trial.FrozenTr
         tracking.set_tags(client, run_id, {"optuna.state": trial.state.name.lower()})
 
 
+def _finished(study: optuna.Study) -> int:
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def announce(config: Config, study: optuna.Study, trials: int, workers: int):
+    """Print the plan (trials, steps, workers, an estimate from a step measured here) and return the
+    overall bar over the trials."""
+    from harness import plan
+    dataset = run_lib.load_dataset(config, quiet=True)
+    steps = loop.total_steps(config, len(dataset.train_images))
+    evals = len(loop.eval_steps(steps, max(1, len(dataset.train_images) // config.train.batch_size),
+                                config.eval.every_epochs, config.eval.min_evals))
+    the_plan = plan.Plan(f"plan: study {study.study_name}, {len(study.trials)} trials so far; {trials} more of "
+                         f"{steps} steps each (pruned ones stop early), on {workers} worker process(es) sharing "
+                         "this machine's cores")
+    the_plan.add(study.study_name, 1, steps, 0, 0, trials, 0, evals)
+    the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, run_lib.make_scorer(config, dataset, True))
+    print(the_plan.text(), file=sys.stderr)
+    return tqdm(total=trials, desc="all trials", unit="trial", file=sys.stderr, position=0, dynamic_ncols=True)
+
+
 def optimize(experiment: Experiment, config: Config, trials: int, study: str, storage_url: str | None,
-             parent_id: str | None = None) -> optuna.Study:
+             parent_id: str | None = None, callback=None) -> optuna.Study:
     """Run `trials` trials in this process."""
     client = tracking.client()
     opened = open_study(experiment.name, study, config, storage_url)
     parent_id = parent_id or parent_run(client, experiment.name, opened.study_name, config)
     stop, previous = loop.install_stop_handlers()
     try:
+        callbacks = [lambda s, t: _mark_mlflow_state(client, s, t)] + ([callback] if callback else [])
         opened.optimize(objective_for(experiment, config, client, parent_id, stop), n_trials=trials,
-                        catch=(Exception,), callbacks=[lambda s, t: _mark_mlflow_state(client, s, t)],
-                        gc_after_trial=True)
+                        catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
     finally:
         loop.restore_handlers(previous)
     return opened
@@ -195,8 +219,12 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
     client = tracking.client()  # creates the store once, before any worker touches it
     opened = open_study(experiment.name, study, config, storage_url)
     parent_id = parent_run(client, experiment.name, opened.study_name, config)
+    bar = announce(config, opened, trials, workers)
+    finished_before = _finished(opened)
     if workers <= 1:
-        optimize(experiment, config, trials, study, storage_url, parent_id)
+        optimize(experiment, config, trials, study, storage_url, parent_id,
+                 callback=lambda s, t: bar.update(1))
+        bar.close()
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         # Each worker gets its share of the cores instead of every worker grabbing all of them.
@@ -209,6 +237,12 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
                 argv = worker_argv + ["--trials", str(share), "--workers", "1", "--parent-run", parent_id]
                 procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env))
         try:
+            while any(p.poll() is None for p in procs):  # the workers' trials land in the shared storage
+                bar.n = min(trials, _finished(opened) - finished_before)
+                bar.refresh()
+                time.sleep(2)
+            bar.n = min(trials, _finished(opened) - finished_before)
+            bar.close()
             codes = [p.wait() for p in procs]
         except KeyboardInterrupt:
             for p in procs:

@@ -59,15 +59,28 @@ def client():
     return MlflowClient(uri)
 
 
+# MLflow's experiment kind for model training: its UI then opens runs in the model-training view, not
+# the GenAI one ("Evaluation runs", traces, judges) that MLflow 3.17 shows an experiment without it.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(c, name: str) -> str:
+    """The experiment's id, created if needed; either way it carries EXPERIMENT_KIND (older ones get it)."""
     found = c.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    with store_lock():
-        found = c.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        return c.create_experiment(name)
+    if found is None:
+        with store_lock():
+            found = c.get_experiment_by_name(name)
+            if found is None:
+                return c.create_experiment(name, tags=EXPERIMENT_KIND)
+    mark_kind(c, found)
+    return found.experiment_id
+
+
+def mark_kind(c, experiment) -> None:
+    """Tag an experiment with EXPERIMENT_KIND unless it already has it."""
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            c.set_experiment_tag(experiment.experiment_id, key, value)
 
 
 def start_run(c, experiment: str, run_name: str, tags: dict, parent_id: str | None = None) -> str:
@@ -83,6 +96,7 @@ def all_runs(c, experiment: str) -> list:
     found = c.get_experiment_by_name(experiment)
     if found is None:
         return []
+    mark_kind(c, found)
     runs, token = [], None
     while True:
         page = c.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"], max_results=5000,
@@ -91,6 +105,20 @@ def all_runs(c, experiment: str) -> list:
         token = page.token
         if not token:
             return runs
+
+
+def mark_harness_experiments(c) -> int:
+    """Give EXPERIMENT_KIND to every experiment in the store that holds harness runs (ones made before
+    the harness tagged them included); returns how many were marked now."""
+    marked = 0
+    for experiment in c.search_experiments():
+        if experiment.tags.get("mlflow.experimentKind") == EXPERIMENT_KIND["mlflow.experimentKind"]:
+            continue
+        runs = c.search_runs([experiment.experiment_id], max_results=200)
+        if any("experiment" in r.data.tags or "kind" in r.data.tags for r in runs):
+            mark_kind(c, experiment)
+            marked += 1
+    return marked
 
 
 def log_params(c, run_id: str, params: dict) -> None:

@@ -23,8 +23,10 @@ def _runs(experiment):
 def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, capsys):
     args = ["compare", "base", "smoothing", "--smoke", "--seeds", "2", "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "smoothing" in out and "fewer than 3 seeds" in out
+    assert "plan:" in captured.err and "4 runs to train or resume, 24 steps and 12 evaluations: about" in captured.err
     report = (store / "r1" / "report.md").read_text()
     assert "| base | 2 | 0 | 2 |" in report and "| smoothing | 2 | 0 | 2 |" in report  # finished, diverged, collapsed
     assert "(n=2)" in report and "numerics v" in report and "backend tensorflow on cpu" in report
@@ -37,6 +39,7 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # identical: nothing new to train
+    assert "nothing to train: every run is reused" in capsys.readouterr().err
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
     assert "0 runs trained and 0 resumed now" in (store / "r2" / "report.md").read_text()
 

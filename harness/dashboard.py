@@ -1,0 +1,39 @@
+"""Optuna Dashboard over exactly the storage `harness search` uses (search.storage_for: the journal file
+by default, or an RDB URL), for `harness dashboard`. The optuna-dashboard package is an optional extra.
+
+python -m harness.dashboard STORAGE HOST PORT: the server process that harness/server.py starts and stops.
+"""
+from __future__ import annotations
+
+import sys
+
+from harness.config import UserError
+
+
+def study_url(storage_url: str | None, study: str | None, host: str, port: int) -> str:
+    """The page to open: the study's own, or the list of studies; an unknown study is an error."""
+    import optuna
+    from harness import search
+    base = f"http://{host}:{port}/dashboard"
+    if not study:
+        return base
+    summaries = optuna.get_all_study_summaries(search.storage_for(storage_url))
+    found = {s.study_name: s._study_id for s in summaries}
+    if study not in found:
+        known = ", ".join(sorted(found)) or "none yet"
+        raise UserError(f"no study '{study}' in {storage_url or search.DEFAULT_JOURNAL}; studies there: {known} "
+                        "(names are EXPERIMENT/STUDY, as `harness search` prints them).")
+    return f"{base}/studies/{found[study]}"
+
+
+def main(storage_url: str, host: str, port: int) -> None:
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise SystemExit("optuna-dashboard is not installed: pip install -e \".[dashboard]\"") from None
+    from harness import search
+    optuna_dashboard.run_server(search.storage_for(storage_url or None), host=host, port=port)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,79 @@
+"""What long work will do and how long it will take, said before it starts: the plan of a `compare` or a
+`search`, with an estimate from a step time measured here and now, and one overall progress bar."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from harness import bench, loop
+from harness.config import Config
+
+
+def measure(config: Config, dataset, scorer=None, steps: int = 2) -> tuple[float, float]:
+    """(seconds a train step of this config takes on this machine, seconds an evaluation takes), from
+    `steps` timed steps after one untimed (compiling) step, and one scoring of N images."""
+    _, _, step_fn = loop.build(config, dataset, seed=0)
+    step_seconds = float(np.median(bench.time_steps(step_fn, steps, warmup=1)))
+    eval_seconds = 0.0
+    if scorer is not None:
+        z = np.random.default_rng(0).standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)
+        started = time.perf_counter()
+        images = loop.to_unit_range(np.concatenate([step_fn.generate(z[i:i + 1000]) for i in range(0, len(z), 1000)]),
+                                    config.model.output_activation)
+        scorer.score(images)
+        eval_seconds = time.perf_counter() - started + 1.0  # + figures and logging, about a second
+    return step_seconds, eval_seconds
+
+
+@dataclass
+class Plan:
+    """Rows of (what, seeds, steps each, reuse, resume, train) and the cost of a step and an evaluation."""
+    title: str
+    rows: list = field(default_factory=list)
+    steps_to_train: int = 0  # over all runs to train or resume
+    evals_to_run: int = 0
+    weighted_steps: float = 0.0  # steps_to_train, each scaled by its config's cost relative to the measured one
+    step_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    note: str = ""
+
+    def add(self, what: str, seeds: int, steps: int, reuse: int, resume: int, train: int, resume_steps: int,
+            evals_each: int, cost: float = 1.0) -> None:
+        """cost: this row's step time relative to the measured one (FLOPs ratio)."""
+        self.rows.append((what, seeds, steps, reuse, resume, train))
+        self.steps_to_train += train * steps + resume_steps
+        self.weighted_steps += cost * (train * steps + resume_steps)
+        self.evals_to_run += (train + resume) * evals_each
+
+    def seconds(self) -> float:
+        return self.weighted_steps * self.step_seconds + self.evals_to_run * self.eval_seconds
+
+    def text(self) -> str:
+        width = max([len(r[0]) for r in self.rows] + [4])
+        lines = [self.title, f"  {'what':<{width}}  seeds  steps  reuse  resume  train"]
+        lines += [f"  {w:<{width}}  {n:>5}  {s:>5}  {a:>5}  {b:>6}  {c:>5}" for w, n, s, a, b, c in self.rows]
+        total = sum(r[5] + r[4] for r in self.rows)
+        if total:
+            lines.append(f"  {total} runs to train or resume, {self.steps_to_train:,} steps and {self.evals_to_run} "
+                         f"evaluations: about {_duration(self.seconds())} here (a step measured at "
+                         f"{self.step_seconds * 1000:.0f} ms, an evaluation at {self.eval_seconds:.0f} s{self.note})")
+        else:
+            lines.append("  nothing to train: every run is reused")
+        return "\n".join(lines)
+
+    def bar(self, unit: str = "step") -> tqdm:
+        """One bar over all the work, with its ETA (runs update it as they go)."""
+        return tqdm(total=self.steps_to_train, desc="all runs", unit=unit, file=sys.stderr, position=0,
+                    dynamic_ncols=True, mininterval=1.0, smoothing=0.05)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
