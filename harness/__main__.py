@@ -209,9 +209,18 @@ def cmd_compare(args) -> int:
     flags = _flags(args)
     flags.setdefault("train.seeds", 5)
     table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None,
-                                 args.retry_diverged)
+                                 args.retry_diverged, args.backend, args.platform)
     print(table)
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
+    print(f"Browse: {tracking.ui_command()}")
+    return 0
+
+
+def cmd_import_results(args) -> int:
+    from pathlib import Path
+    from harness import offline, tracking
+    made = offline.import_results(Path(args.folder))
+    print(f"imported {len(made)} runs. Report them: harness compare --seeds 5 --backend jax --platform gpu")
     print(f"Browse: {tracking.ui_command()}")
     return 0
 
@@ -278,6 +287,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("compare", help="the ablation answer: every experiment over seeds against base, with a report")
     s.add_argument("names", nargs="*", help="experiments to compare (default: all registered); base is always included")
     s.add_argument("--out", help="report folder (default reports/compare-<time>)")
+    s.add_argument("--backend", choices=["tensorflow", "jax"],
+                   help="report runs of this backend made elsewhere (imported), instead of this machine's")
+    s.add_argument("--platform", choices=["cpu", "gpu"],
+                   help="report runs of this platform made elsewhere (imported); nothing is trained here")
     s.add_argument("--retry-diverged", action="store_true",
                    help="train diverged seeds again instead of counting their divergence (same identity)")
     _config_args(s, compare=True)
@@ -297,6 +310,10 @@ def parser() -> argparse.ArgumentParser:
                    help="also time a real run of N steps (evaluations every 10 epochs, logging, checkpoints) "
                         "beside the bare step (default 300: two evaluations on mnist-5k; 0 skips it)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("import-results", help="record runs made offline (bench/recipe_gpu.py) as MLflow runs")
+    s.add_argument("folder", help="the OUT folder bench/recipe_gpu.py wrote")
+    s.set_defaults(func=cmd_import_results)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")
     s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])

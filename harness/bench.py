@@ -96,13 +96,13 @@ def _sync(out) -> None:
     float(np.asarray(out).ravel()[0])
 
 
-def bench_population(config: Config, members: int, steps: int, out=print) -> float:
+def bench_population(config: Config, members: int, steps: int, out=print, dataset=None) -> float:
     """ms per member-step of a population of `members` against a solo step of the same config, both in
     chunks of train.log_every_steps steps per dispatch as a run makes them; prints ratio= last."""
     if keras.backend.backend() != "jax":
         raise UserError("bench --population needs the JAX backend (KERAS_BACKEND=jax); TensorFlow trains one seed "
                         "at a time.")
-    dataset = run_lib.load_dataset(config)
+    dataset = dataset or run_lib.load_dataset(config)
     chunk = config.train.log_every_steps
     _, _, solo = loop.build(config, dataset, seed=0)
     _, _, population = loop.build_population(config, dataset, list(range(members)))

@@ -78,8 +78,10 @@ class Arm:
         return sum(r["outcome"] == outcome for r in self.runs)
 
 
-def collect(names: list[str], smoke: bool, flags: dict, sets: list[str]) -> tuple[list[Arm], dict]:
-    """Arms for the named experiments (base first), with the datasets they use."""
+def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend: str | None = None,
+            platform: str | None = None) -> tuple[list[Arm], dict]:
+    """Arms for the named experiments (base first), with the datasets they use; backend and platform: of
+    runs made elsewhere (an accelerator's, imported), instead of this machine's."""
     names = list(dict.fromkeys(["base", *names]))
     datasets: dict = {}
     arms = []
@@ -92,7 +94,8 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str]) -> tupl
         fixed = tuple(s.partition("=")[0].strip() for s in sets)
         for point in experiment.sweep_points(fixed):
             arm_config = cfg.replace(config, point) if point else config
-            arm = Arm(name, point, arm_config, dataset.name, identity.of(arm_config, dataset.fingerprint))
+            arm = Arm(name, point, arm_config, dataset.name,
+                      identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform))
             arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
             arms.append(arm)
     return arms, datasets
@@ -145,7 +148,12 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
     done = {"trained": 0, "resumed": 0}
     runs_of: dict = {}
     work = []  # (arm, resumable runs {seed: run}, fresh seeds)
-    the_plan = plan.Plan("plan: every arm's seeds, reused where their outcome exists")
+    import keras
+    elsewhere = (arms[0].identity["backend"], arms[0].identity["platform"]) != (keras.backend.backend(),
+                                                                                identity.platform())
+    the_plan = plan.Plan("plan: every arm's seeds, reused where their outcome exists" + (
+        f"; runs of {arms[0].identity['backend']} on {arms[0].identity['platform']} are made elsewhere "
+        "(bench/recipe_gpu.py, harness import-results): nothing is trained here" if elsewhere else ""))
     measured = None
     for arm in arms:
         runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
@@ -158,6 +166,8 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
         todo = [s for s in arm.seeds if not _latest(runs, arm, s, test)]
         resumable = {s: r for s in todo if (r := _latest(runs, arm, s, _is_interrupted)) is not None}
         fresh = [s for s in todo if s not in resumable]
+        if elsewhere:
+            resumable, fresh, todo = {}, [], []
         work.append((arm, resumable, fresh))
         measured = measured or (c if todo else None)
         n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
@@ -499,12 +509,12 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
 
 
 def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Path | None,
-            retry_diverged: bool = False) -> tuple[str, Path]:
+            retry_diverged: bool = False, backend: str | None = None, platform: str | None = None) -> tuple[str, Path]:
     """Train what is missing, then write the report; returns (terminal text, report folder)."""
     if not names:
         names = sorted(registry.files())
     client = tracking.client()
-    arms, datasets = collect(names, smoke, flags, sets)
+    arms, datasets = collect(names, smoke, flags, sets, backend, platform)
     done = fill(arms, datasets, client, retry_diverged)
     rows = analyse(arms)
     out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
