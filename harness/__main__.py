@@ -151,8 +151,8 @@ def cmd_ui(args) -> int:
     if marked:
         print(f"gave {marked} older experiment(s) MLflow's model-training kind", file=sys.stderr)
     server.warn_if_public(args.host, "the UI")
-    print(f"MLflow UI over {tracking.tracking_uri()} at http://{args.host}:{args.port} (Ctrl-C stops it)",
-          file=sys.stderr)
+    print(f"MLflow UI over {tracking.tracking_uri()}: open http://{args.host}:{args.port}/#/experiments"
+          "?workflowType=machine_learning (the model-training view; Ctrl-C stops it)", file=sys.stderr)
     # Lean: MLflow's server would start seven huey job consumers (~2 GB) for GenAI jobs this tool never submits.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return server.serve([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(),
@@ -185,13 +185,14 @@ def cmd_search(args) -> int:
         print(search.best_yaml(search.open_study(experiment.name, study, config, args.storage)), end="")
         return 0
     if args.parent_run:  # a worker process started by another `harness search --workers K`
-        search.optimize(experiment, config, args.trials, study, args.storage, args.parent_run)
+        search.optimize(experiment, config, args.trials, study, args.storage, args.parent_run, until=args.until)
         return 0
     worker_argv = ["search", args.name, "--study", study, *(["--storage", args.storage] if args.storage else []),
                    *(["--smoke"] if args.smoke else []), *(["--steps", str(args.steps)] if args.steps else []),
                    *(["--epochs", str(args.epochs)] if args.epochs else []),
                    *[x for item in args.set for x in ("--set", item)]]
-    opened = search.run_search(experiment, config, args.trials, study, args.workers, args.storage, worker_argv)
+    opened = search.run_search(experiment, config, args.trials, study, args.workers, args.storage, worker_argv,
+                               args.until)
     counts = {s: sum(t.state.name == s for t in opened.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     print(f"study {opened.study_name}: {len(opened.trials)} trials "
           f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)")
@@ -275,6 +276,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="an Optuna study over the experiment's search space, trials as MLflow runs")
     s.add_argument("name")
     s.add_argument("--trials", type=int, default=10, help="trials to add in this invocation (shared among workers)")
+    s.add_argument("--until", type=int, metavar="N",
+                   help="instead of --trials: work until the study holds N complete or pruned trials, counted "
+                        "for the study across every worker and machine (a lost worker's trial is replaced)")
     s.add_argument("--study", help="study name (default: 'default'); the same name resumes the study")
     s.add_argument("--workers", type=int, default=1, help="parallel worker processes on this machine")
     s.add_argument("--storage", help="Optuna storage URL (default: a journal file under mlruns/; "

@@ -77,6 +77,7 @@ class SearchConfig:
     direction: Literal["minimize", "maximize"] = "minimize"  # of metric
     pruner: Literal["median", "hyperband", "none"] = "median"  # Optuna pruner over intermediate evaluations
     startup_trials: int = field(default=2, metadata={"min": 0})  # trials never pruned, and before the sampler stops being random
+    heartbeat: int = field(default=60, metadata={"min": 1})  # RDB storages: seconds between a trial's heartbeats; silent for 2x this, it is failed
     space: dict = field(default_factory=dict)  # key -> {type: float|int|categorical, low, high, log, choices}
 
 

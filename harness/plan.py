@@ -17,15 +17,15 @@ def measure(config: Config, dataset, scorer=None, steps: int = 2) -> tuple[float
     """(seconds a train step of this config takes on this machine, seconds an evaluation takes), from
     `steps` timed steps after one untimed (compiling) step, and one scoring of N images."""
     _, _, step_fn = loop.build(config, dataset, seed=0)
-    step_seconds = float(np.median(bench.time_steps(step_fn, steps, warmup=1)))
     eval_seconds = 0.0
-    if scorer is not None:
+    if scorer is not None:  # before any step: a config that diverges at once must not break its own estimate
         z = np.random.default_rng(0).standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)
         started = time.perf_counter()
         images = loop.to_unit_range(np.concatenate([step_fn.generate(z[i:i + 1000]) for i in range(0, len(z), 1000)]),
                                     config.model.output_activation)
         scorer.score(images)
         eval_seconds = time.perf_counter() - started + 1.0  # + figures and logging, about a second
+    step_seconds = float(np.median(bench.time_steps(step_fn, steps, warmup=1)))
     return step_seconds, eval_seconds
 
 

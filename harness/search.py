@@ -25,16 +25,22 @@ from harness.config import Config, UserError
 from harness.registry import Experiment
 
 DEFAULT_JOURNAL = Path("mlruns") / "optuna" / "journal.log"
-HEARTBEAT_SECONDS = 60  # RDB storages: a trial whose worker is silent for 2x this is failed
+
+
+def worker_name() -> str:
+    """Who runs a trial: HARNESS_WORKER (name each machine's workers when host names repeat, as in
+    containers), else the host name. Only trials of this name are checked by process id."""
+    return os.environ.get("HARNESS_WORKER") or socket.gethostname()
 
 
 class TrialFailed(RuntimeError):
     """A trial's run diverged or crashed; Optuna records it as FAIL with this reason."""
 
 
-def storage_for(url: str | None):
-    """An Optuna storage. Journal files get stale-trial handling from fail_dead_local_trials instead
-    of heartbeats, which they do not support."""
+def storage_for(url: str | None, heartbeat: int = 60, failed_trial_callback=None):
+    """An Optuna storage. RDB storages (PostgreSQL for many machines) fail a trial whose worker has been
+    silent for 2 x heartbeat seconds, calling failed_trial_callback(study, trial); journal files get
+    stale-trial handling from fail_dead_local_trials instead, as they have no heartbeats."""
     if url is None:
         DEFAULT_JOURNAL.parent.mkdir(parents=True, exist_ok=True)
         url = str(DEFAULT_JOURNAL)
@@ -44,7 +50,10 @@ def storage_for(url: str | None):
     if url.startswith("postgresql://") and not _importable("psycopg") and _importable("psycopg2"):
         url = "postgresql+psycopg2://" + url[len("postgresql://"):]  # SQLAlchemy 2.1 defaults to psycopg 3
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                              failed_trial_callback=failed_trial_callback)
     except Exception as e:
         raise UserError(f"cannot open Optuna storage {url} ({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
 
@@ -63,8 +72,9 @@ def pruner_for(config: Config) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(experiment: str, study: str, config: Config, storage_url: str | None) -> optuna.Study:
-    storage = storage_for(storage_url)
+def open_study(experiment: str, study: str, config: Config, storage_url: str | None,
+               failed_trial_callback=None) -> optuna.Study:
+    storage = storage_for(storage_url, config.search.heartbeat, failed_trial_callback)
     sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, config.search.startup_trials))
     opened = optuna.create_study(study_name=f"{experiment}/{study}", storage=storage, load_if_exists=True,
                                  direction=config.search.direction, sampler=sampler, pruner=pruner_for(config))
@@ -76,8 +86,8 @@ def open_study(experiment: str, study: str, config: Config, storage_url: str | N
 
 
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
-    """RUNNING trials started by a process of this host that no longer exists are marked FAIL."""
-    host = socket.gethostname()
+    """RUNNING trials started by a process of this worker (worker_name) that no longer exists are marked FAIL."""
+    host = worker_name()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if trial.user_attrs.get("worker.host") != host:
@@ -137,7 +147,7 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
     metric = config.search.metric
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker.host", socket.gethostname())
+        trial.set_user_attr("worker.host", worker_name())
         trial.set_user_attr("worker.pid", os.getpid())
         params = sample(trial, config.search.space)
         trial_config = cfg.replace(config, params)
@@ -195,16 +205,38 @@ def announce(config: Config, study: optuna.Study, trials: int, workers: int):
     return tqdm(total=trials, desc="all trials", unit="trial", file=sys.stderr, position=0, dynamic_ncols=True)
 
 
-def optimize(experiment: Experiment, config: Config, trials: int, study: str, storage_url: str | None,
-             parent_id: str | None = None, callback=None) -> optuna.Study:
-    """Run `trials` trials in this process."""
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what --until counts
+
+
+def _mark_lost(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna failed a trial whose worker stopped heartbeating (killed, or its machine gone): its MLflow
+    run, which nobody will end, is marked FAILED with the reason."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        lost = {"state": "error", "optuna.state": "fail",
+                "failure.reason": f"worker {trial.user_attrs.get('worker.host', '?')} stopped heartbeating; "
+                                  "Optuna failed the trial"}
+        tracking.set_tags(client, run_id, lost)
+        client.set_terminated(run_id, "FAILED")
+
+
+def optimize(experiment: Experiment, config: Config, trials: int | None, study: str, storage_url: str | None,
+             parent_id: str | None = None, callback=None, until: int | None = None) -> optuna.Study:
+    """Run `trials` trials in this process, or (until) trials until the study holds `until` complete or
+    pruned ones, counted across every worker and machine."""
     client = tracking.client()
-    opened = open_study(experiment.name, study, config, storage_url)
+    opened = open_study(experiment.name, study, config, storage_url,
+                        failed_trial_callback=lambda s, t: _mark_lost(client, s, t))
     parent_id = parent_id or parent_run(client, experiment.name, opened.study_name, config)
     stop, previous = loop.install_stop_handlers()
     try:
         callbacks = [lambda s, t: _mark_mlflow_state(client, s, t)] + ([callback] if callback else [])
-        opened.optimize(objective_for(experiment, config, client, parent_id, stop), n_trials=trials,
+        if until is not None:
+            if len(opened.get_trials(deepcopy=False, states=COUNTED)) >= until:
+                return opened
+            callbacks.append(optuna.study.MaxTrialsCallback(until, states=COUNTED))
+        opened.optimize(objective_for(experiment, config, client, parent_id, stop),
+                        n_trials=None if until is not None else trials,
                         catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
     finally:
         loop.restore_handlers(previous)
@@ -212,18 +244,22 @@ def optimize(experiment: Experiment, config: Config, trials: int, study: str, st
 
 
 def run_search(experiment: Experiment, config: Config, trials: int, study: str, workers: int,
-               storage_url: str | None, worker_argv: list[str]) -> optuna.Study:
-    """N more trials shared among K worker processes, then the parent run's summary."""
+               storage_url: str | None, worker_argv: list[str], until: int | None = None) -> optuna.Study:
+    """N more trials shared among K worker processes (or, until: K workers until the study holds that
+    many complete or pruned trials), then the parent run's summary."""
     if not config.search.space:
         raise UserError(f"experiment '{experiment.name}' has an empty search.space; add one to its YAML file.")
     client = tracking.client()  # creates the store once, before any worker touches it
-    opened = open_study(experiment.name, study, config, storage_url)
+    opened = open_study(experiment.name, study, config, storage_url,
+                        failed_trial_callback=lambda s, t: _mark_lost(client, s, t))
     parent_id = parent_run(client, experiment.name, opened.study_name, config)
+    if until is not None:
+        trials = max(0, until - len(opened.get_trials(deepcopy=False, states=COUNTED)))
     bar = announce(config, opened, trials, workers)
     finished_before = _finished(opened)
     if workers <= 1:
         optimize(experiment, config, trials, study, storage_url, parent_id,
-                 callback=lambda s, t: bar.update(1))
+                 callback=lambda s, t: bar.update(1), until=until)
         bar.close()
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -234,7 +270,8 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
         procs = []
         for share in shares:
             if share:
-                argv = worker_argv + ["--trials", str(share), "--workers", "1", "--parent-run", parent_id]
+                count = ["--until", str(until)] if until is not None else ["--trials", str(share)]
+                argv = worker_argv + [*count, "--workers", "1", "--parent-run", parent_id]
                 procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env))
         try:
             while any(p.poll() is None for p in procs):  # the workers' trials land in the shared storage

@@ -1,4 +1,4 @@
-"""Shared fixtures: one classifier cache per session (trained once, ~75 s on 2 cores; reused when
+"""Shared fixtures: one classifier cache per test run (trained once, 1.5-5 min on 2 cores; reused when
 HARNESS_CACHE is already set) and real MLflow stores in temporary folders."""
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
 def classifier_cache(tmp_path_factory) -> Path:
     """Classifiers and reference statistics are cached here for the whole session."""
     if "HARNESS_CACHE" not in os.environ:
-        os.environ["HARNESS_CACHE"] = str(tmp_path_factory.mktemp("harness-cache"))
+        # Under pytest-xdist each worker has its own session: the cache lives beside their temporary
+        # folders so that all of them share it (the classifier is trained once, under a file lock).
+        base = tmp_path_factory.getbasetemp()
+        folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "harness-cache"
+        folder.mkdir(exist_ok=True)
+        os.environ["HARNESS_CACHE"] = str(folder)
     return Path(os.environ["HARNESS_CACHE"])
 
 
@@ -52,3 +57,53 @@ def scorer_5k(mnist_5k):
     """The real cached classifier and reference set of mnist-5k, N = 1,000."""
     from metrics.scorer import Scorer
     return Scorer(mnist_5k, quiet=True)
+
+
+def need(present: bool, what: str) -> None:
+    """Outside CI a missing service skips its test, saying why; under .ci/run (CI=true) it fails the run."""
+    if present:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing: .ci/run installs and starts it, and under CI a missing one fails the "
+                    "run instead of skipping its tests.", pytrace=False)
+    pytest.skip(f"{what} is missing (.ci/run installs and starts it)")
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """Fresh PostgreSQL databases on the server HARNESS_TEST_POSTGRES names (credentials from the
+    environment, as .ci/run sets them), and a .pgpass file so that no password goes on a command line.
+    Yields make(name) -> a password-free postgresql:// URL of a new database; drops them afterwards."""
+    url = os.environ.get("HARNESS_TEST_POSTGRES")
+    need(url is not None, "a PostgreSQL server (HARNESS_TEST_POSTGRES)")
+    import uuid
+    from urllib.parse import urlparse
+    import psycopg2
+    u = urlparse(url)
+    pgpass = tmp_path / ".pgpass"
+    pgpass.write_text(f"{u.hostname}:{u.port or 5432}:*:{u.username}:{u.password}\n")
+    pgpass.chmod(0o600)
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    made = []
+
+    def make(name: str) -> str:
+        database = f"{name}_{uuid.uuid4().hex[:8]}"
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{database}"')
+        made.append(database)
+        return f"postgresql://{u.username}@{u.hostname}:{u.port or 5432}/{database}"
+
+    make.pgpass = pgpass
+    yield make
+    with admin.cursor() as cursor:
+        for database in made:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the folders tests left files in (the browser tests' screenshots), from every xdist worker."""
+    reports = [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, [])]
+    for folder in sorted({v for r in reports for k, v in getattr(r, "user_properties", []) if k == "screenshots"}):
+        terminalreporter.write_line(f"screenshots: {folder}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,7 +115,8 @@ def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(st
     assert run.info.status == "KILLED" and run.data.tags["state"] == "interrupted"
 
     assert main(args + ["--out", str(store / "r2")]) == 0
-    assert "resuming 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(rf"base +1 +{steps} +0 +1 +0\n", err), err[:2000]  # the plan: reuse 0, resume 1, train 0
     (again,) = _runs("base")
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")

@@ -54,15 +54,15 @@ def test_experiment_smoke_run_is_logged(name, in_shared_store, capsys):
 
 
 def test_latent_sweep_makes_children_of_one_parent(in_shared_store, capsys):
-    assert main(["run", "latent", "--smoke", "--seeds", "2", "--set", "eval.n_images=100"]) == 0
+    assert main(["run", "latent", "--smoke", "--seeds", "1", "--set", "eval.n_images=100"]) == 0
     c, runs = _runs("latent")
     parents = [r for r in runs if r.data.tags.get("kind") == "group"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     sizes = registry.load("latent").sweep["model.latent_dim"]
-    assert len(parents) == 1 and len(children) == 2 * len(sizes)
+    assert len(parents) == 1 and len(children) == len(sizes)
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
     assert {r.data.params["model.latent_dim"] for r in children} == {str(s) for s in sizes}
-    assert {r.info.run_name for r in children} >= {"latent-latent_dim=100-s0", "latent-latent_dim=100-s1"}
+    assert {r.info.run_name for r in children} >= {"latent-latent_dim=32-s0", "latent-latent_dim=100-s0"}
     assert parents[0].info.status == "FINISHED"
 
 
