@@ -107,14 +107,16 @@ def bench_population(config: Config, members: int, steps: int, out=print, datase
     _, _, solo = loop.build(config, dataset, seed=0)
     _, _, population = loop.build_population(config, dataset, list(range(members)))
     out(f"config: G {config.model.g_filters} / D {config.model.d_filters} filters, batch {config.train.batch_size}, "
-        f"backend jax on {identity.platform()}, {chunk} steps per dispatch, "
+        f"backend jax on {identity.platform()}, chunks of {chunk} steps "
+        f"({'one dispatch each' if population.scan else 'one dispatch a step: XLA on CPUs is slower in lax.scan'}), "
         f"{steps} timed chunks after 1 warm-up chunk")
     times = {}
     for label, step in (("solo", solo), ("population", population)):
         chunks = time_steps(lambda i, step=step: step.many(i * chunk, chunk), steps, warmup=1)
         times[label] = float(np.median(chunks)) / chunk
+        if label == "solo":  # at once: on a CPU the population's side can take minutes a step
+            out(f"solo step                       {times['solo'] * 1000:9.2f} ms/step")
     member_step = times["population"] / members
-    out(f"solo step                       {times['solo'] * 1000:9.2f} ms/step")
     out(f"population of {members:<3}               {times['population'] * 1000:9.2f} ms/step for all members, "
         f"{member_step * 1000:.2f} ms per member-step ({times['population'] / times['solo']:.2f}x one solo step)")
     ratio = member_step / times["solo"]

@@ -25,7 +25,7 @@ from harness import run as run_lib
 from harness import statistics as st
 from harness.config import Config
 from metrics import collapse
-from metrics.scorer import LOWER_IS_BETTER
+from metrics.scorer import LOWER_IS_BETTER, RANGE
 
 METRICS = ("fid", "is", "kid", "modes", "precision", "recall")
 REPORT_EXPERIMENT = "compare"
@@ -205,7 +205,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
                 except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
                     print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
                     fresh.append(seed)
-            if run_lib.population_on(c, len(fresh)):  # under JAX: the fresh seeds as one population
+            if run_lib.population_on(c, len(fresh)):  # JAX on a GPU (or true): the fresh seeds as one population
                 parent = tracking.start_run(client, arm.experiment, f"{arm.label}-x{len(fresh)}",
                                             {"experiment": arm.experiment, "kind": "group", "launched_by": "compare",
                                              **tracking.environment_tags()})
@@ -311,7 +311,7 @@ def analyse(arms: list[Arm]) -> list[dict]:
                    "diverged": arm.count("diverged"), "collapsed": arm.count("collapsed"), "is_base": arm is base,
                    "tests": m, "alpha_power": st.ALPHA / m}
             for metric in METRICS:
-                row[metric] = st.mean_ci(arm.values(metric))
+                row[metric] = st.mean_ci(arm.values(metric), RANGE[metric])
                 if arm in tested:
                     row[f"d_{metric}"] = st.diff_ci(arm.values(metric), base.values(metric))
             if arm is base:
@@ -401,7 +401,8 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> st
               "| arm | diverged (of all seeds) | collapsed (of the finished) |", "|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {_rate(r, 'diverged', 'n')} | {_rate(r, 'collapsed', 'finished')} |")
-    lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals; the "
+    lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals, clipped to "
+              "where a metric can lie (precision and recall in [0, 1], modes in [0, 10], IS in [1, 10]); the "
               "real-data floor of each metric is logged with every run (`floor/*`).", "",
               "| arm | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|"]
     for r in rows:

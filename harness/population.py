@@ -2,7 +2,7 @@
 
 One seed's step uses a few percent of a GPU, so the seeds of an arm train together: JaxStep's pure
 train step is vectorised over the members' states and random keys (`jax.vmap`), and a chunk of steps
-is one dispatch for all of them (`lax.scan`). Each member draws exactly what its solo run would (its own
+is one dispatch for all of them (`lax.scan`; on CPUs one dispatch a step, as in step_jax.py). Each member draws exactly what its solo run would (its own
 seed's initial weights and key), so a member is the same run as its solo seed (tests/test_population.py
 compares them). A member whose loss turns non-finite stops updating from that step on (its state stays
 the last finite one) and the others go on.
@@ -36,23 +36,35 @@ class PopulationStep:
         self.alive = jnp.ones(self.size, bool)
         self.generator, self.discriminator = self.template.generator, self.template.discriminator
         self._many = jax.jit(self._scan_steps, static_argnums=5, donate_argnums=0)
+        self._one = jax.jit(self._all_members, donate_argnums=0)
+        self.scan = self.template.scan  # on CPUs a loop of single steps (step_jax.py says why)
 
-    def _scan_steps(self, state, keys, alive, images, start, count):
-        def one_member(state, key, alive, step):
+    def _all_members(self, state, keys, alive, images, step):
+        """One step of every member (vmap); a member whose loss is not finite keeps its old state."""
+        def one_member(state, key, alive):
             new, out = self.template._train_step(state, images, step, key)
             alive = alive & jnp.isfinite(out["d_loss"]) & jnp.isfinite(out["g_loss"])
             new = jax.tree_util.tree_map(lambda n, o: jnp.where(alive, n, o), new, state)  # diverged: frozen
-            return (new, alive), out
+            return new, alive, out
 
+        return jax.vmap(one_member)(state, keys, alive)
+
+    def _scan_steps(self, state, keys, alive, images, start, count):
         def body(carry, i):
-            state, alive = carry
-            (state, alive), out = jax.vmap(one_member, in_axes=(0, 0, 0, None))(state, keys, alive, start + i)
+            state, alive, out = self._all_members(carry[0], keys, carry[1], images, start + i)
             return (state, alive), out
 
         (state, alive), outs = jax.lax.scan(body, (state, alive), jnp.arange(count))
         return state, alive, {k: v.T for k, v in outs.items()}  # (count, K) -> (K, count)
 
     def many(self, start: int, count: int) -> dict:
+        if not self.scan:
+            outs = []
+            for i in range(count):
+                self.live, self.alive, out = self._one(self.live, self.keys, self.alive, self.images,
+                                                       jnp.asarray(start + i, jnp.int32))
+                outs.append(out)
+            return {k: jnp.stack([o[k] for o in outs], axis=1) for k in outs[0]}  # (K, count)
         self.live, self.alive, outs = self._many(self.live, self.keys, self.alive, self.images,
                                                  jnp.asarray(start, jnp.int32), count)
         return outs

@@ -64,13 +64,16 @@ def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, score
 
 def population_on(config: Config, seeds: int) -> bool:
     """Whether several seeds train as one population (harness/population.py): train.population, whose
-    default (null) means under JAX; TensorFlow trains one seed at a time."""
+    default (null) means under JAX on an accelerator. On a CPU a member-step costs more than a solo step
+    (vmap turns the convolutions into grouped ones, slow in XLA's CPU backend: docs/performance.md), and
+    TensorFlow trains one seed at a time."""
     import keras
     if config.train.population and keras.backend.backend() != "jax":
         raise UserError("train.population=true needs the JAX backend (KERAS_BACKEND=jax, pip install -e \".[jax]\"); "
                         "under TensorFlow seeds train one at a time.")
-    wanted = keras.backend.backend() == "jax" if config.train.population is None else config.train.population
-    return wanted and seeds > 1
+    if config.train.population is None:
+        return seeds > 1 and keras.backend.backend() == "jax" and identity.platform() != "cpu"
+    return config.train.population and seeds > 1
 
 
 def run_members(experiment: str, config: Config, seeds: list[int], dataset: data.Dataset, scorer, client=None,

@@ -24,15 +24,17 @@ CONFIDENCE = 0.95
 _NAN3 = (float("nan"),) * 3
 
 
-def mean_ci(values) -> tuple[float, float, float]:
-    """(mean, low, high): Student t 95% interval of the mean over seeds (nan bounds under 2 seeds)."""
+def mean_ci(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
+    """(mean, low, high): Student t 95% interval of the mean over seeds (nan bounds under 2 seeds),
+    clipped to where the metric can lie (recall in [0, 1]): the true mean is inside them, so clipping
+    drops only impossible values and keeps the coverage."""
     x = np.asarray(values, dtype=np.float64)
     if len(x) == 0:
         return _NAN3
     if len(x) == 1:
         return float(x[0]), float("nan"), float("nan")
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+    return float(x.mean()), float(max(x.mean() - half, bounds[0])), float(min(x.mean() + half, bounds[1]))
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -49,6 +49,9 @@ class JaxStep:
         wrap = jax.jit if jit_compile else (lambda f, **kw: f)
         self._step = wrap(self._train_step, donate_argnums=0)
         self._many = jax.jit(self._scan_steps, static_argnums=3, donate_argnums=0) if jit_compile else self._scan_steps
+        # XLA's CPU backend runs the step 3x (quarter width) to 15x (full width) slower inside lax.scan than
+        # alone (bench/jax_dispatch.py), so on CPUs a chunk is a loop of single steps: the same function.
+        self.scan = jax.default_backend() != "cpu"
         self._d_phase_fn = wrap(self._discriminator_phase)
         self._g_phase_fn = wrap(self._generator_phase)
         self._generate = wrap(self._generate_images)
@@ -60,7 +63,11 @@ class JaxStep:
         return out
 
     def many(self, start: int, count: int) -> dict:
-        """Steps start .. start+count-1 in one dispatch (lax.scan); each output stacked to shape (count,)."""
+        """Steps start .. start+count-1, each output stacked to shape (count,): one dispatch (lax.scan) on
+        an accelerator, one per step on a CPU."""
+        if not self.scan:
+            outs = [self(start + i) for i in range(count)]
+            return {k: jnp.stack([o[k] for o in outs]) for k in outs[0]}
         self.live, outs = self._many(self.live, self.images, jnp.asarray(start, jnp.int32), count)
         return outs
 

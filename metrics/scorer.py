@@ -25,6 +25,9 @@ METRIC_NAMES = ("fid", "is", "is_std", "kid", "kid_std", "modes", "label_kl", "p
 # Which way is better, for reports and searches.
 LOWER_IS_BETTER = {"fid": True, "kid": True, "label_kl": True, "is": False, "modes": False,
                    "precision": False, "recall": False}
+# Where each metric's values can lie (KID's unbiased estimate can go below 0): intervals are clipped to it.
+RANGE = {"fid": (0.0, float("inf")), "is": (1.0, 10.0), "kid": (float("-inf"), float("inf")),
+         "modes": (0.0, 10.0), "label_kl": (0.0, float("inf")), "precision": (0.0, 1.0), "recall": (0.0, 1.0)}
 _BATCH = 1000  # images per classifier call
 
 

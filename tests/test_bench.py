@@ -88,5 +88,6 @@ def test_population_bench_prints_member_steps_against_a_solo_step():
                        capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert p.returncode == 0, p.stderr[-2000:]
     lines = p.stdout.strip().splitlines()
+    assert "backend jax on cpu" in lines[0] and "one dispatch a step" in lines[0]  # no lax.scan on CPUs
     assert "ms per member-step" in lines[-2] and lines[-1].startswith("ratio=") and float(lines[-1][6:]) > 0
     assert main(["bench", "--population", "3", *TINY]) == 2  # TensorFlow: a sentence, not a traceback

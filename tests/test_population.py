@@ -39,12 +39,13 @@ def _weights(c, run_id, folder):
 
 def test_population_members_are_their_solo_runs(store, tmp_path):
     args = ["run", "base", "--smoke", "--seeds", "2", "--set", "eval.n_images=100"]  # dropout 0.4, on
-    _harness(store, *args)
+    _harness(store, *args, "--set", "train.population=true")
     together = _members("base")
-    _harness(store, *args, "--set", "train.population=false")
+    _harness(store, *args)  # train.population's default: one seed at a time on a CPU
     alone = {k: v for k, v in _members("base").items() if k not in together}
     c = tracking.client()
     assert len(together) == 2 and len(alone) == 2
+    assert all(r.data.tags["platform"] == "cpu" and "population.id" not in r.data.tags for r in alone.values())
     parent = {r.data.tags["population.parent"] for r in together.values()}
     assert len(parent) == 1 and {r.data.tags["mlflow.parentRunId"] for r in together.values()} == parent
     assert sorted(r.data.tags["population.index"] for r in together.values()) == ["0", "1"]
@@ -74,7 +75,7 @@ def test_a_diverging_member_stops_the_others_go_on_and_a_signal_checkpoints_them
                                                      "train:\n  lr_g: 5.0e5\n  lr_d: 5.0e5\n")
     steps = 60
     args = ["run", "wild", "--smoke", "--seeds", "3", "--steps", str(steps), "--set", "eval.n_images=100",
-            "--set", "train.log_every_steps=1"]
+            "--set", "train.log_every_steps=1", "--set", "train.population=true"]
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=store, env=JAX, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in proc.stderr:  # past the first evaluation (step 20): a checkpoint of all three exists

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from harness import statistics as st
+from metrics.scorer import RANGE
 
 
 def _coverage(draw, truth, interval, repetitions) -> float:
@@ -42,6 +43,21 @@ def test_on_skewed_seeds_the_intervals_undercover_as_the_readme_says():
     diff = _coverage(lambda: (rng.lognormal(0, 1, 3), rng.lognormal(0, 0.5, 5)), truth - math.exp(0.125),
                      st.diff_ci, 2000)
     assert 0.8 <= diff <= 0.92, diff
+
+
+def test_a_bounded_metrics_interval_stays_in_its_range_and_keeps_its_coverage():
+    """Recall near 0, as collapsed seeds give it: the raw t interval dips below 0; clipped to [0, 1] it
+    does not, and on draws clipped at 0 it covers as often as the raw one."""
+    recall = [0.0, 0.01, 0.02, 0.15, 0.0]
+    assert st.mean_ci(recall)[1] < 0
+    mean, lo, hi = st.mean_ci(recall, RANGE["recall"])
+    assert lo == 0.0 and hi == st.mean_ci(recall)[2] and mean == pytest.approx(0.036)
+    rng = np.random.default_rng(5)
+    draws = [np.clip(rng.normal(0.05, 0.08, 5), 0, 1) for _ in range(2000)]
+    truth = float(np.mean(np.clip(rng.normal(0.05, 0.08, 1_000_000), 0, 1)))
+    raw = np.mean([(lambda m, lo, hi: lo <= truth <= hi)(*st.mean_ci(d)) for d in draws])
+    clipped = np.mean([(lambda m, lo, hi: lo <= truth <= hi and lo >= 0)(*st.mean_ci(d, (0.0, 1.0))) for d in draws])
+    assert clipped == raw
 
 
 def test_interval_and_unadjusted_p_agree():

@@ -1,0 +1,42 @@
+"""Why JAX runs on CPUs step one dispatch at a time: the same jitted train step alone and inside lax.scan
+(the chunked form JaxStep.many uses on accelerators), side by side in one process.
+
+    KERAS_BACKEND=jax python bench/jax_dispatch.py [--set model.g_filters=32 ...]
+
+Prints ms per step of each form and ratio=<scan / alone> last.
+"""
+from __future__ import annotations
+
+import argparse
+
+import jax.numpy as jnp
+import numpy as np
+
+from harness import loop, registry
+from harness import run as run_lib
+from harness.bench import time_steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps (or chunks) per form, after one warm-up")
+    parser.add_argument("--chunk", type=int, default=5, help="steps per lax.scan dispatch")
+    args = parser.parse_args()
+    _, config = registry.resolve("base", False, {}, args.set)
+    _, _, step = loop.build(config, run_lib.load_dataset(config), seed=0)
+
+    def scan(i):  # JaxStep.many's accelerator branch, called directly
+        step.live, outs = step._many(step.live, step.images, jnp.asarray(i * args.chunk, jnp.int32), args.chunk)
+        return outs
+
+    alone = float(np.median(time_steps(step, args.steps, warmup=1)))
+    scanned = float(np.median(time_steps(scan, args.steps, warmup=1))) / args.chunk
+    print(f"config: G {config.model.g_filters} / D {config.model.d_filters} filters, batch {config.train.batch_size}")
+    print(f"one jitted step a dispatch   {alone * 1000:9.1f} ms/step")
+    print(f"lax.scan, {args.chunk} steps a dispatch {scanned * 1000:9.1f} ms/step")
+    print(f"ratio={scanned / alone:.2f}")
+
+
+if __name__ == "__main__":
+    main()
