@@ -76,7 +76,8 @@ def cmd_run(args) -> int:
         m = r.metrics
         scores = (f"fid {m['fid']:.3f}  is {m['is']:.3f}  kid {m['kid']:.4f}  modes {m['modes']:.0f}  "
                   f"precision {m['precision']:.3f}  recall {m['recall']:.3f}") if m else r.reason
-        print(f"{r.name:<28} {r.status:<9} {r.run_id}  {scores}")
+        outcome = ("COLLAPSED" if r.collapsed else "not collapsed") if r.status == "FINISHED" else ""
+        print(f"{r.name:<28} {r.status:<9} {outcome:<13} {r.run_id}  {scores}")
     print(f"\nBrowse: {tracking.ui_command()}")
     return 0 if all(r.status == "FINISHED" for r in results) else EXIT_FAILED
 

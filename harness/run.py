@@ -24,6 +24,7 @@ class Result:
     status: str  # FINISHED, FAILED, KILLED
     metrics: dict = field(default_factory=dict)  # final evaluation; empty when the run did not finish
     reason: str = ""
+    collapsed: bool = False  # its final samples were judged collapsed (metrics/collapse.py)
 
 
 class ResumeError(UserError):
@@ -157,7 +158,8 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
         _end(client, m.ctx.run_id, "FINISHED", {"state": "finished"})
         if m.ctx.collapsed_since is not None:
             print(collapse_message(m.ctx.name, m.ctx.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
-        results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, "FINISHED", metrics))
+        results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, "FINISHED", metrics,
+                              collapsed=m.ctx.collapsed_since is not None))
     return results
 
 

@@ -154,8 +154,9 @@ def test_collapse_is_judged_from_the_samples_and_said_in_words(store, capsys):
     tags = runs[-1].data.tags
     assert runs[-1].info.status == "FINISHED" and tags["collapse"] == "true" and tags["collapse.since"] == "2"
     assert "digit classes" in tags["collapse.reason"] and tags["collapse.samples"]
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "smoothing-s0 ended COLLAPSED (since the evaluation at step 2)" in err and "try" in err
+    assert [line.split()[1:3] for line in out.splitlines() if line.startswith("smoothing-s0")] == [["FINISHED", "COLLAPSED"]]
 
 
 def test_concurrent_runs_on_a_fresh_store_all_land(store):
