@@ -132,7 +132,30 @@ def _outcome(client, run, arm: Arm) -> dict:
             "reason": run.data.tags.get("failure.reason", ""),
             "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
             "fid_history": sorted((h.step, h.value) for h in client.get_metric_history(run.info.run_id, "eval/fid")),
+            "collapse_history": _collapse_history(client, run.info.run_id, floor, e),
             "versions": {k: v for k, v in run.data.tags.items() if k.startswith("version.")}}
+
+
+def _collapse_history(client, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
+    """(step, collapsed) at each evaluation, by the rule the final samples are judged with."""
+    if not {"modes", "recall"} <= floor.keys():
+        return []
+    seen = {m: {h.step: h.value for h in client.get_metric_history(run_id, f"eval/{m}")} for m in ("modes", "recall")}
+    steps = sorted(seen["modes"].keys() & seen["recall"].keys())
+    return [(s, bool(collapse.judge({m: seen[m][s] for m in seen}, floor, e.collapse_modes, e.collapse_recall)))
+            for s in steps]
+
+
+def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int]]]]]:
+    """Evaluation steps, and per arm (a twin once, under the arm that made its runs) how many seeds
+    were collapsed at each step, of those evaluated there: [(collapsed, evaluated), ...]."""
+    arms = [a for a in arms if not a.twin]
+    steps = sorted({s for a in arms for r in a.runs for s, _ in r.get("collapse_history", [])})
+    rows = []
+    for arm in arms:
+        at = [dict(r.get("collapse_history", [])) for r in arm.runs]
+        rows.append((arm.label, [(sum(h[s] for h in at if s in h), sum(s in h for h in at)) for s in steps]))
+    return steps, rows
 
 
 def _last_step(client, run) -> int:
@@ -401,6 +424,15 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> st
               "| arm | diverged (of all seeds) | collapsed (of the finished) |", "|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {_rate(r, 'diverged', 'n')} | {_rate(r, 'collapsed', 'finished')} |")
+    steps, over = collapse_over_training(arms)
+    if steps:
+        lines += ["", "## Collapse over training", "",
+                  "Seeds collapsed at each evaluation, by the rule the final samples are judged with, of the seeds "
+                  "evaluated at that step (a diverged seed counts until it stopped); a seed can collapse and "
+                  "recover. A finished seed's last evaluation is its final samples, counted above.", "",
+                  "| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+        lines += [f"| {label} | " + " | ".join(f"{k} of {n}" if n else "-" for k, n in cells) + " |"
+                  for label, cells in over]
     lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals, clipped to "
               "where a metric can lie (precision and recall in [0, 1], modes in [0, 10], IS in [1, 10]); the "
               "real-data floor of each metric is logged with every run (`floor/*`).", "",

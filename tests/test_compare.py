@@ -31,6 +31,9 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     report = (store / "r1" / "report.md").read_text()
     assert "| base | 2 | 0 | 2 |" in report and "| smoothing | 2 | 0 | 2 |" in report  # finished, diverged, collapsed
     assert "(n=2)" in report and "numerics v" in report and "backend tensorflow on cpu" in report
+    over = re.search(r"^\| base \| (\d+ of \d+(?: \| \d+ of \d+)*) \|$", report.split("## Collapse over training")[1], re.M)
+    assert over and over.group(1).split(" | ")[-1] == "2 of 2"  # every evaluation of both seeds; the last is the final one
+    assert len(over.group(1).split(" | ")) == 3  # 12 evaluations over 4 runs: 3 a run
     for figure in ("fid_over_training.png", "final_fid.png", "samples.png"):
         assert (store / "r1" / figure).read_bytes()[:4] == b"\x89PNG"
     reports = _runs("compare")
@@ -49,6 +52,19 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     report = (store / "r3" / "report.md").read_text()
     assert "4 runs trained and 0 resumed now" in report
     assert "train.lr_g 0.0002 (wanted 0.0003)" in report  # the earlier runs, listed with the reason
+
+
+def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
+    from harness.compare import Arm, collapse_over_training
+    base = Arm("base", {}, None, "mnist-5k", {}, runs=[
+        {"collapse_history": [(150, True), (300, False), (450, False)]},  # recovers
+        {"collapse_history": [(150, True), (300, True), (450, True)]},
+        {"collapse_history": [(150, True)]}])  # diverged after its first evaluation
+    twin = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, twin="base")
+    late = Arm("tanh", {}, None, "mnist-5k", {}, runs=[{"collapse_history": [(150, False), (300, True), (450, True)]}])
+    steps, rows = collapse_over_training([base, twin, late])
+    assert steps == [150, 300, 450]
+    assert rows == [("base", [(3, 3), (1, 2), (1, 2)]), ("tanh", [(0, 1), (1, 1), (1, 1)])]
 
 
 def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(store, capsys):
