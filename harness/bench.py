@@ -208,8 +208,10 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
                                                        for i in range(0, len(z), 1000)]), config.model.output_activation)
         generated_at = time.perf_counter()
         scorer.score(generated)
-        out(f"scoring 10,000 generated images: {time.perf_counter() - start:.1f} s "
-            f"(generating {generated_at - start:.1f} s, metrics against the {dataset.name} reference)")
+        evaluation = time.perf_counter() - start
+        out(f"scoring 10,000 generated images: {evaluation:.1f} s "
+            f"(generating {generated_at - start:.1f} s, metrics against the {dataset.name} reference): "
+            f"{evaluation / float(np.median(harness_times)):.0f} harness steps")
 
     if run_steps:
         bench_whole_run(config, run_steps, float(np.median(harness_times)), out)

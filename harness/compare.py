@@ -323,16 +323,22 @@ def analyse(arms: list[Arm]) -> list[dict]:
         p_raw = {id(a): st.welch_p(a.values("fid"), base.values("fid")) for a in tested}
         p_holm = dict(zip(p_raw, st.holm(list(p_raw.values()))))
         m = max(1, sum(not math.isnan(p) for p in p_raw.values()))
+        # The secondary test: a diverged seed counts at the worst final FID of any finished seed here.
+        ceiling = max((v for a in members for v in a.values("fid")), default=float("nan"))
+        with_ceiling = {id(a): a.values("fid") + [ceiling] * a.count("diverged") for a in members}
+        p_ceiling_raw = {id(a): st.welch_p(with_ceiling[id(a)], with_ceiling[id(base)]) for a in tested}
+        p_ceiling = dict(zip(p_ceiling_raw, st.holm(list(p_ceiling_raw.values()))))
         rates = {}
         for outcome in ("diverged", "collapsed"):
             n_of = (lambda a: len(a.runs)) if outcome == "diverged" else (lambda a: a.count("finished"))
             raw = {id(a): st.fisher_p(a.count(outcome), n_of(a), base.count(outcome), n_of(base)) for a in tested}
-            rates[outcome] = (raw, dict(zip(raw, st.holm(list(raw.values())))), n_of)
+            family = max(1, sum(not math.isnan(p) for p in raw.values()))  # this rate's own Holm family
+            rates[outcome] = (raw, dict(zip(raw, st.holm(list(raw.values())))), n_of, family)
         for arm in members:
             row = {"arm": arm.label, "experiment": arm.experiment, "group": group, "n": len(arm.runs),
                    "n_fid": len(arm.values("fid")), "finished": arm.count("finished"),
                    "diverged": arm.count("diverged"), "collapsed": arm.count("collapsed"), "is_base": arm is base,
-                   "tests": m, "alpha_power": st.ALPHA / m}
+                   "tests": m, "alpha_power": st.ALPHA / m, "ceiling": ceiling}
             for metric in METRICS:
                 row[metric] = st.mean_ci(arm.values(metric), RANGE[metric])
                 if arm in tested:
@@ -347,18 +353,34 @@ def analyse(arms: list[Arm]) -> list[dict]:
             else:
                 a, b = arm.values("fid"), base.values("fid")
                 row["p"], row["p_holm"] = p_raw[id(arm)], p_holm[id(arm)]
+                row["p_ceiling"], row["p_ceiling_holm"] = p_ceiling_raw[id(arm)], p_ceiling[id(arm)]
+                row["d_fid_ceiling"] = st.diff_ci(with_ceiling[id(arm)], with_ceiling[id(base)])
                 row["detectable"] = st.detectable(a, b, st.ALPHA / m)
-                row["needed"] = st.seeds_needed(row["d_fid"][0], a, b, st.ALPHA / m)
-                row["verdict"] = st.verdict(row["d_fid"][0], row["p_holm"], len(a), len(b),
-                                            lower_is_better=LOWER_IS_BETTER["fid"])
-                if row["verdict"].startswith("no detectable") and row["needed"] > 0:
-                    many = f"{row['needed']:,}" if row["needed"] < 10_000 else "over 10,000"
-                    row["verdict"] += f"; the observed Δ would need about {many} seeds a side"
-                for outcome, (raw, adjusted, n_of) in rates.items():
+                row["effect_of_interest"] = EFFECT_OF_INTEREST * float(np.mean(b)) if b else float("nan")
+                row["needed"] = st.seeds_needed(row["effect_of_interest"], a, b, st.ALPHA / m)
+                row["verdict"] = failed_seeds_rule(st.verdict(row["d_fid"][0], row["p_holm"], len(a), len(b),
+                                                              lower_is_better=LOWER_IS_BETTER["fid"]), arm, base)
+                for outcome, (raw, adjusted, n_of, family) in rates.items():
                     row[f"{outcome}_p"], row[f"{outcome}_p_holm"] = raw[id(arm)], adjusted[id(arm)]
-                    row[f"{outcome}_needs"] = st.smallest_significant_count(n_of(arm), n_of(base), st.ALPHA / m)
+                    row[f"{outcome}_needs"] = st.smallest_significant_count(n_of(arm), n_of(base), st.ALPHA / family)
+                    row[f"{outcome}_family"] = family
             rows.append(row)
     return rows
+
+
+EFFECT_OF_INTEREST = 0.10  # the FID difference the report sizes seeds for: 10% of base's mean
+
+
+def failed_seeds_rule(verdict: str, arm: Arm, base: Arm) -> str:
+    """The FID verdict is Welch's on the finished seeds; an arm with more failed seeds (diverged plus
+    collapsed) than base is never called better, and a verdict on survivors says how many did not."""
+    failed, base_failed = arm.count("diverged") + arm.count("collapsed"), base.count("diverged") + base.count("collapsed")
+    if verdict == "better" and failed > base_failed:
+        return (f"not called better: {failed} of {len(arm.runs)} seeds failed (diverged or collapsed) against "
+                f"base's {base_failed} of {len(base.runs)}, though its finished seeds' FID is lower")
+    if arm.count("diverged") and verdict in ("better", "worse"):
+        return f"{verdict} on its {arm.count('finished')} finished seeds ({arm.count('diverged')} diverged: see the ceiling test)"
+    return verdict
 
 
 def _num(x: float) -> str:
@@ -383,6 +405,17 @@ def _interval_note(r: dict) -> str:
     return " †" if excludes and not r["verdict"] in ("better", "worse") else ""
 
 
+def _power_cells(r: dict) -> str:
+    """The power columns, or in words why a number cannot be given."""
+    if "detectable" not in r:
+        return "- | -"
+    if math.isnan(r["detectable"]):
+        return "cannot be computed: under 2 finished seeds a side | -"
+    needed = r["needed"]
+    seeds = "-" if needed < 0 else "over 10,000" if needed >= 10_000 else f"{needed:,}"
+    return f"{_num(r['detectable'])} | {seeds} (Δ {_num(r['effect_of_interest'])})"
+
+
 def _rate(r: dict, outcome: str, n_key: str) -> str:
     if f"{outcome}_p" not in r or math.isnan(r[f"{outcome}_p"]):
         return f"{r[outcome]} of {r[n_key]}"
@@ -405,22 +438,36 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> st
              f"{tests} comparisons. p is Welch's t-test against base, then Holm-corrected over the {tests} arms "
              f"tested; a verdict needs at least {st.MIN_SEEDS_FOR_VERDICT} finished seeds a side and Holm p < "
              f"{st.ALPHA}. † marks an unadjusted interval that excludes 0 where Holm's correction does not "
-             "reach significance. Power is at Holm's strictest level, alpha = "
-             f"{st.ALPHA}/{tests} = {st.ALPHA / tests:.3g}: the smallest Δ these seeds detect with 80% power at "
-             "the spreads seen, and the seeds a side the observed Δ would need.", "",
+             "reach significance. An arm with more failed seeds (diverged plus collapsed) than base is never "
+             "called better. Power is of Welch's test at Holm's strictest level, alpha = "
+             f"{st.ALPHA}/{tests} = {st.ALPHA / tests:.3g}: the smallest Δ these seeds detect with 80% power if "
+             f"the spreads seen were the true ones, and the seeds a side that would detect a Δ of "
+             f"{EFFECT_OF_INTEREST:.0%} of base's mean FID.", "",
              "| arm | finished | diverged | collapsed | FID (n) | Δ FID vs base (unadjusted) | p (Holm) | verdict | "
-             "detectable Δ, 80% power |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"detectable Δ, 80% power | seeds a side for Δ = {EFFECT_OF_INTEREST:.0%} of base |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
         d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
-        power = _num(r["detectable"]) if "detectable" in r and not math.isnan(r["detectable"]) else "-"
         lines.append(f"| {r['arm']} | {r['finished']} | {r['diverged']} | {r['collapsed']} | "
-                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {power} |")
+                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {_power_cells(r)} |")
+    tested = [r for r in rows if "p_ceiling" in r]
+    ceiling = next((r["ceiling"] for r in rows), float("nan"))
+    if any(r["diverged"] for r in rows) and tested:
+        lines += ["", "## Diverged seeds at a ceiling", "",
+                  f"The test above uses finished seeds only. Here each diverged seed counts at an FID of "
+                  f"{_num(ceiling)}, the worst final FID of any finished seed in this report, and Welch's test is "
+                  f"run again on every seed, Holm-corrected over the {len(tested)} arms.", "",
+                  "| arm | seeds (diverged) | Δ FID vs base, diverged at the ceiling | p (Holm) |", "|---|---|---|---|"]
+        for r in tested:
+            p = f"{r['p_ceiling']:.3g} ({r['p_ceiling_holm']:.3g})" if not math.isnan(r["p_ceiling_holm"]) else "-"
+            lines.append(f"| {r['arm']} | {r['n']} ({r['diverged']}) | {_fmt(r['d_fid_ceiling'])} | {p} |")
+    elif tested:
+        lines += ["", "No seed diverged, so the FID test above counts every seed."]
     lines += ["", "## Failures: diverged and collapsed seeds against base", "",
               "Fisher's exact test of each arm's rate against base's, Holm-corrected over the arms; with few "
               "seeds the smallest p a split can give may never reach the corrected level, and the table says "
-              f"so instead of a verdict that cannot come (level {st.ALPHA}/{tests}).", "",
+              f"so instead of a verdict that cannot come (level {st.ALPHA}/the arms with a rate to test).", "",
               "| arm | diverged (of all seeds) | collapsed (of the finished) |", "|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {_rate(r, 'diverged', 'n')} | {_rate(r, 'collapsed', 'finished')} |")

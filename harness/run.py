@@ -106,6 +106,8 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
             tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
                     "dataset.requested": config.data.name, "data.source": dataset.source,
                     "collapse": "false", "state": "running", **tracking.environment_tags(), **identity.tags(ident),
+                    "classifier.sha256": scorer.classifier_info["sha256"][:16],
+                    "classifier.accuracy": f"{scorer.classifier_info['accuracy']:.4f}",
                     **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
             if population:
                 population_id = population_id or f"{parent_id[:8]}-{seeds[0]}"
@@ -298,11 +300,14 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
             client.log_text(parent_id, cfg.to_yaml(config), "config.yaml")
         elif parent_id is not None:
             client.update_run(parent_id, status="RUNNING")
+        if not resumes and loop.total_steps(config, len(dataset.train_images)) >= ANNOUNCE_STEPS:
+            scorers[_scorer_key(config)] = make_scorer(config, dataset)
+            announce(experiment.name, config, dataset, scorers[_scorer_key(config)], len(points) * len(seeds))
         work = [(point, job_seeds, None) for point, job_seeds in jobs] if not resumes else \
             [(point, job_seeds, run_ids) for point, run_ids, job_seeds in resumes]
         for point, job_seeds, run_ids in work:
             job_config = cfg.replace(config, point) if point else config
-            key = (job_config.eval.n_images, job_config.eval.kid_subsets, job_config.eval.kid_subset_size)
+            key = _scorer_key(job_config)
             if key not in scorers:
                 scorers[key] = make_scorer(job_config, dataset)
             results += run_members(experiment.name, job_config, job_seeds, dataset, scorers[key], client,
@@ -317,6 +322,27 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
         status = "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED"
         client.set_terminated(parent_id, status)
     return results
+
+
+ANNOUNCE_STEPS = 2_000  # runs this long say how long they will take before their first step
+
+
+def _scorer_key(config: Config) -> tuple:
+    return config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size
+
+
+def announce(experiment: str, config: Config, dataset: data.Dataset, scorer, runs: int) -> None:
+    """Before a long job's first step: its steps and evaluations, how long they take on this machine (a
+    step and an evaluation timed here and now, about 10-30 s), and how to ask for a shorter one."""
+    from harness import plan
+    steps_per_epoch = max(1, len(dataset.train_images) // config.train.batch_size)
+    total = loop.total_steps(config, len(dataset.train_images))
+    evals = len(loop.eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals))
+    the_plan = plan.Plan(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps "
+                         f"({total / steps_per_epoch:g} epochs of {len(dataset.train_images):,} {dataset.name} digits)")
+    the_plan.add(experiment, runs, total, 0, 0, runs, 0, evals)
+    the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, scorer)
+    print(the_plan.text() + "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)", file=sys.stderr)
 
 
 def client_has_populations(client, run_id: str) -> bool:

@@ -5,8 +5,10 @@
 - Differences from base: Welch t 95% intervals, unadjusted, and Welch's t-test, Holm-corrected over
   the arms of a report; the interval excludes 0 exactly when the unadjusted p < 0.05, so a report
   says so where Holm's correction does not follow.
-- Power: the smallest difference the seeds could detect with 80% power, and the seeds a difference
-  would need, from the noncentral t at Holm's strictest level (ALPHA / number of arms).
+- Power: the smallest difference the seeds could detect with 80% power, and the seeds an effect of
+  interest would need, at Holm's strictest level (ALPHA / number of arms): the power of Welch's test
+  itself, integrated over the sample variances (right at df 1 and alpha 0.05/8, where scipy's noncentral
+  t returns nan), checked against a seeded simulation in tests/test_statistics.py.
 - Rates (diverged, collapsed seeds): Fisher's exact test, with the smallest p the seeds allow.
 tests/test_statistics.py checks coverage by simulation through these same functions.
 """
@@ -90,41 +92,70 @@ def verdict(diff: float, p_adjusted: float, n: int, n_reference: int, lower_is_b
     return "better" if improved else "worse"
 
 
-def _power(effect: float, se: float, df: float, alpha: float) -> float:
-    """Power of a two-sided t-test of level alpha when the true difference is `effect`."""
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    nc = effect / se
-    power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
-    return power if math.isfinite(power) else 1.0  # scipy's nct gives nan far out in the tail, where power is 1
+_GRID = 200  # equal-probability points per sample variance in welch_power's integral
+
+
+def welch_power(effect: float, sd_a: float, sd_b: float, n_a: int, n_b: int, alpha: float) -> float:
+    """Power of the two-sided Welch t-test of level alpha for a true difference `effect` between groups
+    of n_a and n_b seeds with true standard deviations sd_a and sd_b. The difference of the sample means
+    is normal and independent of the sample variances (scaled chi-squares), so the power is the normal
+    rejection probability averaged over the two variances, taken at _GRID x _GRID equal-probability
+    points; the test's own estimated df and critical value are used at each point."""
+    q = (np.arange(_GRID) + 0.5) / _GRID
+    va = sd_a ** 2 * stats.chi2.ppf(q, n_a - 1) / (n_a - 1) / n_a  # (grid,) sample variance of mean a
+    vb = sd_b ** 2 * stats.chi2.ppf(q, n_b - 1) / (n_b - 1) / n_b
+    va, vb = va[:, None], vb[None, :]
+    se_hat = np.sqrt(va + vb)  # (grid, grid)
+    df = (va + vb) ** 2 / np.maximum(va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1), 1e-300)
+    crit = stats.t.ppf(1 - alpha / 2, np.maximum(df, 1e-6)) * se_hat
+    sigma = math.sqrt(sd_a ** 2 / n_a + sd_b ** 2 / n_b)  # true sd of the difference of means
+    power = stats.norm.sf((crit - effect) / sigma) + stats.norm.cdf((-crit - effect) / sigma)
+    return float(power.mean())
+
+
+def _solve_for_power(power_of, scale: float) -> float:
+    """The smallest effect >= 0 with power_of(effect) = POWER (power grows with the effect), or nan."""
+    high = 4 * scale
+    while power_of(high) < POWER:
+        high *= 2
+        if high > 2 ** 30 * scale:
+            return float("nan")
+    return float(optimize.brentq(lambda e: power_of(e) - POWER, 0.0, high, xtol=1e-6 * scale))
 
 
 def detectable(values, reference, alpha: float) -> float:
-    """The smallest difference these seeds detect with 80% power at their observed spread (Welch)."""
+    """The smallest difference these seeds detect with 80% power by Welch's test at level alpha, if
+    their observed spreads were the true ones; nan with fewer than 2 seeds a side."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     if len(a) < 2 or len(b) < 2:
         return float("nan")
-    se, df = _welch(a, b)
-    if se == 0:
+    sd_a, sd_b = a.std(ddof=1), b.std(ddof=1)
+    if sd_a == 0 and sd_b == 0:
         return 0.0
-    return float(optimize.brentq(lambda e: _power(e, se, df, alpha) - POWER, 0.0, 20 * se))
+    scale = math.sqrt(sd_a ** 2 / len(a) + sd_b ** 2 / len(b))
+    return _solve_for_power(lambda e: welch_power(e, sd_a, sd_b, len(a), len(b), alpha), scale)
 
 
-def seeds_needed(diff: float, values, reference, alpha: float, most: int = 10_000) -> int:
-    """About how many seeds per side a difference of `diff` needs for 80% power, at the spreads seen."""
+def seeds_needed(effect: float, values, reference, alpha: float, most: int = 10_000) -> int:
+    """About how many seeds a side (equal on both) Welch's test needs to detect `effect` with 80% power
+    at level alpha, at the spreads seen; -1 when it cannot be said (under 2 seeds a side)."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2 or not math.isfinite(diff):
+    if len(a) < 2 or len(b) < 2 or not math.isfinite(effect):
         return -1
-    variance = a.var(ddof=1) + b.var(ddof=1)  # of one seed's difference, equal seeds a side
-    if variance == 0:
+    sd_a, sd_b = a.std(ddof=1), b.std(ddof=1)
+    if sd_a == 0 and sd_b == 0:
         return 2
-    if diff == 0:
+    if effect == 0:
+        return most
+
+    def enough(n: int) -> bool:
+        return welch_power(abs(effect), sd_a, sd_b, n, n, alpha) >= POWER - 1e-6  # brentq stops within 1e-6
+    if not enough(most):
         return most
     low, high = 2, most
-    if _power(abs(diff), math.sqrt(variance / high), 2 * high - 2, alpha) < POWER:
-        return most
     while low < high:  # power grows with n: bisect for the smallest n that reaches 80%
         mid = (low + high) // 2
-        if _power(abs(diff), math.sqrt(variance / mid), 2 * mid - 2, alpha) >= POWER:
+        if enough(mid):
             high = mid
         else:
             low = mid + 1

@@ -10,6 +10,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
+# The suite never fetches MNIST: tests pin mnist-5k or files they write, and a test that forgot would fall
+# back to mnist-5k here instead of downloading 70,000 digits and training their classifier. The one fetch
+# test (tests/test_data.py) lifts this for itself.
+os.environ["HARNESS_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +26,7 @@ def classifier_cache(tmp_path_factory) -> Path:
         folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "harness-cache"
         folder.mkdir(exist_ok=True)
         os.environ["HARNESS_CACHE"] = str(folder)
+        os.environ.setdefault("KERAS_HOME", str(folder / "keras"))  # a developer's own Keras MNIST cache stays unread
     return Path(os.environ["HARNESS_CACHE"])
 
 

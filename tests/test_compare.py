@@ -152,3 +152,68 @@ def test_runs_on_other_data_are_not_pooled(store, capsys):
     rows = compare.analyse([a, b])
     row = next(r for r in rows if r["arm"] == "smoothing")
     assert row["verdict"].startswith("not compared") and "d_fid" not in row
+
+
+def _synthetic_arms(fids: dict, diverged: dict | None = None, collapsed: dict | None = None):
+    """Arms of one group from final FIDs per arm (no training): diverged seeds have no metrics."""
+    from harness import compare, identity
+    from harness.registry import resolve
+    _, c = resolve("base", smoke=True)
+    arms = []
+    for name, values in fids.items():
+        arm = compare.Arm(name, {}, c, "mnist-5k", identity.of(c, "fingerprint", "tensorflow", "cpu"))
+        arm.runs = [{"run_id": f"{name}{i:07d}", "seed": i, "outcome": "finished", "fid_history": [],
+                     "metrics": {m: v for m in compare.METRICS}, "collapse": i < (collapsed or {}).get(name, 0),
+                     "versions": {}, "collapse_history": []} for i, v in enumerate(values)]
+        arm.runs += [{"run_id": f"{name}d{i:06d}", "seed": len(values) + i, "outcome": "diverged", "fid_history": [],
+                      "metrics": {}, "collapse": False, "versions": {}, "collapse_history": []}
+                     for i in range((diverged or {}).get(name, 0))]
+        arms.append(arm)
+    return arms
+
+
+def test_an_arm_with_more_failed_seeds_than_base_is_never_called_better():
+    from harness import compare
+    arms = _synthetic_arms({"base": [500, 510, 505, 495, 490], "tanh": [300, 305, 298], "smoothing": [301, 299, 300, 302, 297]},
+                           diverged={"tanh": 2})
+    rows = {r["arm"]: r for r in compare.analyse(arms)}
+    assert rows["smoothing"]["verdict"] == "better"  # no failures: Welch decides
+    tanh = rows["tanh"]
+    assert tanh["p_holm"] < 0.05  # its 3 survivors alone would be "better"...
+    assert tanh["verdict"].startswith("not called better: 2 of 5 seeds failed")  # ...but 2 of 5 diverged
+    assert tanh["ceiling"] == 510 and tanh["d_fid_ceiling"][0] == pytest.approx((300 + 305 + 298 + 2 * 510) / 5 - 500)
+    report = compare.markdown(list(rows.values()), arms, "Settings: synthetic", [])
+    assert "## Diverged seeds at a ceiling" in report and "counts at an FID of 510" in report
+    assert "| tanh | 5 (2) |" in report
+    # A worse arm with diverged seeds keeps its verdict, and the line says how many diverged.
+    arms = _synthetic_arms({"base": [300, 305, 298, 301, 302], "tanh": [500, 510, 505]}, diverged={"tanh": 2})
+    row = next(r for r in compare.analyse(arms) if r["arm"] == "tanh")
+    assert row["verdict"] == "worse on its 3 finished seeds (2 diverged: see the ceiling test)"
+
+
+def test_a_report_is_written_at_two_seeds_a_side_over_eight_arms():
+    """At 2 seeds a side and Holm over 8 arms the power solver used to raise; every arm now gets a
+    verdict or a sentence, and every power cell a number or words."""
+    from harness import compare
+    rng = np.random.default_rng(0)
+    fids = {"base": [500.0, 540.0]} | {f"arm{i}": list(rng.normal(500, 80, 2)) for i in range(8)}
+    arms = _synthetic_arms(fids, diverged={"arm7": 1})
+    rows = compare.analyse(arms)
+    report = compare.markdown(rows, arms, "Settings: synthetic", [])
+    for r in rows[1:]:
+        assert "fewer than 3 seeds per side" in r["verdict"] and math.isfinite(r["detectable"]) and r["needed"] > 2
+    arms = _synthetic_arms({"base": [500.0, 540.0], "arm0": [400.0]})  # one finished seed: no power, in words
+    report = compare.markdown(compare.analyse(arms), arms, "Settings: synthetic", [])
+    assert "cannot be computed: under 2 finished seeds a side" in report
+
+
+def test_each_rate_is_corrected_over_its_own_family():
+    """Collapse rates are tested for the arms with finished seeds, divergence rates for all: the
+    smallest significant split uses that family's size, not the FID family's."""
+    from harness import compare
+    arms = _synthetic_arms({"base": [500] * 5, "a": [400] * 5, "b": []}, diverged={"b": 5})
+    rows = {r["arm"]: r for r in compare.analyse(arms)}
+    assert rows["a"]["tests"] == 1  # one FID test: b has no finished seed
+    assert rows["a"]["diverged_family"] == 2 and rows["a"]["collapsed_family"] == 1
+    assert rows["a"]["diverged_needs"] == 5  # at 0.05 / 2, 5 vs 5: all 5 (p 0.0079); at 0.05 / 1, 4 (p 0.048)
+    assert rows["a"]["collapsed_needs"] == 4

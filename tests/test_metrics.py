@@ -203,3 +203,19 @@ def test_score_cli(tmp_path, mnist_5k, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and name in err
     assert main(["score", str(tmp_path / "missing.npy")]) == 2
+
+
+def test_classifier_shift_augmentation_moves_whole_pixels_and_keeps_every_digit():
+    from metrics.classifier import shift
+    rng = np.random.default_rng(0)
+    images = np.zeros((200, 28, 28), np.float32)
+    images[:, 10:18, 12:16] = 1.0  # a block that stays inside the frame under any shift of 2
+    assert np.array_equal(shift(images, rng, 0), images)
+    moved = shift(images, rng, 2)
+    assert moved.shape == images.shape and np.array_equal(moved.sum(axis=(1, 2)), images.sum(axis=(1, 2)))
+    offsets = set()
+    for before, after in zip(images, moved):
+        (r0, c0), (r1, c1) = np.argwhere(before)[0], np.argwhere(after)[0]
+        offsets.add((r1 - r0, c1 - c0))
+        assert np.array_equal(np.roll(before, (r1 - r0, c1 - c0), axis=(0, 1)), after)
+    assert offsets == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}  # all 25 shifts are drawn

@@ -41,6 +41,7 @@ def test_experiment_smoke_run_is_logged(name, in_shared_store, capsys):
                 "identity", "data.fingerprint", "platform", "numerics.version", "metrics.version"):
         assert t[key]
     assert t["platform"] == "cpu" and t["precision"] == "float32" and t["state"] == "finished"
+    assert float(t["classifier.accuracy"]) >= 0.98 and len(t["classifier.sha256"]) == 16  # who scored it, how well
     for key in METRICS:
         assert f"final/{key}" in m and f"floor/{key}" in m
     history = c.get_metric_history(run.info.run_id, "eval/fid")
@@ -90,3 +91,13 @@ def test_epochs_flag_beats_smoke_steps(store, capsys):
     assert runs[-1].data.params["train.steps"] == "None"
     steps = [h.step for h in c.get_metric_history(runs[-1].info.run_id, "train/d_loss")]
     assert steps[-1] == 4000 // 32  # one epoch of the 4,000 mnist-5k digits at batch 32
+
+
+def test_a_long_run_says_how_long_before_its_first_step(mnist_5k, scorer_5k, capsys):
+    from harness import run
+    _, config = registry.resolve("base", smoke=True, flags={"train.epochs": 100, "train.steps": None})
+    run.announce("base", config, mnist_5k, scorer_5k, runs=2)
+    err = capsys.readouterr().err
+    total = 100 * (4000 // config.train.batch_size)
+    assert f"2 runs of {total:,} steps (100 epochs of 4,000 mnist-5k digits)" in err
+    assert "about" in err and "a step measured at" in err and "--epochs N or --steps N" in err
