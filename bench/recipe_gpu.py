@@ -167,7 +167,8 @@ def main() -> None:
         print(f"{experiment}{point or ''}: {config.train.seeds} seeds as one population", flush=True)
         records = train_arm(config, dataset, scorer, [config.train.seed + i for i in range(config.train.seeds)])
         last = time.perf_counter() - arm_started
-        ident = identity.of(config, dataset.fingerprint, backend=keras.backend.backend(), device=device)
+        ident = identity.of(config, dataset.fingerprint, backend=keras.backend.backend(), device=device,
+                            classifier=scorer.classifier_info["weights"])
         label = experiment + "".join(f"-{k.split('.')[-1]}={v}" for k, v in point.items())
         with open(args.out / "recipe.jsonl", "a") as f:
             for i, record in enumerate(records):

@@ -98,13 +98,12 @@ def cmd_data(args) -> int:
 
 
 def cmd_classifier(args) -> int:
-    from harness import data
-    from metrics import classifier
+    from harness import data, run
     dataset = data.load(args.dataset)
-    _, info = classifier.load_or_train(dataset)
+    info = run.classifier_info(dataset)
     print(f"classifier: {info['path']}")
     print(f"held-out accuracy: {info['accuracy']:.4f} on {info['test_images']} {dataset.name} digits "
-          f"(trained in {info['train_seconds']:.0f} s)")
+          f"(trained in {info['train_seconds']:.0f} s); weights {info['weights']}, shared through the tracking store")
     return 0
 
 

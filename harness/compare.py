@@ -84,18 +84,21 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
     runs made elsewhere (an accelerator's, imported), instead of this machine's."""
     names = list(dict.fromkeys(["base", *names]))
     datasets: dict = {}
+    classifiers: dict = {}
     arms = []
     for name in names:
         experiment, config = registry.resolve(name, smoke, flags, sets)
         key = (config.data.name, config.data.path, config.data.split_seed)
         if key not in datasets:
             datasets[key] = run_lib.load_dataset(config)
+            classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]  # part of every arm's identity
         dataset = datasets[key]
         fixed = tuple(s.partition("=")[0].strip() for s in sets)
         for point in experiment.sweep_points(fixed):
             arm_config = cfg.replace(config, point) if point else config
             arm = Arm(name, point, arm_config, dataset.name,
-                      identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform))
+                      identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform,
+                                  classifier=classifiers[key]))
             arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
             arms.append(arm)
     return arms, datasets

@@ -10,7 +10,9 @@ all of these are equal:
 - the Keras backend (TensorFlow and JAX draw different random streams) and the device platform;
 - the precision policy;
 - NUMERICS_VERSION, bumped by any change to what a training step computes, and METRICS_VERSION,
-  bumped by any change to scoring.
+  bumped by any change to scoring;
+- the metric classifier, as the digest of its weight arrays: runs scored by different classifiers are
+  kept apart (one tracking store shares one classifier: harness/tracking.py ClassifierShare).
 Library versions are tags, shown in reports, never identity. Runs made before identities were
 recorded carry no `identity` tag: they are "identity v1", listed and left out by `compare`.
 """
@@ -39,8 +41,8 @@ SAME_STEP = (1, 2, 3)
 # the search space, the collapse judgement (made again from the final metrics by every reader), when
 # evaluations happen (the final one is at the end either way), and population training (its members
 # agree with their solo runs to round-off).
-NOT_IDENTITY = ("train.seed", "train.seeds", "train.print_every_steps", "eval.collapse_modes",
-                "eval.collapse_recall", "eval.every_epochs", "eval.min_evals",
+NOT_IDENTITY = ("train.seed", "train.seeds", "train.print_every_steps", "train.log_every_steps",
+                "eval.collapse_modes", "eval.collapse_recall", "eval.every_epochs", "eval.min_evals",
                 "train.population")  # a population member is its solo run (test_population.py)
 # Keys that only choose the data: the content fingerprint stands for them.
 DATA_KEYS = ("data.name", "data.path", "data.split_seed")
@@ -72,10 +74,17 @@ def _counts(key: str) -> bool:
     return not (key in NOT_IDENTITY or key in DATA_KEYS or key.startswith("search."))
 
 
+def _idle(flat: dict) -> set:
+    """Keys that another key's value makes idle: BatchNorm's mode without BatchNorm, epochs when steps is set."""
+    return ({"model.batchnorm_mode"} if not flat["model.batchnorm"] else set()) | \
+        ({"train.epochs"} if flat["train.steps"] is not None else set())
+
+
 def config_part(config: Config) -> dict:
     """Dotted key -> value for the keys that change a run and differ from their defaults."""
-    defaults = cfg.flat(Config())
-    return {k: v for k, v in sorted(cfg.flat(config).items()) if _counts(k) and v != defaults[k]}
+    defaults, flat = cfg.flat(Config()), cfg.flat(config)
+    idle = _idle(flat)
+    return {k: v for k, v in sorted(flat.items()) if _counts(k) and k not in idle and v != defaults[k]}
 
 
 def platform() -> str:
@@ -84,12 +93,15 @@ def platform() -> str:
     return "gpu" if tracking.gpu_available() else "cpu"
 
 
-def of(config: Config, data_fingerprint: str, backend: str | None = None, device: str | None = None) -> dict:
-    """The identity of a run of this config on this data, here (or on the backend and platform given)."""
+def of(config: Config, data_fingerprint: str, backend: str | None = None, device: str | None = None, *,
+       classifier: str) -> dict:
+    """The identity of a run of this config on this data, scored by the classifier whose weights have
+    this digest, here (or on the backend and platform given)."""
     import keras
     return {"schema": SCHEMA, "config": config_part(config), "data": data_fingerprint,
             "backend": backend or keras.backend.backend(), "platform": device or platform(),
-            "precision": config.train.precision, "numerics": NUMERICS_VERSION, "metrics": METRICS_VERSION}
+            "precision": config.train.precision, "numerics": NUMERICS_VERSION, "metrics": METRICS_VERSION,
+            "classifier": classifier}
 
 
 def digest(identity: dict) -> str:
@@ -101,7 +113,7 @@ def tags(identity: dict) -> dict:
     return {"identity": digest(identity), "identity.schema": identity["schema"], "backend": identity["backend"],
             "platform": identity["platform"], "precision": identity["precision"],
             "numerics.version": identity["numerics"], "metrics.version": identity["metrics"],
-            "data.fingerprint": identity["data"]}
+            "data.fingerprint": identity["data"], "identity.classifier": identity["classifier"]}
 
 
 def differences(identity: dict, run_tags: dict, run_params: dict) -> list[str]:
@@ -110,13 +122,15 @@ def differences(identity: dict, run_tags: dict, run_params: dict) -> list[str]:
         return ["identity v1 (made before run identities were recorded)"]
     out = []
     for part, tag in (("backend", "backend"), ("platform", "platform"), ("precision", "precision"),
-                      ("numerics", "numerics.version"), ("metrics", "metrics.version"), ("data", "data.fingerprint")):
+                      ("numerics", "numerics.version"), ("metrics", "metrics.version"), ("data", "data.fingerprint"),
+                      ("classifier", "identity.classifier")):
         theirs = run_tags.get(tag)
         if str(theirs) != str(identity[part]):
             out.append(f"{part} {theirs} (wanted {identity[part]})")
     defaults = cfg.flat(Config())
+    idle = _idle({**defaults, **identity["config"]})
     for key in sorted(set(defaults) | set(identity["config"])):
-        if not _counts(key) or key not in defaults:
+        if not _counts(key) or key not in defaults or key in idle:
             continue
         wanted = identity["config"].get(key, defaults[key])
         theirs = run_params.get(key, str(LEGACY.get(key, defaults[key])))
@@ -145,8 +159,8 @@ def resume_differences(saved: dict | None, run_tags: dict, identity: dict) -> li
                  "numerics": 1}
         parts = ("backend", "platform")
     else:
-        parts = ("backend", "platform", "precision", "data", "metrics")
-    out = [f"{part}: {saved[part]} -> {identity[part]}" for part in parts if saved[part] != identity[part]]
+        parts = ("backend", "platform", "precision", "data", "metrics", "classifier")
+    out = [f"{part}: {saved.get(part)} -> {identity[part]}" for part in parts if saved.get(part) != identity[part]]
     if saved["numerics"] != identity["numerics"] and saved["numerics"] not in SAME_STEP:
         out.append(f"train step numerics v{saved['numerics']} -> v{identity['numerics']}")
     return out

@@ -36,8 +36,16 @@ def load_dataset(config: Config, quiet: bool = False) -> data.Dataset:
 
 
 def make_scorer(config: Config, dataset: data.Dataset, quiet: bool = False):
+    """The dataset's scorer, with the classifier this tracking store shares (trained here only if it has none)."""
     from metrics.scorer import Scorer
-    return Scorer(dataset, config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=quiet)
+    return Scorer(dataset, config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=quiet,
+                  share=tracking.ClassifierShare(tracking.client()))
+
+
+def classifier_info(dataset: data.Dataset, quiet: bool = False) -> dict:
+    """The dataset's classifier as this tracking store scores with it: accuracy, weights digest, path."""
+    from metrics import classifier
+    return classifier.load_or_train(dataset, quiet, tracking.ClassifierShare(tracking.client()))[1]
 
 
 def run_name(experiment: str, seed: int, point: dict | None = None) -> str:
@@ -88,7 +96,7 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
     population = len(seeds) > 1
     if population and parent_id is None:
         raise ValueError("a population trains under a parent run")
-    ident = identity.of(config, dataset.fingerprint)
+    ident = identity.of(config, dataset.fingerprint, classifier=scorer.classifier_info["weights"])
     population_id = resume_run_ids[0] if resume_run_ids else None
     members, resume_from = [], None
     for i, seed in enumerate(seeds):
@@ -106,7 +114,7 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
             tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
                     "dataset.requested": config.data.name, "data.source": dataset.source,
                     "collapse": "false", "state": "running", **tracking.environment_tags(), **identity.tags(ident),
-                    "classifier.sha256": scorer.classifier_info["sha256"][:16],
+                    "classifier.weights": scorer.classifier_info["weights"],
                     "classifier.accuracy": f"{scorer.classifier_info['accuracy']:.4f}",
                     **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
             if population:

@@ -142,6 +142,53 @@ def set_tags(c, run_id: str, tags: dict) -> None:
     c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+CLASSIFIERS = "classifiers"  # the experiment that holds a store's metric classifiers, one run each
+
+
+class ClassifierShare:
+    """The metric classifiers of one tracking store (metrics/classifier.py load_or_train's `share`): a run
+    per classifier in the experiment `classifiers`, named by its cache name; the first published wins."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def _first(self, name: str):
+        found = self.c.get_experiment_by_name(CLASSIFIERS)
+        if found is None:
+            return None
+        runs = self.c.search_runs([found.experiment_id], f"tags.`classifier.name` = '{name}' and "
+                                  "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"],
+                                  max_results=1)
+        return runs[0] if runs else None
+
+    def fetch(self, name: str, folder: Path) -> bool:
+        """Put the store's classifier of this name into folder (as name.keras and name.json); False when the
+        store has none. Nothing is downloaded when folder already holds the same weights."""
+        import json
+        import tempfile
+        run = self._first(name)
+        if run is None:
+            return False
+        meta = folder / f"{name}.json"
+        if meta.exists() and json.loads(meta.read_text()).get("weights") == run.data.tags.get("classifier.weights"):
+            return True
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            local = Path(self.c.download_artifacts(run.info.run_id, "classifier", tmp))
+            for suffix in (".keras", ".json"):  # the model first: a reader takes the pair by its json
+                os.replace(local / f"{name}{suffix}", folder / f"{name}{suffix}")
+        return True
+
+    def publish(self, name: str, files: list[Path]) -> None:
+        import json
+        weights = json.loads(next(f for f in files if f.suffix == ".json").read_text())["weights"]
+        run_id = start_run(self.c, CLASSIFIERS, name, {"classifier.name": name, "classifier.weights": weights,
+                                                       "kind": "classifier"})
+        for f in files:
+            self.c.log_artifact(run_id, str(f), "classifier")
+        self.c.set_terminated(run_id, "FINISHED")
+
+
 def environment_tags() -> dict:
     """Versions, hardware and code version, so any run can be reproduced or told apart."""
     import keras

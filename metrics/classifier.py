@@ -124,24 +124,51 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def load_or_train(dataset, quiet: bool = False):
-    """(model, info) for the dataset, training it once; concurrent callers wait for the first."""
+def weights_digest(model) -> str:
+    """A hash of the weight arrays (dtype, shape, bytes): equal weights, equal digest, whatever the file's
+    save date; 16 hex digits. Runs scored by classifiers of different digests are never pooled."""
+    h = hashlib.sha256()
+    for w in model.weights:
+        a = np.ascontiguousarray(np.asarray(w.numpy() if hasattr(w, "numpy") else w))
+        h.update(f"{w.path}{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_or_train(dataset, quiet: bool = False, share=None):
+    """(model, info) for the dataset, training it once; concurrent callers wait for the first.
+    share: where classifiers are shared beyond this cache (the tracking store), with fetch(name, folder)
+    -> bool, which puts the first classifier published under that name into folder, and publish(name,
+    files). The store's classifier wins over this cache's; one this cache has (or trains) is published
+    when the store has none, and if another machine published first, its classifier is used instead:
+    one store scores with one classifier."""
     import keras
     stem = cache_dir() / "classifier" / f"{dataset.name}-{cache_key(dataset)}"
     path, meta = stem.with_suffix(".keras"), stem.with_suffix(".json")
     with file_lock(stem.with_suffix(".lock")):
-        if not (path.exists() and meta.exists()):
+        if share is not None and share.fetch(stem.name, stem.parent):
+            pass  # the store's classifier, now in this cache
+        elif path.exists() and meta.exists():
+            if share is not None:  # this cache's classifier becomes the store's, unless another won meanwhile
+                share.publish(stem.name, [path, meta])
+                share.fetch(stem.name, stem.parent)
+        else:
             model, accuracy, seconds = train(dataset, quiet)
             tmp = stem.parent / f".{stem.name}.{os.getpid()}.keras"
             model.save(tmp)
-            digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
             info = {"dataset": dataset.name, "accuracy": accuracy, "train_seconds": seconds,
-                    "architecture": architecture(SETTINGS[dataset.name]), "settings": SETTINGS[dataset.name], "sha256": digest,
-                    "test_images": len(dataset.test_images), "data": dataset.fingerprint}
+                    "architecture": architecture(SETTINGS[dataset.name]), "settings": SETTINGS[dataset.name],
+                    "weights": weights_digest(model), "test_images": len(dataset.test_images),
+                    "data": dataset.fingerprint}
             os.replace(tmp, path)  # atomic: a reader sees the old state or the whole new file
             tmp_meta = meta.with_suffix(f".{os.getpid()}.tmp")
             tmp_meta.write_text(json.dumps(info, indent=2))
             os.replace(tmp_meta, meta)
+            if share is not None:
+                share.publish(stem.name, [path, meta])
+                share.fetch(stem.name, stem.parent)  # the first published wins a race between machines
     info = json.loads(meta.read_text())
     info["path"] = str(path)
-    return keras.models.load_model(path), info
+    model = keras.models.load_model(path)
+    info.setdefault("weights", weights_digest(model))  # a cache written before weight digests
+    return model, info

@@ -68,13 +68,14 @@ def family(gen_features, gen_probs, ref_features, kid_subsets=100, kid_subset_si
 
 
 class Scorer:
-    """Loads (or trains) the dataset's classifier and reference statistics once; scores many image sets."""
+    """Loads (or trains) the dataset's classifier and reference statistics once; scores many image sets.
+    share: where classifiers are shared beyond the local cache (classifier.load_or_train)."""
 
     def __init__(self, dataset, n_images: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                 quiet: bool = False):
+                 quiet: bool = False, share=None):
         import keras
         self.dataset = dataset.name
-        self.model, self.classifier_info = classifier_lib.load_or_train(dataset, quiet)
+        self.model, self.classifier_info = classifier_lib.load_or_train(dataset, quiet, share)
         self.features_model = keras.Model(self.model.input,
                                           [self.model.get_layer(classifier_lib.FEATURES).output, self.model.output])
         self.n_images = int(n_images or len(dataset.test_images))
@@ -103,7 +104,7 @@ class Scorer:
         the metric code's version."""
         from harness.data import to_unit
         from harness.identity import METRICS_VERSION
-        key = (f"{dataset.name}-{dataset.fingerprint}-{self.classifier_info['sha256'][:12]}-n{self.n_images}"
+        key = (f"{dataset.name}-{dataset.fingerprint}-{self.classifier_info['weights'][:12]}-n{self.n_images}"
                f"-kid{self.kid_subsets}x{self.kid_subset_size}-m{METRICS_VERSION}")
         folder = classifier_lib.cache_dir() / "reference"
         path, meta = folder / f"{key}.npy", folder / f"{key}.json"

@@ -144,8 +144,8 @@ def test_runs_on_other_data_are_not_pooled(store, capsys):
     from harness import compare, identity
     from harness.registry import resolve
     _, c = resolve("base", smoke=True)
-    a = compare.Arm("base", {}, c, "mnist-5k", identity.of(c, "fingerprint-a", "tensorflow", "cpu"))
-    b = compare.Arm("smoothing", {}, c, "mnist", identity.of(c, "fingerprint-b", "tensorflow", "cpu"))
+    a = compare.Arm("base", {}, c, "mnist-5k", identity.of(c, "fingerprint-a", "tensorflow", "cpu", classifier="c"))
+    b = compare.Arm("smoothing", {}, c, "mnist", identity.of(c, "fingerprint-b", "tensorflow", "cpu", classifier="c"))
     for arm, fid in ((a, 10.0), (b, 5.0)):
         arm.runs = [{"run_id": "x", "seed": i, "outcome": "finished", "metrics": {m: fid + i for m in compare.METRICS},
                      "fid_history": [], "collapse": "", "versions": {}} for i in range(3)]
@@ -161,7 +161,7 @@ def _synthetic_arms(fids: dict, diverged: dict | None = None, collapsed: dict | 
     _, c = resolve("base", smoke=True)
     arms = []
     for name, values in fids.items():
-        arm = compare.Arm(name, {}, c, "mnist-5k", identity.of(c, "fingerprint", "tensorflow", "cpu"))
+        arm = compare.Arm(name, {}, c, "mnist-5k", identity.of(c, "fingerprint", "tensorflow", "cpu", classifier="c"))
         arm.runs = [{"run_id": f"{name}{i:07d}", "seed": i, "outcome": "finished", "fid_history": [],
                      "metrics": {m: v for m in compare.METRICS}, "collapse": i < (collapsed or {}).get(name, 0),
                      "versions": {}, "collapse_history": []} for i, v in enumerate(values)]

@@ -50,19 +50,20 @@ def test_each_numerics_version_has_its_own_fingerprint():
 def test_identity_holds_what_changes_a_run_and_nothing_else():
     _, base = registry.resolve("base")
     data = load_mnist_5k()
-    a = identity.of(base, data.fingerprint)
+    a = identity.of(base, data.fingerprint, classifier="c")
     assert a["config"] == {} and a["backend"] == "tensorflow" and a["platform"] == "cpu"
     assert a["numerics"] == identity.NUMERICS_VERSION and a["metrics"] == identity.METRICS_VERSION
     same = [cfg.replace(base, {k: v}) for k, v in (("train.seed", 9), ("train.seeds", 5), ("eval.collapse_modes", 0.3),
                                                      ("train.print_every_steps", 7), ("data.name", "mnist-5k"))]
-    assert all(identity.digest(identity.of(c, data.fingerprint)) == identity.digest(a) for c in same)
+    assert all(identity.digest(identity.of(c, data.fingerprint, classifier="c")) == identity.digest(a) for c in same)
     other = cfg.replace(base, {"train.lr_g": 3e-4})
-    assert identity.of(other, data.fingerprint)["config"] == {"train.lr_g": 3e-4}
-    assert identity.digest(identity.of(base, load_mnist_5k(split_seed=99).fingerprint)) != identity.digest(a)
-    assert identity.digest(identity.of(base, data.fingerprint, backend="jax")) != identity.digest(a)
-    assert identity.digest(identity.of(base, data.fingerprint, device="gpu")) != identity.digest(a)
+    assert identity.of(other, data.fingerprint, classifier="c")["config"] == {"train.lr_g": 3e-4}
+    assert identity.digest(identity.of(base, load_mnist_5k(split_seed=99).fingerprint, classifier="c")) != identity.digest(a)
+    assert identity.digest(identity.of(base, data.fingerprint, backend="jax", classifier="c")) != identity.digest(a)
+    assert identity.digest(identity.of(base, data.fingerprint, device="gpu", classifier="c")) != identity.digest(a)
+    assert identity.digest(identity.of(base, data.fingerprint, classifier="another")) != identity.digest(a)
     mixed = cfg.replace(base, {"train.precision": "mixed_bfloat16"})
-    assert identity.of(mixed, data.fingerprint)["precision"] == "mixed_bfloat16"
+    assert identity.of(mixed, data.fingerprint, classifier="c")["precision"] == "mixed_bfloat16"
 
 
 def test_a_key_added_at_its_default_changes_no_identity_and_old_checkpoints_still_resume(monkeypatch):
@@ -70,7 +71,7 @@ def test_a_key_added_at_its_default_changes_no_identity_and_old_checkpoints_stil
     older checkpoint lacks as their old behaviour: simulate a schema that gained train.jit_compile."""
     from harness import run as run_lib
     _, base = registry.resolve("base")
-    assert "train.jit_compile" not in identity.of(base, "fp")["config"]  # at its default: not hashed
+    assert "train.jit_compile" not in identity.of(base, "fp", classifier="c")["config"]  # at its default: not hashed
     old_checkpoint_config = cfg.to_dict(base)
     del old_checkpoint_config["train"]["jit_compile"]  # a key this code has and the old code had not
     old_checkpoint_config["eval"]["collapse_d_loss"] = 0.01  # a key the old code had and this code has not
@@ -78,3 +79,51 @@ def test_a_key_added_at_its_default_changes_no_identity_and_old_checkpoints_stil
     # A new key whose default does not reproduce the old behaviour reads as its LEGACY value.
     monkeypatch.setitem(identity.LEGACY, "train.jit_compile", True)
     assert run_lib.config_diff(old_checkpoint_config, base) == ["train.jit_compile: True -> None"]
+
+
+def test_keys_that_change_nothing_split_no_identity_and_keys_that_do_split():
+    _, base = registry.resolve("base")
+    a = identity.digest(identity.of(base, "fp", classifier="c"))
+    idle = {"train.log_every_steps": 1, "model.batchnorm_mode": "train"}  # BatchNorm is off in base
+    assert all(identity.digest(identity.of(cfg.replace(base, {k: v}), "fp", classifier="c")) == a for k, v in idle.items())
+    steps = cfg.replace(base, {"train.steps": 600})
+    assert identity.digest(identity.of(cfg.replace(steps, {"train.epochs": 5}), "fp", classifier="c")) == \
+        identity.digest(identity.of(steps, "fp", classifier="c"))  # steps wins over epochs
+    splits = {"train.epochs": 5, "train.steps": 600, "model.batchnorm": True, "train.lr_d": 1e-4}
+    assert all(identity.digest(identity.of(cfg.replace(base, {k: v}), "fp", classifier="c")) != a for k, v in splits.items())
+    bn = cfg.replace(base, {"model.batchnorm": True})
+    assert identity.digest(identity.of(cfg.replace(bn, {"model.batchnorm_mode": "train"}), "fp", classifier="c")) != \
+        identity.digest(identity.of(bn, "fp", classifier="c"))  # with BatchNorm on, its mode counts
+
+
+# The defaults of every key in a run's identity, and the metric classifier's settings, as they stood at
+# each (NUMERICS_VERSION, METRICS_VERSION). A default that changes without a bump would silently give new
+# runs the identity of old ones: this test fails until a version is bumped and an entry added here.
+PINNED = {
+    (3, 3): {
+        "config": {"data.sampling": "replacement", "eval.kid_subset_size": 1000, "eval.kid_subsets": 100,
+                   "eval.n_images": None, "model.batchnorm": False, "model.batchnorm_mode": "classic",
+                   "model.d_filters": 64, "model.dropout": 0.4, "model.g_filters": 128, "model.latent_dim": 100,
+                   "model.leaky_slope": 0.2, "model.output_activation": "sigmoid", "train.batch_size": 256,
+                   "train.beta_1": 0.5, "train.epochs": 100, "train.jit_compile": None, "train.lr_d": 0.0002,
+                   "train.lr_g": 0.0002, "train.precision": "float32", "train.real_label": 1.0, "train.steps": None},
+        "classifier": {"mnist": {"batch_size": 128, "epochs": 6, "filters": [16, 32], "learning_rate": 0.001,
+                                 "rotate": 0.0, "seed": 0, "shift": 1},
+                       "mnist-5k": {"batch_size": 64, "epochs": 30, "filters": [32, 64], "learning_rate": 0.001,
+                                    "rotate": 10.0, "seed": 0, "shift": 2.0}},
+    },
+}
+
+
+def test_a_changed_default_fails_until_a_version_is_bumped():
+    from metrics import classifier
+    version = (identity.NUMERICS_VERSION, identity.METRICS_VERSION)
+    assert version in PINNED, f"versions {version} have no PINNED entry: add the defaults as they now stand"
+    now = {"config": {k: v for k, v in cfg.flat(cfg.Config()).items() if identity._counts(k)},
+           "classifier": json.loads(json.dumps(classifier.SETTINGS))}
+    for part in ("config", "classifier"):
+        changed = sorted(k for k in set(now[part]) | set(PINNED[version][part])
+                         if now[part].get(k) != PINNED[version][part].get(k))
+        assert not changed, (f"{part} defaults changed ({', '.join(changed)}) under numerics v{version[0]}, metrics "
+                             f"v{version[1]}: bump NUMERICS_VERSION (what a step computes) or METRICS_VERSION "
+                             "(scoring) in harness/identity.py and pin the new defaults here")

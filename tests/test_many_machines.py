@@ -62,7 +62,8 @@ def _wait_for(proc, pattern: str, deadline: float = 300) -> str:
 
 def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server(tmp_path, postgres, scorer_5k,
                                                                                  classifier_cache):
-    """scorer_5k: the classifier is trained here first, so each machine's copied cache holds it."""
+    """scorer_5k: the classifier is trained here first; machine A's cache is a copy of this one, machine B's
+    is empty, so B must take A's classifier from the tracking store."""
     mlflow_db, optuna_db = postgres("mlflow"), postgres("optuna")
     admin_password, worker_password = secrets.token_hex(12), secrets.token_hex(12)
     (tmp_path / "auth.ini").write_text(
@@ -96,7 +97,9 @@ def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server
 
         def start(name: str) -> subprocess.Popen:
             folder = tmp_path / name
-            shutil.copytree(classifier_cache, folder / "cache")  # each machine its own cache
+            if name == "machine-a":  # B starts with an empty cache of its own
+                shutil.copytree(classifier_cache, folder / "cache")
+            (folder / "cache").mkdir(parents=True, exist_ok=True)
             worker_env = {**env, "MLFLOW_TRACKING_URI": base, "MLFLOW_TRACKING_USERNAME": "worker",
                           "MLFLOW_TRACKING_PASSWORD": worker_password, "HARNESS_WORKER": name,
                           "HARNESS_CACHE": str(folder / "cache"), "PYTHONUNBUFFERED": "1"}
@@ -136,6 +139,11 @@ def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server
             assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         dead = runs[lost[0].user_attrs["mlflow_run_id"]]
         assert dead.info.status == "FAILED" and "stopped heartbeating" in dead.data.tags["failure.reason"]
+        weights = {r.data.tags["classifier.weights"] for r in runs.values() if "classifier.weights" in r.data.tags}
+        assert len(weights) == 1 and dead.data.tags["classifier.weights"] in weights  # A's and B's: one classifier
+        shared = client.search_runs([client.get_experiment_by_name("classifiers").experiment_id])
+        assert len(shared) == 1  # A published it, B downloaded it: B trained none of its own
+        assert list((tmp_path / "machine-b" / "cache" / "classifier").glob("mnist-5k-*.keras"))
         finished = runs[counted[0].user_attrs["mlflow_run_id"]]
         status, body = _request(f"{base}/get-artifact?path=plots/losses.png&run_uuid={finished.info.run_id}",
                                 "worker", worker_password)

@@ -219,3 +219,17 @@ def test_classifier_shift_augmentation_moves_whole_pixels_and_keeps_every_digit(
         offsets.add((r1 - r0, c1 - c0))
         assert np.array_equal(np.roll(before, (r1 - r0, c1 - c0), axis=(0, 1)), after)
     assert offsets == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}  # all 25 shifts are drawn
+
+
+def test_one_tracking_store_shares_one_classifier(store, scorer_5k, mnist_5k, tmp_path, monkeypatch):
+    """A second machine on the same store (an empty cache of its own) downloads the classifier the first
+    published instead of training one; the weight digest is the same, and the store holds one classifier."""
+    from pathlib import Path
+    from harness import run, tracking
+    a = run.classifier_info(mnist_5k, quiet=True)  # this cache has it: published to the store
+    assert a["weights"] == scorer_5k.classifier_info["weights"]
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "machine-b"))
+    b = run.classifier_info(mnist_5k, quiet=True)
+    assert b["weights"] == a["weights"] and b["train_seconds"] == a["train_seconds"]
+    assert Path(b["path"]).is_relative_to(tmp_path / "machine-b")
+    assert len(tracking.all_runs(tracking.client(), tracking.CLASSIFIERS)) == 1  # nothing trained or published twice

@@ -48,5 +48,5 @@ def test_offline_results_import_as_runs_of_their_own_identity(store, capsys, sco
     assert "| base | 2 | 0 |" in report and "| smoothing | 2 | 0 |" in report and "0 runs trained" in report
     assert "backend jax on cpu" in report and "made elsewhere" in capsys.readouterr().err
     _, config = registry.resolve("base", smoke=True, flags={"train.steps": 40})
-    here = identity.digest(identity.of(config, tags["data.fingerprint"]))  # TensorFlow's: another identity
+    here = identity.digest(identity.of(config, tags["data.fingerprint"], classifier=tags["identity.classifier"]))  # TensorFlow's: another identity
     assert here != tags["identity"]

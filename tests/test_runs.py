@@ -41,7 +41,8 @@ def test_experiment_smoke_run_is_logged(name, in_shared_store, capsys):
                 "identity", "data.fingerprint", "platform", "numerics.version", "metrics.version"):
         assert t[key]
     assert t["platform"] == "cpu" and t["precision"] == "float32" and t["state"] == "finished"
-    assert float(t["classifier.accuracy"]) >= 0.98 and len(t["classifier.sha256"]) == 16  # who scored it, how well
+    assert float(t["classifier.accuracy"]) >= 0.98 and len(t["classifier.weights"]) == 16  # who scored it, how well
+    assert t["classifier.weights"] == t["identity.classifier"]
     for key in METRICS:
         assert f"final/{key}" in m and f"floor/{key}" in m
     history = c.get_metric_history(run.info.run_id, "eval/fid")
