@@ -121,8 +121,17 @@ def _is_outcome(run) -> bool:
     return run.info.status == "FINISHED" or run.data.tags.get("state") == "diverged"
 
 
-def _is_interrupted(run) -> bool:
-    return run.info.status == "KILLED" and run.data.tags.get("state") == "interrupted"
+def _is_resumable(run) -> bool:
+    """Its checkpoint continues it: stopped by a signal, ended by an error (not a divergence), or RUNNING
+    with no heartbeat for tracking.STALE_AFTER_S (its process died without a word)."""
+    state = run.data.tags.get("state")
+    return ((run.info.status == "KILLED" and state == "interrupted") or (run.info.status == "FAILED" and state == "error")
+            or tracking.is_stale(run))
+
+
+def _is_alive(run) -> bool:
+    """RUNNING with a recent heartbeat: training in another process or on another machine."""
+    return run.info.status == "RUNNING" and not tracking.is_stale(run)
 
 
 def _outcome(client, run, arm: Arm) -> dict:
@@ -190,7 +199,12 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             continue
         test = (lambda r: r.info.status == "FINISHED") if retry_diverged else _is_outcome
         todo = [s for s in arm.seeds if not _latest(runs, arm, s, test)]
-        resumable = {s: r for s in todo if (r := _latest(runs, arm, s, _is_interrupted)) is not None}
+        alive = {s: r for s in todo if (r := _latest(runs, arm, s, lambda r: True)) is not None and _is_alive(r)}
+        for seed, run in alive.items():  # never a second copy of a live run
+            print(f"{arm.label} seed {seed}: run {run.info.run_id[:8]} is training elsewhere (heartbeat at step "
+                  f"{run.data.tags.get('heartbeat.step', '?')}); not started here.", file=sys.stderr)
+        todo = [s for s in todo if s not in alive]
+        resumable = {s: r for s in todo if (r := _latest(runs, arm, s, _is_resumable)) is not None}
         fresh = [s for s in todo if s not in resumable]
         if elsewhere:
             resumable, fresh, todo = {}, [], []
@@ -230,6 +244,10 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
                     done["resumed"] += 1
                 except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
                     print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
+                    if run.info.status == "RUNNING":  # a lost process's run: ended, with why
+                        tracking.set_tags(client, run.info.run_id, {"state": "error", "failure.reason":
+                                          "its process died without a word (no heartbeat); trained afresh"})
+                        client.set_terminated(run.info.run_id, "FAILED")
                     fresh.append(seed)
             if run_lib.population_on(c, len(fresh)):  # JAX on a GPU (or true): the fresh seeds as one population
                 parent = tracking.start_run(client, arm.experiment, f"{arm.label}-x{len(fresh)}",
@@ -308,7 +326,10 @@ def _left_out_reason(run, arms: list[Arm]) -> tuple[str, str]:
     if state == "diverged":
         return "diverged, trained again", "diverged, trained again (--retry-diverged)"
     if run.info.status == "RUNNING":
-        return "running", "still RUNNING: training elsewhere, or its process died without a word"
+        if tracking.is_stale(run):
+            return "lost", "RUNNING without a heartbeat: its process died without a word"
+        return "running", (f"still RUNNING elsewhere (heartbeat at step {run.data.tags.get('heartbeat.step', '?')}); "
+                           "not started twice")
     return "superseded", f"an earlier {state or run.info.status.lower()} run of seed {seed}; the latest outcome is used"
 
 

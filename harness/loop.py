@@ -182,8 +182,14 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     bar = tqdm(total=total, initial=start, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0, smoothing=0.1, position=1 if progress is not None else 0, leave=progress is None)
     step = start
+    beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat)
     try:
         while step < total and not all(m.diverged for m in members):
+            if time.monotonic() - beat >= tracking.HEARTBEAT_S:
+                for m in members:
+                    if not m.diverged:
+                        tracking.heartbeat(m.ctx.client, m.ctx.run_id, step)
+                beat = time.monotonic()
             if stop is not None and stop.signal is not None:
                 for m in members:
                     m.send_rows()

@@ -142,6 +142,24 @@ def set_tags(c, run_id: str, tags: dict) -> None:
     c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+HEARTBEAT_S = 60.0  # a training run tags its last step and the time this often (heartbeat.time, heartbeat.step)
+STALE_AFTER_S = 5 * HEARTBEAT_S  # a RUNNING run silent this long has lost its process
+
+
+def heartbeat(c, run_id: str, step: int) -> None:
+    set_tags(c, run_id, {"heartbeat.time": f"{time.time():.0f}", "heartbeat.step": step})
+
+
+def is_stale(run, now: float | None = None) -> bool:
+    """A RUNNING run whose process died without a word: no heartbeat for STALE_AFTER_S. A run from before
+    heartbeats is judged by its start time."""
+    if run.info.status != "RUNNING":
+        return False
+    beat = run.data.tags.get("heartbeat.time")
+    last = float(beat) if beat else run.info.start_time / 1000
+    return (now or time.time()) - last > STALE_AFTER_S
+
+
 CLASSIFIERS = "classifiers"  # the experiment that holds a store's metric classifiers, one run each
 
 

@@ -88,7 +88,7 @@ def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(sto
     assert "2 diverged, trained again" in capsys.readouterr().out
 
 
-def test_error_runs_are_retried_and_runs_from_before_identities_are_listed(store, capsys):
+def test_error_runs_resume_from_their_checkpoint_and_runs_from_before_identities_are_listed(store, capsys):
     from harness import registry, run as run_lib
     assert main(["run", "base", "--smoke", "--set", "eval.n_images=100"]) == 0  # seed 0
     c = tracking.client()
@@ -108,10 +108,41 @@ def test_error_runs_are_retried_and_runs_from_before_identities_are_listed(store
     assert main(["compare", "base", "--smoke", "--seeds", "2", "--set", "eval.n_images=100",
                  "--out", str(store / "r")]) == 0
     report = (store / "r" / "report.md").read_text()
-    assert "| base | 2 | 0 |" in report and "2 runs trained" in report  # seed 0 (v1 left out) and seed 1 again
+    # seed 0 trained again (its v1 run is left out); seed 1's error run continues from its checkpoint
+    assert "| base | 2 | 0 |" in report and "1 runs trained and 1 resumed now" in report
     assert "identity v1 (made before run identities were recorded): 1 run" in report
-    assert "error, not an outcome of the variant: ConnectionError: tracking server unreachable" in report
-    assert "1 error, trained again" in capsys.readouterr().out
+    resumed = tracking.client().get_run(errored.info.run_id)
+    assert resumed.info.status == "FINISHED" and resumed.data.tags["resumed"] == "true"
+    assert errored.info.run_id[:8] in report.split("Runs used:")[1]
+
+
+def test_a_run_whose_process_died_is_resumed_and_a_live_one_is_not_started_twice(store, capsys, monkeypatch):
+    steps = 120
+    args = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(steps), "--set", "eval.n_images=100",
+            "--set", "train.log_every_steps=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--out", "r1"], cwd=store, text=True,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stderr:  # past the first evaluation (step 40), so there is a checkpoint
+        if f"step 48/{steps}" in line:
+            break
+    proc.kill()  # SIGKILL: no handler runs, the run stays RUNNING, as when a machine dies
+    proc.communicate(timeout=60)
+    (run,) = _runs("base")
+    assert run.info.status == "RUNNING" and int(run.data.tags["heartbeat.step"]) >= 0
+
+    assert main(args + ["--out", str(store / "r2")]) == 0  # its heartbeat is fresh: alive elsewhere
+    err = capsys.readouterr().err
+    assert f"run {run.info.run_id[:8]} is training elsewhere" in err
+    assert len(_runs("base")) == 1 and "not started twice" in (store / "r2" / "report.md").read_text()
+
+    monkeypatch.setattr(tracking, "STALE_AFTER_S", 0.0)  # as when several heartbeat intervals have passed
+    assert main(args + ["--out", str(store / "r3")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(rf"base +1 +{steps} +0 +1 +0\n", err), err[:2000]  # the plan: reuse 0, resume 1, train 0
+    (again,) = _runs("base")
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"  # resumed, not retrained
+    history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")
+    assert sorted(h.step for h in history)[-1] == steps and min(h.step for h in history) == 1
 
 
 def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(store, capsys):
