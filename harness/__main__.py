@@ -139,7 +139,7 @@ def cmd_sample(args) -> int:
     try:
         run_info = client.get_run(args.run_id)
     except Exception:
-        raise UserError(f"no run with id {args.run_id} in {tracking.tracking_uri()}.") from None
+        raise UserError(f"no run with id {args.run_id} in {tracking.shown(tracking.tracking_uri())}.") from None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(args.run_id, "model/generator.keras", tmp)
@@ -166,12 +166,12 @@ def cmd_ui(args) -> int:
     if marked:
         print(f"gave {marked} older experiment(s) MLflow's model-training kind", file=sys.stderr)
     server.warn_if_public(args.host, "the UI")
-    print(f"MLflow UI over {tracking.tracking_uri()}: open http://{args.host}:{args.port}/#/experiments"
+    print(f"MLflow UI over {tracking.shown(tracking.tracking_uri())}: open http://{args.host}:{args.port}/#/experiments"
           "?workflowType=machine_learning (the model-training view; Ctrl-C stops it)", file=sys.stderr)
     # Lean: MLflow's server would start seven huey job consumers (~2 GB) for GenAI jobs this tool never submits.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return server.serve([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(),
-                         "--host", args.host, "--port", str(args.port)], env)
+    # The store's URI goes by environment, never on argv, where `ps` would show its password.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_BACKEND_STORE_URI": tracking.tracking_uri()}
+    return server.serve([sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)], env)
 
 
 def cmd_dashboard(args) -> int:
@@ -180,29 +180,35 @@ def cmd_dashboard(args) -> int:
     if importlib.util.find_spec("optuna_dashboard") is None:
         raise UserError("Optuna Dashboard is an optional extra: pip install -e \".[dashboard]\" (or pip install "
                         "optuna-dashboard), then run this again.")
-    url = dashboard.study_url(args.storage, args.study, args.host, args.port)
+    import os
+    from harness.tracking import shown
+    storage = args.storage or os.environ.get(search.STORAGE_ENV)
+    url = dashboard.study_url(storage, args.study, args.host, args.port)
     server.warn_if_public(args.host, "the dashboard")
-    print(f"Optuna Dashboard over {args.storage or search.DEFAULT_JOURNAL} at {url} (Ctrl-C stops it)", file=sys.stderr)
-    if args.storage is None:
+    print(f"Optuna Dashboard over {shown(storage or str(search.DEFAULT_JOURNAL))} at {url} (Ctrl-C stops it)",
+          file=sys.stderr)
+    if storage is None:
         search.DEFAULT_JOURNAL.parent.mkdir(parents=True, exist_ok=True)
-    return server.serve([sys.executable, "-m", "harness.dashboard", args.storage or str(search.DEFAULT_JOURNAL),
-                         args.host, str(args.port)])
+    env = {**os.environ, search.STORAGE_ENV: storage or str(search.DEFAULT_JOURNAL)}  # by environment, not argv
+    return server.serve([sys.executable, "-m", "harness.dashboard", args.host, str(args.port)], env)
 
 
 def cmd_search(args) -> int:
+    import os
     from harness import search, tracking
     experiment, config = _resolve(args, args.name)
     if config.train.seeds != 1:
         raise UserError("search trains one seed per trial (train.seed), so --seeds does not apply; to check the "
                         "best params over seeds, save them with --best and run `harness compare` on that experiment.")
     study = args.study or "default"
+    args.storage = args.storage or os.environ.get(search.STORAGE_ENV)
     if args.best:
         print(search.best_yaml(search.open_study(experiment.name, study, config, args.storage)), end="")
         return 0
     if args.parent_run:  # a worker process started by another `harness search --workers K`
         search.optimize(experiment, config, args.trials, study, args.storage, args.parent_run, until=args.until)
         return 0
-    worker_argv = ["search", args.name, "--study", study, *(["--storage", args.storage] if args.storage else []),
+    worker_argv = ["search", args.name, "--study", study,  # the storage goes by environment (run_search)
                    *(["--smoke"] if args.smoke else []), *(["--steps", str(args.steps)] if args.steps else []),
                    *(["--epochs", str(args.epochs)] if args.epochs else []),
                    *[x for item in args.set for x in ("--set", item)]]
@@ -296,7 +302,7 @@ def parser() -> argparse.ArgumentParser:
                         "for the study across every worker and machine (a lost worker's trial is replaced)")
     s.add_argument("--study", help="study name (default: 'default'); the same name resumes the study")
     s.add_argument("--workers", type=int, default=1, help="parallel worker processes on this machine")
-    s.add_argument("--storage", help="Optuna storage URL (default: a journal file under mlruns/; "
+    s.add_argument("--storage", help="Optuna storage URL, or HARNESS_STORAGE (default: a journal file under mlruns/; "
                                      "postgresql://... for many machines)")
     s.add_argument("--best", action="store_true", help="print the best params as an experiment YAML file")
     s.add_argument("--parent-run", help=argparse.SUPPRESS)

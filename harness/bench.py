@@ -132,13 +132,13 @@ def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) 
     from harness import tracking
     run_config = cfg.replace(config, {"train.steps": steps, "train.seeds": 1})
     dataset = run_lib.load_dataset(run_config, quiet=True)
-    scorer = run_lib.make_scorer(run_config, dataset, quiet=True)
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         cwd = os.getcwd()
         os.chdir(tmp)  # artifacts under tmp/mlruns
         try:
+            scorer = run_lib.make_scorer(run_config, dataset, quiet=True)  # its classifier shared in tmp's store
             started = time.perf_counter()
             run_lib.run("bench", run_config, 0, dataset, scorer, tracking.client())
             seconds = (time.perf_counter() - started) / steps

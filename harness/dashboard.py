@@ -1,7 +1,8 @@
 """Optuna Dashboard over exactly the storage `harness search` uses (search.storage_for: the journal file
 by default, or an RDB URL), for `harness dashboard`. The optuna-dashboard package is an optional extra.
 
-python -m harness.dashboard STORAGE HOST PORT: the server process that harness/server.py starts and stops.
+python -m harness.dashboard HOST PORT: the server process that harness/server.py starts and stops; the
+storage comes in HARNESS_STORAGE (by environment: a password in its URL never shows in `ps`).
 """
 from __future__ import annotations
 
@@ -21,19 +22,21 @@ def study_url(storage_url: str | None, study: str | None, host: str, port: int) 
     found = {s.study_name: s._study_id for s in summaries}
     if study not in found:
         known = ", ".join(sorted(found)) or "none yet"
-        raise UserError(f"no study '{study}' in {storage_url or search.DEFAULT_JOURNAL}; studies there: {known} "
+        from harness.tracking import shown
+        raise UserError(f"no study '{study}' in {shown(storage_url or str(search.DEFAULT_JOURNAL))}; studies there: {known} "
                         "(names are EXPERIMENT/STUDY, as `harness search` prints them).")
     return f"{base}/studies/{found[study]}"
 
 
-def main(storage_url: str, host: str, port: int) -> None:
+def main(host: str, port: int) -> None:
+    import os
     try:
         import optuna_dashboard
     except ImportError:
         raise SystemExit("optuna-dashboard is not installed: pip install -e \".[dashboard]\"") from None
     from harness import search
-    optuna_dashboard.run_server(search.storage_for(storage_url or None), host=host, port=port)
+    optuna_dashboard.run_server(search.storage_for(os.environ.get(search.STORAGE_ENV) or None), host=host, port=port)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]))

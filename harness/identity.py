@@ -30,7 +30,8 @@ NUMERICS_VERSION = 3  # v3: real images drawn with replacement; BatchNorm with t
 # How steps are dispatched is not numerics: since v3's GOLDEN entries were made, JAX on CPUs runs a chunk as
 # single jitted steps instead of one lax.scan (step_jax.py). The same function, compiled apart, rounds
 # differently: base's JAX fingerprint moved 3e-8 (relative L1), batchnorm's 2e-5, inside the tolerance below.
-METRICS_VERSION = 3  # v3: the mnist classifier at half its filters, 6 epochs, 1-pixel shifts (metrics/classifier.py)
+METRICS_VERSION = 3  # v3: the mnist classifier at half its filters, 6 epochs, 1-pixel shifts (metrics/classifier.py);
+# Inception Score splits from the images' canonical order, so exactly order-free
 # v2: Inception Score splits after a fixed-seed shuffle; caches keyed by data content
 
 # Numerics versions whose train step, with LEGACY values for the keys they lack, computes what this

@@ -201,7 +201,7 @@ def _checkpoint_for_resume(client, run_id: str, config: Config, ident: dict | No
     try:
         run_info = client.get_run(run_id)
     except Exception:
-        raise ResumeError(f"no run with id {run_id} in {tracking.tracking_uri()}.") from None
+        raise ResumeError(f"no run with id {run_id} in {tracking.shown(tracking.tracking_uri())}.") from None
     if run_info.info.status == "FINISHED":
         raise ResumeError(f"run {run_id} already finished; there is nothing to resume.")
     tags = run_info.data.tags

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import warnings
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import optuna
 import yaml
@@ -37,6 +39,9 @@ class TrialFailed(RuntimeError):
     """A trial's run diverged or crashed; Optuna records it as FAIL with this reason."""
 
 
+STORAGE_ENV = "HARNESS_STORAGE"  # the storage URL by environment: workers and the dashboard get it so, never on argv
+
+
 def storage_for(url: str | None, heartbeat: int = 60, failed_trial_callback=None):
     """An Optuna storage. RDB storages (PostgreSQL for many machines) fail a trial whose worker has been
     silent for 2 x heartbeat seconds, calling failed_trial_callback(study, trial); journal files get
@@ -55,7 +60,10 @@ def storage_for(url: str | None, heartbeat: int = 60, failed_trial_callback=None
             return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
                                               failed_trial_callback=failed_trial_callback)
     except Exception as e:
-        raise UserError(f"cannot open Optuna storage {url} ({type(e).__name__}: {str(e).splitlines()[0][:200]}).") from None
+        reason = str(e).splitlines()[0][:200]
+        password = urlsplit(url).password
+        reason = reason.replace(password, "***") if password else reason
+        raise UserError(f"cannot open Optuna storage {tracking.shown(url)} ({type(e).__name__}: {reason}).") from None
 
 
 def _importable(module: str) -> bool:
@@ -265,7 +273,7 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
         threads = max(1, (os.cpu_count() or 1) // workers)
         # Each worker gets its share of the cores instead of every worker grabbing all of them.
         env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
-               "OMP_NUM_THREADS": str(threads)}
+               "OMP_NUM_THREADS": str(threads), **({STORAGE_ENV: storage_url} if storage_url else {})}
         shares = [trials // workers + (i < trials % workers) for i in range(workers)]
         procs = []
         for share in shares:
@@ -273,18 +281,29 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
                 count = ["--until", str(until)] if until is not None else ["--trials", str(share)]
                 argv = worker_argv + [*count, "--workers", "1", "--parent-run", parent_id]
                 procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env))
+        stop, previous = loop.install_stop_handlers()  # SIGTERM or Ctrl-C here stops the workers too
         try:
             while any(p.poll() is None for p in procs):  # the workers' trials land in the shared storage
+                if stop.signal is not None:
+                    raise KeyboardInterrupt
                 bar.n = min(trials, _finished(opened) - finished_before)
                 bar.refresh()
-                time.sleep(2)
+                time.sleep(1)
             bar.n = min(trials, _finished(opened) - finished_before)
             bar.close()
             codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # each worker checkpoints its trial's run, marks it KILLED and fails the trial
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
             for p in procs:
                 p.wait()
+            client.set_terminated(parent_id, "KILLED")
+            print("search stopped: its workers were stopped with it; the same command resumes the study.",
+                  file=sys.stderr)
             raise
+        finally:
+            loop.restore_handlers(previous)
         if any(codes):
             print(f"warning: {sum(1 for c in codes if c)} of {len(procs)} workers exited with an error.", file=sys.stderr)
     opened = open_study(experiment.name, study, config, storage_url)

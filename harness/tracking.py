@@ -269,6 +269,15 @@ def git_state() -> tuple[str, str]:
         return "unknown", "unknown"
 
 
+def shown(uri: str) -> str:
+    """A store URI fit to print: its password replaced (postgresql://user:***@host/db)."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def ui_command() -> str:
-    uri = tracking_uri()
-    return f"harness ui   (or: mlflow ui --backend-store-uri {uri})"
+    return f"harness ui   (or: mlflow ui --backend-store-uri {shown(tracking_uri())})"

@@ -43,13 +43,19 @@ def inputs(config, steps: int = STEPS):
 
 
 class SeedLoop:
-    """The seed's loop: predict, D.train_on_batch, gan.train_on_batch through a frozen D."""
+    """The seed's loop: predict, D.train_on_batch, gan.train_on_batch through a frozen D. nudge: every
+    initial weight moved by one float32 ulp in a random direction, to measure what round-off alone does."""
 
-    def __init__(self, config):
+    def __init__(self, config, nudge: bool = False):
         t = config.train
         keras.utils.set_random_seed(0)  # the harness's loop.build draws the same initial weights
         self.generator = models.build_generator(config.model, t.precision, fast_kernels=False)
         logits = models.build_discriminator(config.model, t.precision, fast_kernels=False)
+        if nudge:
+            rng = np.random.default_rng(1)
+            for model in (self.generator, logits):
+                model.set_weights([np.nextafter(w, np.where(rng.random(w.shape) < 0.5, -np.inf, np.inf).astype(w.dtype))
+                                   for w in model.get_weights()])
         self.discriminator = keras.Sequential([logits, keras.layers.Activation("sigmoid")], name="d_model")
         jit = "auto" if t.jit_compile is None else t.jit_compile  # the harness step's choice, on both sides
         self.discriminator.compile(keras.optimizers.Adam(t.lr_d, beta_1=t.beta_1), keras.losses.BinaryCrossentropy(),
@@ -97,18 +103,38 @@ def harness_step(config, fast: bool):
     return generator, discriminator, step
 
 
-def run_case(config, fast: bool, steps: int = STEPS, harness_config=None) -> dict:
-    """Arrays after step 1 and after `steps` steps of both loops, and their losses. harness_config: run the
-    harness with other settings than the seed's loop (to show that the comparison can fail)."""
+def roundoff_case(config, steps: int = STEPS) -> dict:
+    """The seed's loop against itself from weights one float32 ulp apart: how far round-off alone carries
+    the arrays in `steps` steps, in the same process, on this CPU and backend (tests/test_fidelity.py sets
+    its tolerances from it). (Compiling one side the other way is no round-off measure: under TensorFlow,
+    XLA draws other dropout masks.)"""
+    seed_loop, nudged = SeedLoop(config), SeedLoop(config, nudge=True)
+    out = {}
+    for i, (real, z_d, z_g) in enumerate(inputs(config, steps), start=1):
+        out[f"seed/loss.{i}"], out[f"harness/loss.{i}"] = np.array(seed_loop.step(real, z_d, z_g)), np.array(
+            nudged.step(real, z_d, z_g))
+        if i in (1, steps):
+            when = "after1" if i == 1 else "after"
+            out.update({f"seed/{when}/{k}": a for k, a in seed_loop.arrays().items()})
+            out.update({f"harness/{when}/{k}": a for k, a in nudged.arrays().items()})
+    return out
+
+
+def run_case(config, fast: bool, steps: int = STEPS, harness_config=None, real_for_harness=None,
+             step_for_harness=None) -> dict:
+    """Arrays after step 1 and after `steps` steps of both loops, and their losses. harness_config,
+    real_for_harness (real images -> what the harness gets) and step_for_harness (the harness step ->
+    a changed one) inject bugs into the harness side, to show that the comparison fails."""
     seed_loop = SeedLoop(config)
     generator, discriminator, step = harness_step(harness_config or config, fast)
     initial = seed_loop.arrays()
     mine = _arrays(generator, discriminator, step.g_optimizer, step.d_optimizer)
     assert all(np.array_equal(initial[k], mine[k]) for k in initial), "the two sides start from other weights"
+    step = step_for_harness(step) if step_for_harness else step
     out = {}
     for i, (real, z_d, z_g) in enumerate(inputs(config, steps), start=1):
         ref_losses = seed_loop.step(real, z_d, z_g)
-        d_out = step.discriminator_phase(real, z_d)
+        d_out = step.discriminator_phase(real_for_harness(real) if real_for_harness else real, z_d)
         g_loss = step.generator_phase(z_g)
         out[f"seed/loss.{i}"] = np.array(ref_losses)
         out[f"harness/loss.{i}"] = np.array([float(d_out["d_loss"]), float(g_loss)])
@@ -122,12 +148,14 @@ def run_case(config, fast: bool, steps: int = STEPS, harness_config=None) -> dic
 
 
 def all_cases(dropout: float = 0.4, jit: bool = True) -> dict:
+    """Per case: the harness against the seed's loop with stock layers and with the fast kernels, and
+    the seed's loop against itself one ulp apart (the round-off scale), as CASE/{stock,fast,roundoff}/..."""
     arrays = {}
     for label, experiment, sets in CASES:
         config = config_for(experiment, sets, dropout, jit)
-        for fast in (False, True):
-            for key, value in run_case(config, fast).items():
-                arrays[f"{label}/{'fast' if fast else 'stock'}/{key}"] = value
+        for side, arrays_of in (("stock", lambda: run_case(config, False)), ("fast", lambda: run_case(config, True)),
+                                ("roundoff", lambda: roundoff_case(config))):
+            arrays.update({f"{label}/{side}/{key}": value for key, value in arrays_of().items()})
     return arrays
 
 

@@ -1,7 +1,6 @@
 """The JAX backend: the same update as TensorFlow's step, and smoke experiments end to end."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -9,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import requires_jax
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+pytestmark = requires_jax
 HERE = Path(__file__).parent
 
 

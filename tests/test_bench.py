@@ -4,13 +4,13 @@ No timing is asserted (shared machines are noisy): only that the numbers exist a
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 
 import keras
 import pytest
+from extras import requires_jax
 
 from harness import bench, loop, models, profile, registry
 from harness.__main__ import main
@@ -70,7 +70,7 @@ def test_profile_files_every_op_under_its_layer_and_pass(mnist_5k):
     assert any(kind.endswith("FusedBatchNormV3") for kind, _ in profile.by_kind(times))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+@requires_jax
 def test_profile_under_jax_files_xla_ops_under_layers():
     p = subprocess.run([sys.executable, "-m", "harness", "bench", "--steps", "2", "--no-score", "--profile",
                         "--run-steps", "0", *TINY],
@@ -82,7 +82,7 @@ def test_profile_under_jax_files_xla_ops_under_layers():
     assert p.stdout.strip().splitlines()[-1].startswith("ratio=")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+@requires_jax
 def test_population_bench_prints_member_steps_against_a_solo_step():
     p = subprocess.run([sys.executable, "-m", "harness", "bench", "--population", "3", "--steps", "1", *TINY],
                        capture_output=True, text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})

@@ -116,15 +116,24 @@ def test_error_runs_resume_from_their_checkpoint_and_runs_from_before_identities
     assert errored.info.run_id[:8] in report.split("Runs used:")[1]
 
 
-def test_a_run_whose_process_died_is_resumed_and_a_live_one_is_not_started_twice(store, capsys, monkeypatch):
-    steps = 120
-    args = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(steps), "--set", "eval.n_images=100",
-            "--set", "train.log_every_steps=1"]
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--out", "r1"], cwd=store, text=True,
+STEPS = 120
+COMPARE = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(STEPS), "--set", "eval.n_images=100",
+           "--set", "train.log_every_steps=1"]
+
+
+def _compare_past_its_first_checkpoint(store) -> subprocess.Popen:
+    """COMPARE in a process of its own, returned once past its first evaluation (step 40): a checkpoint exists."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *COMPARE, "--out", "r1"], cwd=store, text=True,
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in proc.stderr:  # past the first evaluation (step 40), so there is a checkpoint
-        if f"step 48/{steps}" in line:
+    for line in proc.stderr:
+        if f"step 48/{STEPS}" in line:
             break
+    return proc
+
+
+def test_a_run_whose_process_died_is_resumed_and_a_live_one_is_not_started_twice(store, capsys, monkeypatch):
+    steps, args = STEPS, COMPARE
+    proc = _compare_past_its_first_checkpoint(store)
     proc.kill()  # SIGKILL: no handler runs, the run stays RUNNING, as when a machine dies
     proc.communicate(timeout=60)
     (run,) = _runs("base")
@@ -146,14 +155,8 @@ def test_a_run_whose_process_died_is_resumed_and_a_live_one_is_not_started_twice
 
 
 def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(store, capsys):
-    steps = 120
-    args = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(steps), "--set", "eval.n_images=100",
-            "--set", "train.log_every_steps=1"]
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--out", "r1"], cwd=store, text=True,
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in proc.stderr:  # past the first evaluation (step 40), so there is a checkpoint
-        if f"step 48/{steps}" in line:
-            break
+    steps, args = STEPS, COMPARE
+    proc = _compare_past_its_first_checkpoint(store)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from extras import requires_jax
 
 from harness import identity, registry, tracking
 from harness.__main__ import main
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+pytestmark = requires_jax
 SCRIPT = Path(__file__).parent.parent / "bench" / "recipe_gpu.py"
 
 

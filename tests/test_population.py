@@ -3,18 +3,17 @@ that diverges is marked and frozen while the others go on; an interrupted popula
 parent's id."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 
 import numpy as np
-import pytest
+from extras import requires_jax
 
 from harness import tracking
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs the jax extra")
+pytestmark = requires_jax
 JAX = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONUNBUFFERED": "1"}
 
 

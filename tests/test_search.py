@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 
 import optuna
 import pytest
@@ -120,3 +119,39 @@ def test_a_dead_workers_trial_is_failed_when_the_study_is_next_opened(store):
     assert _study("base", "dead").trials[0].state.name == "FAIL"
 
 
+
+
+def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
+    import signal
+    import time
+    from harness import server
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "search", "base", "--trials", "4", "--workers", "2",
+                             "--smoke", "--steps", "400", "--set", "eval.n_images=100",
+                             "--set", "train.print_every_steps=10"],
+                            cwd=store, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        for line in proc.stderr:  # a worker is training a trial
+            if "step 20/400" in line:
+                break
+        workers = [p for p in server.descendants(proc.pid) if "--parent-run" in _cmdline(p)]
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGTERM)  # to the parent alone, as a process manager would
+        proc.communicate(timeout=180)
+        time.sleep(0.5)
+        assert proc.returncode == 130 and not [p for p in workers if server.alive(p)]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    study = _study("base")
+    assert study.trials and all(t.state.name in ("FAIL", "COMPLETE", "PRUNED") for t in study.trials)  # none RUNNING
+    _, _, children = _children("base", "base/default")
+    assert children and all(r.info.status != "RUNNING" for r in children)
+
+
+def _cmdline(pid: int) -> str:
+    from pathlib import Path
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

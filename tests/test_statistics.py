@@ -55,9 +55,10 @@ def test_a_bounded_metrics_interval_stays_in_its_range_and_keeps_its_coverage():
     rng = np.random.default_rng(5)
     draws = [np.clip(rng.normal(0.05, 0.08, 5), 0, 1) for _ in range(2000)]
     truth = float(np.mean(np.clip(rng.normal(0.05, 0.08, 1_000_000), 0, 1)))
-    raw = np.mean([(lambda m, lo, hi: lo <= truth <= hi)(*st.mean_ci(d)) for d in draws])
-    clipped = np.mean([(lambda m, lo, hi: lo <= truth <= hi and lo >= 0)(*st.mean_ci(d, (0.0, 1.0))) for d in draws])
-    assert clipped == raw
+    intervals = [st.mean_ci(d, RANGE["recall"]) for d in draws]
+    assert all(0.0 <= lo <= hi <= 1.0 for _, lo, hi in intervals)
+    assert np.mean([lo == 0.0 for _, lo, _ in intervals]) > 0.5  # the clip acts on most of these draws...
+    assert 0.9 <= np.mean([lo <= truth <= hi for _, lo, hi in intervals]) <= 0.98  # ...and they still cover
 
 
 def test_interval_and_unadjusted_p_agree():
