@@ -149,6 +149,10 @@ def load_or_train(dataset, quiet: bool = False, share=None):
         if share is not None and share.fetch(stem.name, stem.parent):
             pass  # the store's classifier, now in this cache
         elif path.exists() and meta.exists():
+            info = json.loads(meta.read_text())
+            if "weights" not in info:  # a cache written before weight digests: add it
+                info["weights"] = weights_digest(keras.models.load_model(path))
+                _write_json(meta, info)
             if share is not None:  # this cache's classifier becomes the store's, unless another won meanwhile
                 share.publish(stem.name, [path, meta])
                 share.fetch(stem.name, stem.parent)
@@ -161,14 +165,16 @@ def load_or_train(dataset, quiet: bool = False, share=None):
                     "weights": weights_digest(model), "test_images": len(dataset.test_images),
                     "data": dataset.fingerprint}
             os.replace(tmp, path)  # atomic: a reader sees the old state or the whole new file
-            tmp_meta = meta.with_suffix(f".{os.getpid()}.tmp")
-            tmp_meta.write_text(json.dumps(info, indent=2))
-            os.replace(tmp_meta, meta)
+            _write_json(meta, info)
             if share is not None:
                 share.publish(stem.name, [path, meta])
                 share.fetch(stem.name, stem.parent)  # the first published wins a race between machines
     info = json.loads(meta.read_text())
     info["path"] = str(path)
-    model = keras.models.load_model(path)
-    info.setdefault("weights", weights_digest(model))  # a cache written before weight digests
-    return model, info
+    return keras.models.load_model(path), info
+
+
+def _write_json(path: Path, info: dict) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # written whole, then renamed: readers never see half
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)

@@ -226,9 +226,17 @@ def test_classifier_shift_augmentation_moves_whole_pixels_and_keeps_every_digit(
 
 def test_one_tracking_store_shares_one_classifier(store, scorer_5k, mnist_5k, tmp_path, monkeypatch):
     """A second machine on the same store (an empty cache of its own) downloads the classifier the first
-    published instead of training one; the weight digest is the same, and the store holds one classifier."""
+    published instead of training one; the weight digest is the same, and the store holds one classifier.
+    The first machine's cache was written before weight digests (its json lacks one): it gains one."""
+    import shutil
     from pathlib import Path
     from harness import run, tracking
+    machine_a = tmp_path / "machine-a" / "classifier"
+    shutil.copytree(Path(scorer_5k.classifier_info["path"]).parent, machine_a,
+                    ignore=lambda folder, names: [n for n in names if not n.startswith("mnist-5k-")])
+    for meta in machine_a.glob("*.json"):
+        meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "weights"}))
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "machine-a"))
     a = run.classifier_info(mnist_5k, quiet=True)  # this cache has it: published to the store
     assert a["weights"] == scorer_5k.classifier_info["weights"]
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "machine-b"))
