@@ -61,7 +61,8 @@ def load(name: str, path: str | None = None, split_seed: int = 1234, quiet: bool
         raise DataError(f"unknown dataset '{name}'; choose mnist or mnist-5k.")
     if path:
         return load_mnist_path(Path(path))
-    return resolve_mnist(split_seed, quiet)
+    say = None if quiet else (lambda line: print(f"MNIST, once: {line}", file=sys.stderr))
+    return resolve_mnist(split_seed, quiet, progress=say)
 
 
 def cache_path() -> Path:

@@ -58,7 +58,7 @@ class Plan:
         lines += [f"  {w:<{width}}  {n:>5}  {s:>5}  {a:>5}  {b:>6}  {c:>5}" for w, n, s, a, b, c in self.rows]
         total = sum(r[5] + r[4] for r in self.rows)
         if total:
-            lines.append(f"  {total} runs to train or resume, {self.steps_to_train:,} steps and {self.evals_to_run} "
+            lines.append(f"  {total} run{'s' * (total != 1)} to train or resume, {self.steps_to_train:,} steps and {self.evals_to_run} "
                          f"evaluations: about {_duration(self.seconds())} here (a step measured at "
                          f"{self.step_seconds * 1000:.0f} ms, an evaluation at {self.eval_seconds:.0f} s{self.note})")
         else:

@@ -251,3 +251,20 @@ def test_each_rate_is_corrected_over_its_own_family():
     assert rows["a"]["diverged_family"] == 2 and rows["a"]["collapsed_family"] == 1
     assert rows["a"]["diverged_needs"] == 5  # at 0.05 / 2, 5 vs 5: all 5 (p 0.0079); at 0.05 / 1, 4 (p 0.048)
     assert rows["a"]["collapsed_needs"] == 4
+
+
+def test_compare_at_two_seeds_over_every_experiment_writes_a_report_with_words_for_every_arm(store, capsys):
+    """The failure that ended `compare --seeds 2` without a report after all its training."""
+    from harness import registry
+    assert main(["compare", "--smoke", "--seeds", "2", "--set", "eval.n_images=100", "--out", str(store / "r")]) == 0
+    report = (store / "r" / "report.md").read_text()
+    table = report.split("## The answer")[1].split("## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| arm")]
+    arms = {line.split(" | ")[0][2:] for line in rows}
+    assert {"base", "smoothing", "tanh", "batchnorm", "batchnorm-train"} <= arms and len(rows) >= 9
+    for line in rows:
+        cells = line.split(" | ")
+        verdict, power = cells[7], cells[8]
+        assert verdict and verdict != "-", line  # a verdict, or a sentence saying why there is none
+        assert power != "-" or cells[0] == "| base" or "same run identity" in verdict, line
+    assert len(registry.files()) >= 6
