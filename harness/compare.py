@@ -239,6 +239,10 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             common = dict(config=c, dataset=dataset, scorer=scorer, client=client, point=arm.point,
                           extra_tags={"launched_by": "compare"}, stop=stop, progress=bar)
             for seed, run in resumable.items():  # resumed one by one, each exactly its own run
+                if _is_alive(client.get_run(run.info.run_id)):  # another process took it up since the plan
+                    print(f"{arm.label} seed {seed}: run {run.info.run_id[:8]} is training elsewhere now; "
+                          "not started here.", file=sys.stderr)
+                    continue
                 try:
                     run_lib.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
                     done["resumed"] += 1
@@ -402,8 +406,8 @@ def failed_seeds_rule(verdict: str, arm: Arm, base: Arm) -> str:
     if verdict == "better" and failed > base_failed:
         return (f"not called better: {failed} of {len(arm.runs)} seeds failed (diverged or collapsed) against "
                 f"base's {base_failed} of {len(base.runs)}, though its finished seeds' FID is lower")
-    if arm.count("diverged") and verdict in ("better", "worse"):
-        return f"{verdict} on its {arm.count('finished')} finished seeds ({arm.count('diverged')} diverged: see the ceiling test)"
+    if arm.count("diverged"):
+        return f"{verdict}, on its {arm.count('finished')} finished seeds ({arm.count('diverged')} diverged: see the ceiling test)"
     return verdict
 
 
@@ -426,7 +430,8 @@ def _interval_note(r: dict) -> str:
     """'†' where the unadjusted interval excludes 0 but Holm's correction keeps the verdict from it."""
     d = r.get("d_fid")
     excludes = d is not None and not math.isnan(d[1]) and (d[1] > 0 or d[2] < 0)
-    return " †" if excludes and not r["verdict"] in ("better", "worse") else ""
+    significant = not math.isnan(r.get("p_holm", float("nan"))) and r["p_holm"] < st.ALPHA
+    return " †" if excludes and not significant else ""
 
 
 def _power_cells(r: dict) -> str:
@@ -476,16 +481,17 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list) -> st
         lines.append(f"| {r['arm']} | {r['finished']} | {r['diverged']} | {r['collapsed']} | "
                      f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {_power_cells(r)} |")
     tested = [r for r in rows if "p_ceiling" in r]
-    ceiling = next((r["ceiling"] for r in rows), float("nan"))
     if any(r["diverged"] for r in rows) and tested:
         lines += ["", "## Diverged seeds at a ceiling", "",
-                  f"The test above uses finished seeds only. Here each diverged seed counts at an FID of "
-                  f"{_num(ceiling)}, the worst final FID of any finished seed in this report, and Welch's test is "
-                  f"run again on every seed, Holm-corrected over the {len(tested)} arms.", "",
-                  "| arm | seeds (diverged) | Δ FID vs base, diverged at the ceiling | p (Holm) |", "|---|---|---|---|"]
+                  "The test above uses finished seeds only. Here each diverged seed counts at a fixed FID, the "
+                  "ceiling: the worst final FID of any finished seed of the arms compared with it (same data, "
+                  "backend and code), and Welch's test is run again on every seed, Holm-corrected over the arms.", "",
+                  "| arm | seeds (diverged) | ceiling FID | Δ FID vs base, diverged at the ceiling | p (Holm) |",
+                  "|---|---|---|---|---|"]
         for r in tested:
             p = f"{r['p_ceiling']:.3g} ({r['p_ceiling_holm']:.3g})" if not math.isnan(r["p_ceiling_holm"]) else "-"
-            lines.append(f"| {r['arm']} | {r['n']} ({r['diverged']}) | {_fmt(r['d_fid_ceiling'])} | {p} |")
+            lines.append(f"| {r['arm']} | {r['n']} ({r['diverged']}) | {_num(r['ceiling'])} | "
+                         f"{_fmt(r['d_fid_ceiling'])} | {p} |")
     elif tested:
         lines += ["", "No seed diverged, so the FID test above counts every seed."]
     lines += ["", "## Failures: diverged and collapsed seeds against base", "",

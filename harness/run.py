@@ -110,6 +110,7 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
             if tags.get("state") != "diverged":  # a diverged member stays FAILED, frozen in the population
                 client.update_run(run_id, status="RUNNING")
                 tracking.set_tags(client, run_id, {"resumed": "true", "state": "running"})
+                tracking.heartbeat(client, run_id, int(tags.get("heartbeat.step", 0)))  # alive again, at once
         else:
             tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
                     "dataset.requested": config.data.name, "data.source": dataset.source,

@@ -127,7 +127,7 @@ def detectable(values, reference, alpha: float) -> float:
     """The smallest difference these seeds detect with 80% power by Welch's test at level alpha, if
     their observed spreads were the true ones; nan with fewer than 2 seeds a side."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < 2 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     sd_a, sd_b = a.std(ddof=1), b.std(ddof=1)
     if sd_a == 0 and sd_b == 0:

@@ -143,7 +143,7 @@ def set_tags(c, run_id: str, tags: dict) -> None:
 
 
 HEARTBEAT_S = 60.0  # a training run tags its last step and the time this often (heartbeat.time, heartbeat.step)
-STALE_AFTER_S = 5 * HEARTBEAT_S  # a RUNNING run silent this long has lost its process
+STALE_AFTER_S = 10 * HEARTBEAT_S  # a RUNNING run silent this long has lost its process (machines' clocks must agree)
 
 
 def heartbeat(c, run_id: str, step: int) -> None:
@@ -175,7 +175,7 @@ class ClassifierShare:
         if found is None:
             return None
         runs = self.c.search_runs([found.experiment_id], f"tags.`classifier.name` = '{name}' and "
-                                  "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"],
+                                  "attributes.status = 'FINISHED'", order_by=["attributes.end_time ASC"],
                                   max_results=1)
         return runs[0] if runs else None
 

@@ -169,9 +169,9 @@ def load_or_train(dataset, quiet: bool = False, share=None):
             if share is not None:
                 share.publish(stem.name, [path, meta])
                 share.fetch(stem.name, stem.parent)  # the first published wins a race between machines
-    info = json.loads(meta.read_text())
-    info["path"] = str(path)
-    return keras.models.load_model(path), info
+        info = json.loads(meta.read_text())  # read under the lock: the pair cannot change meanwhile
+        info["path"] = str(path)
+        return keras.models.load_model(path), info
 
 
 def _write_json(path: Path, info: dict) -> None:

@@ -217,12 +217,12 @@ def test_an_arm_with_more_failed_seeds_than_base_is_never_called_better():
     assert tanh["verdict"].startswith("not called better: 2 of 5 seeds failed")  # ...but 2 of 5 diverged
     assert tanh["ceiling"] == 510 and tanh["d_fid_ceiling"][0] == pytest.approx((300 + 305 + 298 + 2 * 510) / 5 - 500)
     report = compare.markdown(list(rows.values()), arms, "Settings: synthetic", [])
-    assert "## Diverged seeds at a ceiling" in report and "counts at an FID of 510" in report
-    assert "| tanh | 5 (2) |" in report
+    assert "## Diverged seeds at a ceiling" in report and "| tanh | 5 (2) | 510 |" in report
+    assert "better | " in report.split("| smoothing |")[1].split("\n")[0] and "†" not in report.split("| tanh |")[1].split("\n")[0]
     # A worse arm with diverged seeds keeps its verdict, and the line says how many diverged.
     arms = _synthetic_arms({"base": [300, 305, 298, 301, 302], "tanh": [500, 510, 505]}, diverged={"tanh": 2})
     row = next(r for r in compare.analyse(arms) if r["arm"] == "tanh")
-    assert row["verdict"] == "worse on its 3 finished seeds (2 diverged: see the ceiling test)"
+    assert row["verdict"] == "worse, on its 3 finished seeds (2 diverged: see the ceiling test)"
 
 
 def test_a_report_is_written_at_two_seeds_a_side_over_eight_arms():
