@@ -8,8 +8,8 @@ population step and Scorer and writes plain files into OUT, each arm's as soon a
 timeout loses only the arm in flight:
   OUT/recipe.jsonl           one line per member: arm, seed, identity, evaluations, losses, divergence
   OUT/grids.npz              each member's last 25-sample grid (uint8), for the sample figures
-  OUT/generators-K.npz       members' generator weights, packed under the device tool's 16 MiB a file
-                             (8 files and 64 MiB in all come back: the first arms' generators do)
+  OUT/generators-K.npz       members' generator weights, packed in files of at most 16 MiB (so that
+                             a copy back from the GPU machine can take them file by file)
   OUT/population_bench.txt   first of all: ms per member-step of a population of 5 against one seed
 `harness import-results OUT` records them as MLflow runs (backend jax, platform gpu), and `harness
 compare --seeds 5 --backend jax --platform gpu` reports them like any runs, never pooled with CPU runs.
