@@ -134,7 +134,7 @@ def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
         for line in proc.stderr:  # a worker is training a trial
             if "step 20/400" in line:
                 break
-        workers = [p for p in server.descendants(proc.pid) if "--parent-run" in _cmdline(p)]
+        workers = [p for p in server.descendants(proc.pid) if "--parent-run" in server.cmdline(p)]
         assert len(workers) == 2
         proc.send_signal(signal.SIGTERM)  # to the parent alone, as a process manager would
         proc.communicate(timeout=180)
@@ -148,10 +148,3 @@ def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
     _, _, children = _children("base", "base/default")
     assert children and all(r.info.status != "RUNNING" for r in children)
 
-
-def _cmdline(pid: int) -> str:
-    from pathlib import Path
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""

@@ -18,12 +18,6 @@ from harness import server
 SMOKE = ["--smoke", "--set", "eval.n_images=100"]
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -42,7 +36,7 @@ def _watched(args: list[str], cwd: Path, env: dict, secret: str, serve_s: float 
     started = time.time()
     while proc.poll() is None:
         for pid in server.descendants(proc.pid):
-            seen.setdefault(pid, _cmdline(pid))
+            seen.setdefault(pid, server.cmdline(pid))
         if serve_s and time.time() - started > serve_s:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -42,12 +41,6 @@ def _get(url: str, data: dict | None = None, deadline: float = 120):
             time.sleep(1)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
 
 def _start(store, *args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=store, stdout=subprocess.PIPE,
@@ -57,14 +50,14 @@ def _start(store, *args) -> subprocess.Popen:
 def _stop_and_check_tree(proc: subprocess.Popen) -> None:
     tree = server.descendants(proc.pid)
     assert tree, "the server runs as a child process"
-    assert not [p for p in tree if "huey" in _cmdline(p)], "MLflow's job consumers were started"
+    assert not [p for p in tree if "huey" in server.cmdline(p)], "MLflow's job consumers were started"
     proc.send_signal(signal.SIGTERM)  # to harness alone, as a process manager would
     proc.wait(timeout=60)
     time.sleep(0.5)
     left = [p for p in tree if server.alive(p)]
     if left:
         os.killpg(proc.pid, signal.SIGKILL)
-    assert not left, [_cmdline(p) for p in left]
+    assert not left, [server.cmdline(p) for p in left]
 
 
 def test_ui_serves_runs_lean_in_the_model_training_view_and_stops_its_tree(store):
