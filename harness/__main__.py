@@ -43,6 +43,19 @@ def _resolve(args, name: str):
     return registry.resolve(name, args.smoke, _flags(args), args.set)
 
 
+def _sweeps(items: list[str]) -> dict:
+    """--sweep KEY=V1,V2 (repeatable) -> {KEY: [V1, V2]}, each value read as YAML."""
+    import yaml
+    from harness.config import ConfigError
+    out = {}
+    for item in items:
+        key, eq, values = item.partition("=")
+        if not eq or not key.strip() or not values.strip():
+            raise ConfigError(f"--sweep {item!r}: expected KEY=V1,V2 (e.g. --sweep model.latent_dim=32,256).")
+        out[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    return out
+
+
 def _set_keys(sets: list[str]) -> tuple:
     return tuple(s.partition("=")[0].strip() for s in sets)
 
@@ -231,7 +244,7 @@ def cmd_compare(args) -> int:
     flags = _flags(args)
     flags.setdefault("train.seeds", 5)
     table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None,
-                                 args.retry_diverged, args.backend, args.platform)
+                                 args.retry_diverged, args.backend, args.platform, _sweeps(args.sweep))
     print(table)
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")
@@ -318,6 +331,8 @@ def parser() -> argparse.ArgumentParser:
                    help="report runs of this platform made elsewhere (imported); nothing is trained here")
     s.add_argument("--retry-diverged", action="store_true",
                    help="train diverged seeds again instead of counting their divergence (same identity)")
+    s.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
+                   help="compare only these values of a sweep, e.g. --sweep model.latent_dim=32,256 (repeatable)")
     _config_args(s, compare=True)
     s.set_defaults(func=cmd_compare)
 

@@ -79,10 +79,15 @@ class Arm:
 
 
 def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend: str | None = None,
-            platform: str | None = None) -> tuple[list[Arm], dict]:
+            platform: str | None = None, sweeps: dict | None = None) -> tuple[list[Arm], dict]:
     """Arms for the named experiments (base first), with the datasets they use; backend and platform: of
-    runs made elsewhere (an accelerator's, imported), instead of this machine's."""
+    runs made elsewhere (an accelerator's, imported), instead of this machine's; sweeps: key -> the
+    values of that sweep to compare (default: all of them)."""
     names = list(dict.fromkeys(["base", *names]))
+    unswept = [k for k in (sweeps or {}) if not any(k in registry.load(n).sweep for n in names)]
+    if unswept:
+        raise cfg.ConfigError(f"--sweep {unswept[0]}: no experiment compared here sweeps it "
+                              f"(named: {', '.join(names)}).")
     datasets: dict = {}
     classifiers: dict = {}
     arms = []
@@ -94,7 +99,7 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
             classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]  # part of every arm's identity
         dataset = datasets[key]
         fixed = tuple(s.partition("=")[0].strip() for s in sets)
-        for point in experiment.sweep_points(fixed):
+        for point in experiment.sweep_points(fixed, sweeps):
             arm_config = cfg.replace(config, point) if point else config
             arm = Arm(name, point, arm_config, dataset.name,
                       identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform,
@@ -619,12 +624,13 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
 
 
 def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Path | None,
-            retry_diverged: bool = False, backend: str | None = None, platform: str | None = None) -> tuple[str, Path]:
+            retry_diverged: bool = False, backend: str | None = None, platform: str | None = None,
+            sweeps: dict | None = None) -> tuple[str, Path]:
     """Train what is missing, then write the report; returns (terminal text, report folder)."""
     if not names:
         names = sorted(registry.files())
     client = tracking.client()
-    arms, datasets = collect(names, smoke, flags, sets, backend, platform)
+    arms, datasets = collect(names, smoke, flags, sets, backend, platform, sweeps)
     done = fill(arms, datasets, client, retry_diverged)
     rows = analyse(arms)
     out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")

@@ -65,6 +65,7 @@ class EvalConfig:
     every_epochs: int = field(default=10, metadata={"min": 1})  # evaluate, sample and checkpoint this often
     min_evals: int = field(default=3, metadata={"min": 1})  # short runs still evaluate this many times, evenly spaced
     n_images: Optional[int] = field(default=None, metadata={"min": 2})  # images scored; None = the reference set's size
+    interim_images: Optional[int] = field(default=None, metadata={"min": 2})  # images scored at evaluations before the last (a cheaper curve); None = n_images
     kid_subsets: int = field(default=100, metadata={"min": 1})  # KID: number of random subsets
     kid_subset_size: int = field(default=1000, metadata={"min": 2})  # KID: images per subset (capped at N)
     collapse_modes: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # collapsed: fewer digit classes than this fraction of the real digits'

@@ -148,16 +148,19 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     steps_per_epoch = max(1, n_train // config.train.batch_size)
     total = total_steps(config, n_train)
     evals = eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals)
+    # Evaluations before the last may score fewer images (a cheaper curve); the last scores eval.n_images.
+    interim = scorer.resized(config.eval.interim_images) if config.eval.interim_images else scorer
     latents = []  # per member, fixed: the same 25 faces at every evaluation, and the images scored
     for m in members:
-        rng = np.random.default_rng(m.seed)
+        rng = np.random.default_rng(m.seed)  # rows drawn in order: a smaller N scores the first rows of a larger
         latents.append((rng.standard_normal((25, config.model.latent_dim)).astype(np.float32),
-                        rng.standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)))
+                        rng.standard_normal((max(scorer.n_images, interim.n_images),
+                                             config.model.latent_dim)).astype(np.float32)))
     log_every = config.train.log_every_steps
     print_every = config.train.print_every_steps or max(1, total // 10)
     print_every = math.ceil(print_every / log_every) * log_every  # print values already fetched
 
-    start = 0 if resume_from is None else _resume(config, step_fn, resume_from, members, scorer.floor, population)
+    start = 0 if resume_from is None else _resume(config, step_fn, resume_from, members, interim.floor, population)
     if population:
         step_fn.set_alive([not m.diverged for m in members])
 
@@ -223,7 +226,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                 for i, m in enumerate(members):
                     if not m.diverged:
                         m.send_rows()
-                        evaluate(config, m.ctx, scorer, step_fn, step, *latents[i], member=i)
+                        evaluate(config, m.ctx, scorer if step == total else interim, step_fn, step,
+                                 *latents[i], member=i)
                 save_checkpoint(step)
                 beat = 0.0  # evaluations take long: say alive at the next chunk
                 for m in alive:
@@ -273,6 +277,7 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
     """Score a member's generated images, log metrics and figures at this step, and judge collapse from them."""
     activation = config.model.output_activation
     started = time.time()
+    score_latents = score_latents[:scorer.n_images]
     images = to_unit_range(np.concatenate([step_fn.generate(score_latents[i:i + 1000], member)
                                            for i in range(0, len(score_latents), 1000)]), activation)
     metrics = scorer.score(images)

@@ -28,10 +28,17 @@ class Experiment:
     layer: dict  # checked config delta
     sweep: dict  # dotted key -> list of values; each combination is a child run
 
-    def sweep_points(self, fixed: tuple = ()) -> list[dict]:
+    def sweep_points(self, fixed: tuple = (), only: dict | None = None) -> list[dict]:
         """[{}] without a sweep, else one dict of dotted key -> value per combination.
-        Keys in `fixed` (pinned by --set) are left out of the sweep."""
-        sweep = {k: v for k, v in self.sweep.items() if k not in fixed}
+        Keys in `fixed` (pinned by --set) are left out of the sweep; `only` (key -> values) keeps those
+        values of a key, which must be among the sweep's own."""
+        for key, values in (only or {}).items():
+            if key in self.sweep and not set(values) <= set(self.sweep[key]):
+                extra = [v for v in values if v not in self.sweep[key]]
+                raise ConfigError(f"--sweep {key}: {extra} not among {self.name}'s values {self.sweep[key]} "
+                                  "(pin another value with --set).")
+        sweep = {k: [v for v in vs if k not in (only or {}) or v in only[k]]
+                 for k, vs in self.sweep.items() if k not in fixed}
         if not sweep:
             return [{}]
         return [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]

@@ -8,6 +8,7 @@ the classifier's hash, N and METRICS_VERSION.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -75,12 +76,22 @@ class Scorer:
                  quiet: bool = False, share=None):
         import keras
         self.dataset = dataset.name
+        self._dataset = dataset  # for resized(): a smaller N needs its own floor
         self.model, self.classifier_info = classifier_lib.load_or_train(dataset, quiet, share)
         self.features_model = keras.Model(self.model.input,
                                           [self.model.get_layer(classifier_lib.FEATURES).output, self.model.output])
         self.n_images = int(n_images or len(dataset.test_images))
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.reference_features, self.floor = self._reference(dataset)
+
+    def resized(self, n_images: int) -> "Scorer":
+        """The same classifier and reference scoring n_images generated images (its own floor at that N)."""
+        if n_images == self.n_images:
+            return self
+        other = copy.copy(self)
+        other.n_images = int(n_images)
+        other.reference_features, other.floor = other._reference(self._dataset)
+        return other
 
     def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """float32 (N, 28, 28, 1) in [0, 1] -> (features (N, 128), probs (N, 10))."""

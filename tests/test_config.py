@@ -51,6 +51,19 @@ def test_variants_change_only_their_keys():
     assert 100 in values and max(values) <= 256 and len(values) >= 3
     assert len(latent.sweep_points()) == len(values)
     assert latent.sweep_points(fixed=("model.latent_dim",)) == [{}]
+    assert latent.sweep_points(only={"model.latent_dim": [256, 32]}) == [{"model.latent_dim": 32},
+                                                                          {"model.latent_dim": 256}]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["latent", "--sweep", "model.latent_dim=48"], ["--sweep model.latent_dim", "48", "--set"]),
+    (["tanh", "--sweep", "model.latent_dim=32"], ["no experiment compared here sweeps it", "tanh"]),
+    (["latent", "--sweep", "model.latent_dim"], ["KEY=V1,V2"]),
+])
+def test_compare_sweep_subset_errors_in_one_sentence(args, words, capsys):
+    assert main(["compare", "--smoke", *args]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "Traceback" not in err
 
 
 @pytest.mark.parametrize("sets, words", [
