@@ -25,7 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 
 import harness  # noqa: E402,F401
-from harness import bench, loop, registry  # noqa: E402
+from harness import bench, loop, plan, registry  # noqa: E402
 from harness import run as run_lib  # noqa: E402
 
 
@@ -101,7 +101,7 @@ def main(out: Path, quick: bool) -> None:
     generator, discriminator, step = loop.build(config, dataset, seed=0)
     try:  # (d), cheap and the next thing needed toward 3 ms: device time per layer and pass
         lines = []
-        wall = float(np.median(bench.time_steps(step, 5 if quick else 50)))  # compiles it, too
+        wall = float(np.median(plan.time_steps(step, 5 if quick else 50)))  # compiles it, too
         bench.print_profile(step, (generator, discriminator), 5 if quick else 20, wall,
                             out=lambda s: (print(s, flush=True), lines.append(s)))
         log(out, {"item": "d", "profile": lines})

@@ -13,7 +13,7 @@ import numpy as np
 
 from harness import loop, registry
 from harness import run as run_lib
-from harness.bench import time_steps
+from harness.plan import time_steps
 
 
 def main() -> None:

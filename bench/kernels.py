@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from harness import bench, loop, registry
+from harness import loop, plan, registry
 from harness import run as run_lib
 
 
@@ -26,10 +26,10 @@ def main() -> None:
         steps = {side: loop.build(config, dataset, seed=0, fast_kernels=side == "fast")[2] for side in ("stock", "fast")}
         times = {side: [] for side in steps}
         for side, step in steps.items():
-            bench.time_steps(step, 0, warmup=2)  # compile
+            plan.time_steps(step, 0, warmup=2)  # compile
         for block in range(0, args.steps, 2):
             for side, step in steps.items():
-                times[side] += bench.time_steps(lambda i, step=step: step(i + 2 + block), 2, warmup=0)
+                times[side] += plan.time_steps(lambda i, step=step: step(i + 2 + block), 2, warmup=0)
         stock, fast = (float(np.median(times[side])) * 1000 for side in ("stock", "fast"))
         print(f"{name:<10} stock layers {stock:7.1f} ms/step   fast layers {fast:7.1f} ms/step   "
               f"ratio={fast / stock:.3f}", flush=True)

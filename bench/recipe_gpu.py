@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 import harness  # noqa: E402,F401
 from harness import config as cfg  # noqa: E402
-from harness import identity, loop, registry  # noqa: E402
+from harness import identity, loop, machine, registry  # noqa: E402
 from harness.data import Dataset  # noqa: E402
 
 ARMS = [("base", {}), ("smoothing", {}), ("batchnorm", {}), ("batchnorm-train", {}), ("tanh", {}),
@@ -143,7 +143,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = load_data(args.data)
     scorer = Scorer(dataset, quiet=True)
-    device = identity.platform()
+    device = machine.platform()
     versions = {"version.keras": keras.__version__, "version.jax": jax.__version__,
                 "version.numpy": np.__version__, "hardware.gpu": str(jax.devices()[0].device_kind)}
     print(f"{versions['hardware.gpu']} ({device}); data {dataset.fingerprint}; classifier accuracy "

@@ -12,6 +12,7 @@ import sys
 
 import harness  # noqa: F401  (quiets TensorFlow before it loads)
 from harness.config import UserError
+from metrics import MetricsError
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         console.quiet()
     try:
         return args.func(args)
-    except UserError as e:
+    except (UserError, MetricsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM (loop.Interrupted): the run checkpointed and said how to resume

@@ -1,9 +1,8 @@
 """Side-by-side timing of the classic Keras loop and the harness's train step, in one process.
 
-The classic loop is the recipe's, done faithfully in Keras 3: numpy batches, G.predict for the fakes,
-D.train_on_batch on real + fake, then gan.train_on_batch through a frozen D. Keras 3 reads
-`trainable` when a train function is first built, so D trains once before it is frozen inside the
-composite model; otherwise D.train_on_batch would never update D.
+The classic loop is the seed's (harness/classic.py, the same loop the fidelity tests compare the train
+step against): numpy batches, G.predict for the fakes, D.train_on_batch on real + fake, then
+gan.train_on_batch through a frozen D.
 """
 from __future__ import annotations
 
@@ -13,87 +12,12 @@ import keras
 import numpy as np
 
 from harness import config as cfg
-from harness import identity, loop, models, registry
+from harness import loop, machine, models, registry
+from harness.plan import time_steps
 from harness import run as run_lib
-from harness.config import Config, ModelConfig, UserError
+from harness.classic import ClassicLoop
+from harness.config import Config, UserError
 from harness.data import to_unit
-
-
-def forward_flops(m: ModelConfig) -> tuple[float, float]:
-    """Multiply-adds x 2 of one image's forward pass through (G, D), from the layer shapes."""
-    g, d, z = m.g_filters, m.d_filters, m.latent_dim
-    generator = (2 * z * g * 49  # dense to 7x7xg
-                 + 2 * 7 * 7 * 16 * g * g  # 4x4 transposed conv, 7x7 input
-                 + 2 * 14 * 14 * 16 * g * g  # 4x4 transposed conv, 14x14 input
-                 + 2 * 28 * 28 * 49 * g)  # 7x7 conv to one channel
-    discriminator = 2 * 14 * 14 * 9 * d + 2 * 7 * 7 * 9 * d * d + 2 * 49 * d
-    return float(generator), float(discriminator)
-
-
-def step_flops(config: Config) -> float:
-    """FLOPs of one training step, counting a backward pass as twice the forward."""
-    g, d = forward_flops(config.model)
-    b, half = config.train.batch_size, config.train.batch_size // 2
-    d_phase = half * g + 3 * b * d  # fakes made, then D forward + backward on real + fake
-    g_phase = 3 * b * (g + d)  # G and D forward + backward on a batch of latent points
-    return d_phase + g_phase
-
-
-class ClassicLoop:
-    """The recipe's loop: predict + two train_on_batch calls per step, data through numpy."""
-
-    def __init__(self, config: Config, images: np.ndarray, seed: int):
-        keras.utils.set_random_seed(seed)
-        t = config.train
-        self.generator = models.build_generator(config.model, t.precision, fast_kernels=False)  # stock layers
-        self.discriminator = models.build_discriminator(config.model, t.precision, fast_kernels=False)
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)  # D returns logits
-        self.discriminator.compile(keras.optimizers.Adam(t.lr_d, beta_1=t.beta_1), loss,
-                                   metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
-        self.images, self.rng = images, np.random.default_rng(seed)
-        self.half, self.batch, self.latent = t.batch_size // 2, t.batch_size, config.model.latent_dim
-        self.real_label = t.real_label
-        self.discriminator.train_on_batch(*self._d_batch())  # build D's train function while trainable
-        self.discriminator.trainable = False
-        self.gan = keras.Sequential([self.generator, self.discriminator])
-        self.gan.compile(keras.optimizers.Adam(t.lr_g, beta_1=t.beta_1), loss)
-
-    def _d_batch(self):
-        real = self.images[self.rng.integers(0, len(self.images), self.half)]
-        z = self.rng.standard_normal((self.half, self.latent)).astype(np.float32)
-        fake = self.generator.predict(z, verbose=0)
-        x = np.concatenate([real, fake])
-        y = np.concatenate([np.full((self.half, 1), self.real_label), np.zeros((self.half, 1))]).astype(np.float32)
-        return x, y
-
-    def __call__(self, step: int) -> float:
-        # The Keras 2 idiom: D trainable for its own update, frozen inside the composite. TensorFlow keeps
-        # the train functions it built first; the JAX trainer reads `trainable` at every call.
-        self.discriminator.trainable = True
-        d_loss = self.discriminator.train_on_batch(*self._d_batch())
-        self.discriminator.trainable = False
-        z = self.rng.standard_normal((self.batch, self.latent)).astype(np.float32)
-        g_loss = self.gan.train_on_batch(z, np.ones((self.batch, 1), np.float32))
-        return float(np.asarray(g_loss).ravel()[0]) + float(np.asarray(d_loss).ravel()[0])
-
-
-def time_steps(step_fn, steps: int, warmup: int = 2) -> list[float]:
-    """Seconds of each of `steps` steps after `warmup` untimed ones (compilation happens there)."""
-    for i in range(warmup):
-        _sync(step_fn(i))
-    times = []
-    for i in range(warmup, warmup + steps):
-        start = time.perf_counter()
-        _sync(step_fn(i))
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _sync(out) -> None:
-    """Wait for the device: fetch one scalar of the step's result."""
-    if isinstance(out, dict):
-        out = next(iter(out.values()))
-    float(np.asarray(out).ravel()[0])
 
 
 def bench_population(config: Config, members: int, steps: int, out=print, dataset=None) -> float:
@@ -107,7 +31,7 @@ def bench_population(config: Config, members: int, steps: int, out=print, datase
     _, _, solo = loop.build(config, dataset, seed=0)
     _, _, population = loop.build_population(config, dataset, list(range(members)))
     out(f"config: G {config.model.g_filters} / D {config.model.d_filters} filters, batch {config.train.batch_size}, "
-        f"backend jax on {identity.platform()}, chunks of {chunk} steps "
+        f"backend jax on {machine.platform()}, chunks of {chunk} steps "
         f"({'one dispatch each' if population.scan else 'one dispatch a step: XLA on CPUs is slower in lax.scan'}), "
         f"{steps} timed chunks after 1 warm-up chunk")
     times = {}
@@ -161,7 +85,7 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
     dataset = run_lib.load_dataset(config)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low
-    flops = step_flops(config)
+    flops = models.step_flops(config)
     b = config.train.batch_size
     backend = keras.backend.backend()
     jit = config.train.jit_compile
@@ -170,7 +94,7 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
         f"{dataset.name} ({len(images)} images), {steps} timed steps after 2 warm-up steps")
     out(f"step FLOPs (backward = 2x forward): {flops / 1e9:.1f} GFLOP")
 
-    classic = ClassicLoop(config, images, seed=0)
+    classic = ClassicLoop(config, dataset.train_images, seed=0)
     d_before = [w.copy() for w in classic.discriminator.get_weights()]
     classic_times = time_steps(classic, steps)
     d_trains = any(not np.array_equal(a, w) for a, w in zip(d_before, classic.discriminator.get_weights()))

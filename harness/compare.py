@@ -20,7 +20,7 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from harness import config as cfg
-from harness import bench, identity, loop, plan, plots, registry, tracking
+from harness import identity, loop, machine, models, plan, plots, registry, tracking
 from harness import run as run_lib
 from harness import statistics as st
 from harness.config import Config
@@ -190,7 +190,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
     work = []  # (arm, resumable runs {seed: run}, fresh seeds)
     import keras
     elsewhere = (arms[0].identity["backend"], arms[0].identity["platform"]) != (keras.backend.backend(),
-                                                                                identity.platform())
+                                                                                machine.platform())
     the_plan = plan.Plan("plan: every arm's seeds, reused where their outcome exists" + (
         f"; runs of {arms[0].identity['backend']} on {arms[0].identity['platform']} are made elsewhere "
         "(bench/recipe_gpu.py, harness import-results): nothing is trained here" if elsewhere else ""))
@@ -215,10 +215,8 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             resumable, fresh, todo = {}, [], []
         work.append((arm, resumable, fresh))
         measured = measured or (c if todo else None)
-        n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
-        evals = len(loop.eval_steps(total, max(1, n_train // c.train.batch_size), c.eval.every_epochs,
-                                    c.eval.min_evals))
-        cost = bench.step_flops(c) / bench.step_flops(measured) if measured else 1.0
+        evals = loop.evaluations(c, datasets[(c.data.name, c.data.path, c.data.split_seed)])[1]
+        cost = models.step_flops(c) / models.step_flops(measured) if measured else 1.0
         the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumable), len(fresh),
                      sum(total - _last_step(client, r) for r in resumable.values()), evals, cost)
     scorers: dict = {}
@@ -232,7 +230,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
     if measured is not None:
         dataset = datasets[(measured.data.name, measured.data.path, measured.data.split_seed)]
         the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
-        the_plan.note = "; other widths scaled by their FLOPs" if len({bench.step_flops(a.config) for a in arms}) > 1 else ""
+        the_plan.note = "; other widths scaled by their FLOPs" if len({models.step_flops(a.config) for a in arms}) > 1 else ""
     print(the_plan.text(), file=sys.stderr)
     bar = the_plan.bar() if the_plan.steps_to_train else None
     stop, previous = loop.install_stop_handlers()
@@ -261,7 +259,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             if run_lib.population_on(c, len(fresh)):  # JAX on a GPU (or true): the fresh seeds as one population
                 parent = tracking.start_run(client, arm.experiment, f"{arm.label}-x{len(fresh)}",
                                             {"experiment": arm.experiment, "kind": "group", "launched_by": "compare",
-                                             **tracking.environment_tags()})
+                                             **machine.tags()})
                 try:
                     results = run_lib.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
                 except BaseException:
@@ -640,7 +638,7 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
                                    "![final FID](final_fid.png)\n\n![samples](samples.png)\n")
     paths = figures(arms, client, out)
     run_id = tracking.start_run(client, REPORT_EXPERIMENT, f"compare-{'-'.join(names)}"[:200],
-                                {"kind": "report", "experiments": ",".join(names), **tracking.environment_tags()})
+                                {"kind": "report", "experiments": ",".join(names), **machine.tags()})
     for path in [out / "report.md", *paths]:
         client.log_artifact(run_id, str(path))
     tracking.log_params(client, run_id, {"seeds": arms[0].config.train.seeds, "trained": done["trained"],

@@ -21,18 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 
+import metrics
 from harness import config as cfg
+from harness import machine
 from harness.config import Config
 
 SCHEMA = 2  # v1: the old config hash (whole config + dataset name); v2: this module
 NUMERICS_VERSION = 3  # v3: real images drawn with replacement; BatchNorm with the seed's (classic) semantics
 # v2: identity v2 itself; the train step computed what v1's did
-# How steps are dispatched is not numerics: since v3's GOLDEN entries were made, JAX on CPUs runs a chunk as
-# single jitted steps instead of one lax.scan (step_jax.py). The same function, compiled apart, rounds
-# differently: base's JAX fingerprint moved 3e-8 (relative L1), batchnorm's 2e-5, inside the tolerance below.
-METRICS_VERSION = 3  # v3: the mnist classifier at half its filters, 6 epochs, 1-pixel shifts (metrics/classifier.py);
-# Inception Score splits from the images' canonical order, so exactly order-free
-# v2: Inception Score splits after a fixed-seed shuffle; caches keyed by data content
+# How steps are dispatched is not numerics: since v3's golden fingerprints were made (tests/golden_step.py),
+# JAX on CPUs runs a chunk as single jitted steps instead of one lax.scan (step_jax.py). The same function,
+# compiled apart, rounds differently: base's JAX fingerprint moved 3e-8 (relative L1), batchnorm's 2e-5,
+# inside the test's tolerance.
+METRICS_VERSION = metrics.VERSION  # bumped by any change to scoring; its history is in metrics/__init__.py
 
 # Numerics versions whose train step, with LEGACY values for the keys they lack, computes what this
 # version's step computes: their interrupted runs may be resumed by this code.
@@ -52,26 +53,6 @@ DATA_KEYS = ("data.name", "data.path", "data.split_seed")
 # lacks them reads them so. A key whose default already reproduces v1 needs no entry.
 LEGACY = {"data.sampling": "epoch_shuffle", "model.batchnorm_mode": "train"}
 
-# The golden fingerprint of each NUMERICS_VERSION on CPUs: 4 steps at tiny width (tests/golden_step.py:
-# d_loss sum, g_loss sum, L1 and a random projection of the update), per backend and experiment. A change
-# to what the step computes fails tests/test_identity.py until NUMERICS_VERSION is bumped and a new
-# entry is added from `KERAS_BACKEND=... python tests/golden_step.py`; old entries stay as history.
-GOLDEN = {
-    2: {"tensorflow": {"base": [2.89138031, 3.065365522, 25.59866048, -0.01653895238],
-                       "batchnorm": [3.70812726, 3.139108300, 226.5262751, 1.956243921],
-                       "smoothing": [2.874932051, 3.074811220, 25.15061746, 0.2539140575],
-                       "tanh": [2.842606783, 2.737396479, 31.38426576, -0.5340291971]},
-        "jax": {"base": [2.976130307, 1.995937854, 27.21624236, 1.266065088],
-                "batchnorm": [2.763740957, 3.306762695, 225.0671424, -2.427653273]}},
-    3: {"tensorflow": {"base": [2.950380087, 3.060612679, 24.99818824, 0.01724704133],
-                       "batchnorm": [3.870925248, 2.962044895, 83.46434104, 0.1464479667],
-                       "smoothing": [2.925606251, 3.071354508, 24.59792394, 0.2771155713],
-                       "tanh": [2.83949846, 2.736020267, 30.84188332, -0.7559167624]},
-        "jax": {"base": [2.96573174, 1.994834065, 27.50606516, 1.157648867],
-                "batchnorm": [2.852619946, 2.053719789, 88.14741551, -2.652592157]}},
-}
-
-
 def _counts(key: str) -> bool:
     return not (key in NOT_IDENTITY or key in DATA_KEYS or key.startswith("search."))
 
@@ -89,19 +70,13 @@ def config_part(config: Config) -> dict:
     return {k: v for k, v in sorted(flat.items()) if _counts(k) and k not in idle and v != defaults[k]}
 
 
-def platform() -> str:
-    """'gpu' when the backend sees an accelerator, else 'cpu'."""
-    from harness import tracking
-    return "gpu" if tracking.gpu_available() else "cpu"
-
-
 def of(config: Config, data_fingerprint: str, backend: str | None = None, device: str | None = None, *,
        classifier: str) -> dict:
     """The identity of a run of this config on this data, scored by the classifier whose weights have
     this digest, here (or on the backend and platform given)."""
     import keras
     return {"schema": SCHEMA, "config": config_part(config), "data": data_fingerprint,
-            "backend": backend or keras.backend.backend(), "platform": device or platform(),
+            "backend": backend or keras.backend.backend(), "platform": device or machine.platform(),
             "precision": config.train.precision, "numerics": NUMERICS_VERSION, "metrics": METRICS_VERSION,
             "classifier": classifier}
 

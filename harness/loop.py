@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from harness import checkpoint, models, plots, tracking
+from harness import checkpoint, machine, models, plots, tracking
 from harness.config import Config, to_dict
 from harness.data import Dataset, to_unit
 from metrics import collapse
@@ -60,6 +60,16 @@ def total_steps(config: Config, n_train: int) -> int:
     return config.train.steps or config.train.epochs * steps_per_epoch
 
 
+def evaluations(config: Config, dataset: Dataset) -> tuple[int, float]:
+    """(evaluations a run makes, their scoring cost in evaluations of the last one's size): those before
+    the last may score fewer images (eval.interim_images)."""
+    n_train = len(dataset.train_images)
+    count = len(eval_steps(total_steps(config, n_train), max(1, n_train // config.train.batch_size),
+                           config.eval.every_epochs, config.eval.min_evals))
+    final = config.eval.n_images or len(dataset.test_images)
+    return count, 1 + (count - 1) * (config.eval.interim_images or final) / final
+
+
 def eval_steps(total: int, steps_per_epoch: int, every_epochs: int, min_evals: int) -> list[int]:
     """Completed-step counts after which to evaluate: every `every_epochs` epochs, or `min_evals` evenly
     spaced times when the run is too short for that; always at the end."""
@@ -79,7 +89,7 @@ def make_step(config: Config, generator, discriminator, images: np.ndarray, seed
         from harness.step_jax import JaxStep
         jit = t.jit_compile is not False
         return JaxStep(generator, discriminator, g_optimizer, d_optimizer, images, config, seed, jit)
-    jit = t.jit_compile if t.jit_compile is not None else tracking.gpu_available()
+    jit = t.jit_compile if t.jit_compile is not None else machine.gpu_available()
     from harness.step_tf import TensorFlowStep
     return TensorFlowStep(generator, discriminator, g_optimizer, d_optimizer, images, config, seed, jit)
 

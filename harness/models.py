@@ -14,7 +14,7 @@ import contextlib
 import keras
 
 from harness import kernels
-from harness.config import ModelConfig
+from harness.config import Config, ModelConfig
 
 
 def build_generator(m: ModelConfig, precision: str = "float32", fast_kernels: bool = True) -> keras.Model:
@@ -77,3 +77,23 @@ def stock_copy(model: keras.Model) -> keras.Model:
 def pixel_range(output_activation: str) -> tuple[float, float]:
     """The range real images are scaled to, so they match the generator's output."""
     return (-1.0, 1.0) if output_activation == "tanh" else (0.0, 1.0)
+
+
+def forward_flops(m: ModelConfig) -> tuple[float, float]:
+    """Multiply-adds x 2 of one image's forward pass through (G, D), from the layer shapes."""
+    g, d, z = m.g_filters, m.d_filters, m.latent_dim
+    generator = (2 * z * g * 49  # dense to 7x7xg
+                 + 2 * 7 * 7 * 16 * g * g  # 4x4 transposed conv, 7x7 input
+                 + 2 * 14 * 14 * 16 * g * g  # 4x4 transposed conv, 14x14 input
+                 + 2 * 28 * 28 * 49 * g)  # 7x7 conv to one channel
+    discriminator = 2 * 14 * 14 * 9 * d + 2 * 7 * 7 * 9 * d * d + 2 * 49 * d
+    return float(generator), float(discriminator)
+
+
+def step_flops(config: Config) -> float:
+    """FLOPs of one training step, counting a backward pass as twice the forward."""
+    g, d = forward_flops(config.model)
+    b, half = config.train.batch_size, config.train.batch_size // 2
+    d_phase = half * g + 3 * b * d  # fakes made, then D forward + backward on real + fake
+    g_phase = 3 * b * (g + d)  # G and D forward + backward on a batch of latent points
+    return d_phase + g_phase

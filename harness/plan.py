@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from harness import bench, loop
+from harness import loop
 from harness.config import Config
 
 
@@ -25,8 +25,27 @@ def measure(config: Config, dataset, scorer=None, steps: int = 2) -> tuple[float
                                     config.model.output_activation)
         scorer.score(images)
         eval_seconds = time.perf_counter() - started + 1.0  # + figures and logging, about a second
-    step_seconds = float(np.median(bench.time_steps(step_fn, steps, warmup=1)))
+    step_seconds = float(np.median(time_steps(step_fn, steps, warmup=1)))
     return step_seconds, eval_seconds
+
+
+def time_steps(step_fn, steps: int, warmup: int = 2) -> list[float]:
+    """Seconds of each of `steps` steps after `warmup` untimed ones (compilation happens there)."""
+    for i in range(warmup):
+        _sync(step_fn(i))
+    times = []
+    for i in range(warmup, warmup + steps):
+        start = time.perf_counter()
+        _sync(step_fn(i))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _sync(out) -> None:
+    """Wait for the device: fetch one scalar of the step's result."""
+    if isinstance(out, dict):
+        out = next(iter(out.values()))
+    float(np.asarray(out).ravel()[0])
 
 
 @dataclass
@@ -35,15 +54,16 @@ class Plan:
     title: str
     rows: list = field(default_factory=list)
     steps_to_train: int = 0  # over all runs to train or resume
-    evals_to_run: int = 0
+    evals_to_run: float = 0.0  # in evaluations of the measured size
     weighted_steps: float = 0.0  # steps_to_train, each scaled by its config's cost relative to the measured one
     step_seconds: float = 0.0
     eval_seconds: float = 0.0
     note: str = ""
 
     def add(self, what: str, seeds: int, steps: int, reuse: int, resume: int, train: int, resume_steps: int,
-            evals_each: int, cost: float = 1.0) -> None:
-        """cost: this row's step time relative to the measured one (FLOPs ratio)."""
+            evals_each: float, cost: float = 1.0) -> None:
+        """cost: this row's step time relative to the measured one (FLOPs ratio); evals_each: a run's
+        evaluations, counted at the measured evaluation's size (loop.evaluations)."""
         self.rows.append((what, seeds, steps, reuse, resume, train))
         self.steps_to_train += train * steps + resume_steps
         self.weighted_steps += cost * (train * steps + resume_steps)
@@ -58,8 +78,9 @@ class Plan:
         lines += [f"  {w:<{width}}  {n:>5}  {s:>5}  {a:>5}  {b:>6}  {c:>5}" for w, n, s, a, b, c in self.rows]
         total = sum(r[5] + r[4] for r in self.rows)
         if total:
-            lines.append(f"  {total} run{'s' * (total != 1)} to train or resume, {self.steps_to_train:,} steps and {self.evals_to_run} "
-                         f"evaluations: about {_duration(self.seconds())} here (a step measured at "
+            sized = " (counted at the last one's size)" if self.evals_to_run % 1 else ""
+            lines.append(f"  {total} run{'s' * (total != 1)} to train or resume, {self.steps_to_train:,} steps and "
+                         f"{self.evals_to_run:,.0f} evaluations{sized}: about {_duration(self.seconds())} here (a step measured at "
                          f"{self.step_seconds * 1000:.0f} ms, an evaluation at {self.eval_seconds:.0f} s{self.note})")
         else:
             lines.append("  nothing to train: every run is reused")

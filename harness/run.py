@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 
 from harness import config as cfg
-from harness import data, identity, loop, tracking
+from harness import data, identity, loop, machine, tracking
 from harness.config import Config, UserError
 from harness.registry import Experiment
 
@@ -81,7 +81,7 @@ def population_on(config: Config, seeds: int) -> bool:
         raise UserError("train.population=true needs the JAX backend (KERAS_BACKEND=jax, pip install -e \".[jax]\"); "
                         "under TensorFlow seeds train one at a time.")
     if config.train.population is None:
-        return seeds > 1 and keras.backend.backend() == "jax" and identity.platform() != "cpu"
+        return seeds > 1 and keras.backend.backend() == "jax" and machine.platform() != "cpu"
     return config.train.population and seeds > 1
 
 
@@ -114,7 +114,7 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
         else:
             tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
                     "dataset.requested": config.data.name, "data.source": dataset.source,
-                    "collapse": "false", "state": "running", **tracking.environment_tags(), **identity.tags(ident),
+                    "collapse": "false", "state": "running", **machine.tags(), **identity.tags(ident),
                     "classifier.weights": scorer.classifier_info["weights"],
                     "classifier.accuracy": f"{scorer.classifier_info['accuracy']:.4f}",
                     **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
@@ -305,7 +305,7 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
         if parent_id is None and (len(jobs) > 1 or population) and not resumes:
             parent_id = tracking.start_run(client, experiment.name, f"{experiment.name}-x{len(points) * len(seeds)}",
                                            {"experiment": experiment.name, "kind": "group", "dataset": dataset.name,
-                                            **tracking.environment_tags()})
+                                            **machine.tags()})
             client.log_text(parent_id, cfg.to_yaml(config), "config.yaml")
         elif parent_id is not None:
             client.update_run(parent_id, status="RUNNING")
@@ -346,7 +346,7 @@ def announce(experiment: str, config: Config, dataset: data.Dataset, scorer, run
     from harness import plan
     steps_per_epoch = max(1, len(dataset.train_images) // config.train.batch_size)
     total = loop.total_steps(config, len(dataset.train_images))
-    evals = len(loop.eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals))
+    evals = loop.evaluations(config, dataset)[1]
     the_plan = plan.Plan(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps "
                          f"({total / steps_per_epoch:g} epochs of {len(dataset.train_images):,} {dataset.name} digits)")
     the_plan.add(experiment, runs, total, 0, 0, runs, 0, evals)

@@ -21,7 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from harness import config as cfg
-from harness import loop, plots, tracking
+from harness import loop, machine, plots, tracking
 from harness import run as run_lib
 from harness.config import Config, UserError
 from harness.registry import Experiment
@@ -80,21 +80,22 @@ def pruner_for(config: Config) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(experiment: str, study: str, config: Config, storage_url: str | None,
-               failed_trial_callback=None) -> optuna.Study:
-    storage = storage_for(storage_url, config.search.heartbeat, failed_trial_callback)
+def open_study(experiment: str, study: str, config: Config, storage_url: str | None) -> optuna.Study:
+    """The study, created or loaded; trials whose workers died are failed and asked again (_mark_lost)."""
+    storage = storage_for(storage_url, config.search.heartbeat, _on_lost)
     sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, config.search.startup_trials))
     opened = optuna.create_study(study_name=f"{experiment}/{study}", storage=storage, load_if_exists=True,
                                  direction=config.search.direction, sampler=sampler, pruner=pruner_for(config))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(opened)  # RDB storages: heartbeats
-    fail_dead_local_trials(opened)  # any storage: workers of this host that are gone
+    fail_dead_local_trials(opened, _on_lost)  # any storage: workers of this host that are gone
     return opened
 
 
-def fail_dead_local_trials(study: optuna.Study) -> list[int]:
-    """RUNNING trials started by a process of this worker (worker_name) that no longer exists are marked FAIL."""
+def fail_dead_local_trials(study: optuna.Study, on_lost=None) -> list[int]:
+    """RUNNING trials started by a process of this worker (worker_name) that no longer exists are marked
+    FAIL, and on_lost(study, trial) is called for each, as Optuna calls it for a silent RDB worker."""
     host = worker_name()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -102,10 +103,24 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
             continue
         pid = int(trial.user_attrs.get("worker.pid", 0))
         if pid and not _alive(pid):
-            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"worker {host}:{pid} died")
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            try:
+                study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"worker {host}:{pid} died")
+                study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            except RuntimeError:  # another process failed it first (UpdateFinishedTrialError): its callback ran
+                continue
             failed.append(trial.number)
+            if on_lost is not None:
+                on_lost(study, study._storage.get_trial(trial._trial_id))
     return failed
+
+
+def requeue_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial lost with its worker is asked again with its params; the worker that takes it up resumes
+    the lost trial's MLflow run from its last checkpoint instead of training it afresh."""
+    attrs = {"retry.of": trial.number}
+    if trial.user_attrs.get("mlflow_run_id"):
+        attrs["resume.run_id"] = trial.user_attrs["mlflow_run_id"]
+    study.enqueue_trial(trial.params, user_attrs=attrs)
 
 
 def _alive(pid: int) -> bool:
@@ -143,7 +158,7 @@ def parent_run(client, experiment: str, study_name: str, config: Config) -> str:
             return found[0].info.run_id
         run_id = tracking.start_run(client, experiment, f"{experiment}-study-{study_name.split('/', 1)[1]}",
                                     {"kind": "study", "optuna.study": study_name, "experiment": experiment,
-                                     **tracking.environment_tags()})
+                                     **machine.tags()})
     client.log_text(run_id, cfg.to_yaml(config), "config.yaml")
     client.log_text(run_id, yaml.safe_dump(config.search.space, sort_keys=False), "search_space.yaml")
     return run_id
@@ -170,10 +185,34 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
 
         tags = {"optuna.study": trial.study.study_name, "optuna.trial": trial.number,
                 **{f"optuna.param.{k}": v for k, v in params.items()}}
-        result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorers[key], client,
-                             parent_id, on_eval=report, extra_tags=tags, stop=stop,
-                             name=f"{experiment.name}-t{trial.number}-s{trial_config.train.seed}",
-                             on_start=lambda run_id: trial.set_user_attr("mlflow_run_id", run_id))
+
+        def started(run_id: str) -> None:
+            trial.set_user_attr("mlflow_run_id", run_id)
+            if run_id == resume:  # the lost trial's run, now this trial's
+                tracking.set_tags(client, run_id, {"optuna.trial": trial.number, "optuna.retry_of": lost})
+
+        common = dict(on_eval=report, extra_tags=tags, stop=stop, on_start=started,
+                      name=f"{experiment.name}-t{trial.number}-s{trial_config.train.seed}")
+        resume, lost = trial.user_attrs.get("resume.run_id"), trial.user_attrs.get("retry.of")
+        if resume:  # a trial lost with its worker (requeue_lost): the pruner sees the whole curve
+            earlier = trial.study.get_trials(deepcopy=False)[lost]
+            for step, value in sorted(earlier.intermediate_values.items()):
+                trial.report(value, step)
+        try:
+            result = None
+            if resume:  # go on from the lost run's checkpoint
+                try:
+                    result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset,
+                                         scorers[key], client, parent_id, resume_run_id=resume, **common)
+                except run_lib.ResumeError as e:
+                    print(f"trial {trial.number} (retry of {lost}): cannot resume run {resume}: {e} "
+                          "Training afresh.", file=sys.stderr)
+            if result is None:
+                result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorers[key],
+                                     client, parent_id, **common)
+        except loop.Interrupted:  # checkpointed: the study asks this trial again, and that resumes its run
+            requeue_lost(trial.study, trial.study._storage.get_trial(trial._trial_id))
+            raise
         if result.status != "FINISHED":
             trial.set_user_attr("fail_reason", result.reason)
             raise TrialFailed(result.reason)
@@ -202,8 +241,7 @@ def announce(config: Config, study: optuna.Study, trials: int, workers: int):
     from harness import plan
     dataset = run_lib.load_dataset(config, quiet=True)
     steps = loop.total_steps(config, len(dataset.train_images))
-    evals = len(loop.eval_steps(steps, max(1, len(dataset.train_images) // config.train.batch_size),
-                                config.eval.every_epochs, config.eval.min_evals))
+    evals = loop.evaluations(config, dataset)[1]
     the_plan = plan.Plan(f"plan: study {study.study_name}, {len(study.trials)} trials so far; {trials} more of "
                          f"{steps} steps each (pruned ones stop early), on {workers} worker process(es) sharing "
                          "this machine's cores")
@@ -216,16 +254,22 @@ def announce(config: Config, study: optuna.Study, trials: int, workers: int):
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what --until counts
 
 
+def _on_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    _mark_lost(tracking.client(), study, trial)
+
+
 def _mark_lost(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Optuna failed a trial whose worker stopped heartbeating (killed, or its machine gone): its MLflow
-    run, which nobody will end, is marked FAILED with the reason."""
+    """A trial whose worker died (stopped heartbeating, or its process is gone) was failed: its MLflow
+    run, which nobody will end, is marked FAILED with the reason, and the trial is asked again, to resume
+    that run from its checkpoint (requeue_lost)."""
     run_id = trial.user_attrs.get("mlflow_run_id")
     if run_id:
         lost = {"state": "error", "optuna.state": "fail",
-                "failure.reason": f"worker {trial.user_attrs.get('worker.host', '?')} stopped heartbeating; "
-                                  "Optuna failed the trial"}
+                "failure.reason": f"worker {trial.user_attrs.get('worker.host', '?')} died or stopped "
+                                  "heartbeating; Optuna failed the trial and asked it again"}
         tracking.set_tags(client, run_id, lost)
         client.set_terminated(run_id, "FAILED")
+    requeue_lost(study, trial)
 
 
 def optimize(experiment: Experiment, config: Config, trials: int | None, study: str, storage_url: str | None,
@@ -233,8 +277,7 @@ def optimize(experiment: Experiment, config: Config, trials: int | None, study: 
     """Run `trials` trials in this process, or (until) trials until the study holds `until` complete or
     pruned ones, counted across every worker and machine."""
     client = tracking.client()
-    opened = open_study(experiment.name, study, config, storage_url,
-                        failed_trial_callback=lambda s, t: _mark_lost(client, s, t))
+    opened = open_study(experiment.name, study, config, storage_url)
     parent_id = parent_id or parent_run(client, experiment.name, opened.study_name, config)
     stop, previous = loop.install_stop_handlers()
     try:
@@ -258,8 +301,7 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
     if not config.search.space:
         raise UserError(f"experiment '{experiment.name}' has an empty search.space; add one to its YAML file.")
     client = tracking.client()  # creates the store once, before any worker touches it
-    opened = open_study(experiment.name, study, config, storage_url,
-                        failed_trial_callback=lambda s, t: _mark_lost(client, s, t))
+    opened = open_study(experiment.name, study, config, storage_url)
     parent_id = parent_run(client, experiment.name, opened.study_name, config)
     if until is not None:
         trials = max(0, until - len(opened.get_trials(deepcopy=False, states=COUNTED)))

@@ -77,15 +77,23 @@ class JaxStep:
     def _train_step(self, state, images, step, key=None):
         """One step of a pure function of the state; key: the run's random key (harness/population.py
         passes each member's)."""
-        key = self.key if key is None else key
-        real_images = images[self.real_indices(images.shape[0], step, key)]
+        indices, d_latent, g_latent = self._draws(images.shape[0], step, self.key if key is None else key)
+        state, out = self._discriminator_phase(state, images[indices], d_latent)
+        state, out["g_loss"] = self._generator_phase(state, g_latent)
+        return state, out
+
+    def _draws(self, n: int, step, key):
+        """Step `step`'s random inputs: (indices of its real half-batch, D's latent points (half, latent),
+        G's latent points (batch, latent))."""
         d_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, _D_LATENT), step),
                                      (self.half, self.latent_dim))
         g_latent = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, _G_LATENT), step),
                                      (self.batch_size, self.latent_dim))
-        state, out = self._discriminator_phase(state, real_images, d_latent)
-        state, out["g_loss"] = self._generator_phase(state, g_latent)
-        return state, out
+        return self.real_indices(n, step, key), d_latent, g_latent
+
+    def draws(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What step `step` draws, as numpy (the fidelity tests hand the same to the seed's loop)."""
+        return tuple(np.asarray(a) for a in self._draws(self.images.shape[0], jnp.asarray(step, jnp.int32), self.key))
 
     def real_indices(self, n: int, step, key=None):
         """Which real images step `step` shows: half a batch drawn with replacement, as the seed's

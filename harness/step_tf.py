@@ -60,13 +60,23 @@ class TensorFlowStep:
         return {key: tf.stack([o[key] for o in outs]) for key in outs[0]}
 
     def _train_step(self, images, step):
-        seed = tf.constant(self.seed, tf.int64)
-        real_images = tf.gather(images, self.real_indices(tf.shape(images, out_type=tf.int64)[0], step))
-        d_latent = tf.random.stateless_normal([self.half, self.latent_dim], seed=tf.stack([seed + _D_LATENT, step]))
-        g_latent = tf.random.stateless_normal([self.batch_size, self.latent_dim], seed=tf.stack([seed + _G_LATENT, step]))
-        out = self.discriminator_phase(real_images, d_latent)
+        indices, d_latent, g_latent = self._draws(tf.shape(images, out_type=tf.int64)[0], step)
+        out = self.discriminator_phase(tf.gather(images, indices), d_latent)
         out["g_loss"] = self.generator_phase(g_latent)
         return out
+
+    def _draws(self, n, step):
+        """Step `step`'s random inputs: (indices of its real half-batch, D's latent points (half, latent),
+        G's latent points (batch, latent))."""
+        seed = tf.constant(self.seed, tf.int64)
+        d_latent = tf.random.stateless_normal([self.half, self.latent_dim], seed=tf.stack([seed + _D_LATENT, step]))
+        g_latent = tf.random.stateless_normal([self.batch_size, self.latent_dim], seed=tf.stack([seed + _G_LATENT, step]))
+        return self.real_indices(n, step), d_latent, g_latent
+
+    def draws(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What step `step` draws, as numpy (the fidelity tests hand the same to the seed's loop)."""
+        out = self._draws(tf.constant(self.images.shape[0], tf.int64), tf.constant(step, tf.int64))
+        return tuple(np.asarray(a) for a in out)
 
     def real_indices(self, n, step):
         """Which real images step `step` shows: half a batch drawn with replacement, as the seed's

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -205,68 +203,6 @@ class ClassifierShare:
         for f in files:
             self.c.log_artifact(run_id, str(f), "classifier")
         self.c.set_terminated(run_id, "FINISHED")
-
-
-def environment_tags() -> dict:
-    """Versions, hardware and code version, so any run can be reproduced or told apart."""
-    import keras
-    import mlflow
-    import numpy
-    tags = {
-        "backend": keras.backend.backend(),
-        "version.keras": keras.__version__,
-        "version.numpy": numpy.__version__,
-        "version.mlflow": mlflow.__version__,
-        "hardware.cpu": _cpu_name(),
-        "hardware.gpu": _gpu_name() or "none",
-        "host": platform.node(),
-    }
-    try:
-        import tensorflow
-        tags["version.tensorflow"] = tensorflow.__version__
-    except ImportError:
-        pass
-    commit, dirty = git_state()
-    tags["git.commit"], tags["git.dirty"] = commit, dirty
-    return tags
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    return platform.processor() or "unknown"
-
-
-def gpu_available() -> bool:
-    return _gpu_name() is not None
-
-
-def _gpu_name() -> str | None:
-    import keras
-    if keras.backend.backend() == "jax":
-        import jax
-        gpus = [d for d in jax.devices() if d.platform != "cpu"]
-        return gpus[0].device_kind if gpus else None
-    import tensorflow as tf
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return None
-    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
-
-
-def git_state() -> tuple[str, str]:
-    """(commit, 'true'/'false' dirty) of the harness's source tree, or ('unknown', 'unknown')."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-        return commit, "true" if status.strip() else "false"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", "unknown"
 
 
 def shown(uri: str) -> str:

@@ -93,7 +93,6 @@ def train(dataset, quiet: bool = False, settings: dict | None = None):
     """Train on the dataset's training split; return (model, held-out accuracy, seconds).
     settings: the dataset's SETTINGS unless given (the benchmark passes earlier ones)."""
     import keras
-    from harness.data import to_unit
     s = settings or SETTINGS[dataset.name]
     keras.utils.set_random_seed(s["seed"])
     model = build(s["filters"])
@@ -108,7 +107,8 @@ def train(dataset, quiet: bool = False, settings: dict | None = None):
         x_aug = (augment(x, rng, s["shift"], s["rotate"]) if s["rotate"] else shift(x, rng, s["shift"]))[..., None]
         model.fit(x_aug, dataset.train_labels, batch_size=s["batch_size"], epochs=1, shuffle=True, verbose=0)
     seconds = time.time() - start
-    _, accuracy = model.evaluate(to_unit(dataset.test_images), dataset.test_labels, batch_size=1000, verbose=0)
+    x_test = (dataset.test_images.astype(np.float32) / 255.0)[..., None]  # (N, 28, 28, 1) in [0, 1]
+    _, accuracy = model.evaluate(x_test, dataset.test_labels, batch_size=1000, verbose=0)
     return model, float(accuracy), seconds
 
 

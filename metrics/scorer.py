@@ -4,7 +4,7 @@ score(images) maps float32 (N, 28, 28, 1) images in [0, 1] to named floats. The 
 data the classifier never trained on (mnist: the 10,000 test digits; mnist-5k: the 1,000 held out).
 The floor is the same metrics for as many real training digits as images scored: the best a
 generator could hope for. Reference features and the floor are cached by the data's content fingerprint,
-the classifier's hash, N and METRICS_VERSION.
+the classifier's hash, N and the metrics' VERSION.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from harness.config import UserError
+from metrics import VERSION, MetricsError
 from metrics import classifier as classifier_lib
 from metrics.fid import fid
 from metrics.inception_score import inception_score
@@ -32,7 +32,7 @@ RANGE = {"fid": (0.0, float("inf")), "is": (1.0, 10.0), "kid": (float("-inf"), f
 _BATCH = 1000  # images per classifier call
 
 
-class ImageError(UserError):
+class ImageError(MetricsError):
     """Images that break the pixel contract."""
 
 
@@ -113,18 +113,16 @@ class Scorer:
     def _reference(self, dataset):
         """Reference features and the real-data floor, cached by data content, classifier hash, N and
         the metric code's version."""
-        from harness.data import to_unit
-        from harness.identity import METRICS_VERSION
         key = (f"{dataset.name}-{dataset.fingerprint}-{self.classifier_info['weights'][:12]}-n{self.n_images}"
-               f"-kid{self.kid_subsets}x{self.kid_subset_size}-m{METRICS_VERSION}")
+               f"-kid{self.kid_subsets}x{self.kid_subset_size}-m{VERSION}")
         folder = classifier_lib.cache_dir() / "reference"
         path, meta = folder / f"{key}.npy", folder / f"{key}.json"
         if path.exists() and meta.exists():
             return np.load(path, allow_pickle=False), json.loads(meta.read_text())
         folder.mkdir(parents=True, exist_ok=True)
-        ref_features, _ = self.classify(to_unit(dataset.test_images))
+        ref_features, _ = self.classify(check_images(dataset.test_images))
         n_real = min(self.n_images, len(dataset.train_images))
-        real_features, real_probs = self.classify(to_unit(dataset.train_images[:n_real]))
+        real_features, real_probs = self.classify(check_images(dataset.train_images[:n_real]))
         floor = family(real_features, real_probs, ref_features, self.kid_subsets, self.kid_subset_size)
         floor["n_images"] = float(n_real)
         tmp = folder / f".{key}.{os.getpid()}.tmp"  # written whole, then renamed: readers never see half a file

@@ -12,7 +12,7 @@ import keras
 import pytest
 from extras import requires_jax
 
-from harness import bench, loop, models, profile, registry
+from harness import loop, models, profile, registry
 from harness.__main__ import main
 from harness.config import ModelConfig
 
@@ -39,7 +39,7 @@ def _layer_flops(model: keras.Model) -> float:
 
 @pytest.mark.parametrize("m", [ModelConfig(), ModelConfig(g_filters=32, d_filters=16, latent_dim=64)])
 def test_flop_count_matches_the_built_layers(m):
-    g, d = bench.forward_flops(m)
+    g, d = models.forward_flops(m)
     assert g == _layer_flops(models.build_generator(m))
     assert d == _layer_flops(models.build_discriminator(m))
 

@@ -16,6 +16,8 @@ from harness import identity, registry
 from harness.data import load_mnist_5k
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import golden_step  # noqa: E402
 
 
 def _golden(backend: str, names: list[str]) -> dict:
@@ -29,7 +31,7 @@ def _golden(backend: str, names: list[str]) -> dict:
 def test_the_train_step_matches_the_golden_fingerprint_of_its_numerics_version(backend):
     if backend == "jax" and not HAS_JAX and os.environ.get("CI") != "true":
         pytest.skip("needs the jax extra; under CI=true it fails instead")
-    golden = identity.GOLDEN[identity.NUMERICS_VERSION][backend]
+    golden = golden_step.GOLDEN[identity.NUMERICS_VERSION][backend]
     measured = _golden(backend, sorted(golden))
     for name, (d_loss, g_loss, l1, projection) in golden.items():
         got = measured[name]
@@ -40,30 +42,38 @@ def test_the_train_step_matches_the_golden_fingerprint_of_its_numerics_version(b
         assert abs(got[3] - projection) <= 1e-4 * l1, message
 
 
-def test_each_numerics_version_has_its_own_fingerprint():
-    versions = sorted(identity.GOLDEN)
-    assert versions[-1] == identity.NUMERICS_VERSION
-    for older in versions[:-1]:  # a bump without a change of numerics would be a false alarm for every run
-        assert identity.GOLDEN[older] != identity.GOLDEN[identity.NUMERICS_VERSION]
-
-
 def test_identity_holds_what_changes_a_run_and_nothing_else():
     _, base = registry.resolve("base")
     data = load_mnist_5k()
     a = identity.of(base, data.fingerprint, classifier="c")
     assert a["config"] == {} and a["backend"] == "tensorflow" and a["platform"] == "cpu"
     assert a["numerics"] == identity.NUMERICS_VERSION and a["metrics"] == identity.METRICS_VERSION
-    same = [cfg.replace(base, {k: v}) for k, v in (("train.seed", 9), ("train.seeds", 5), ("eval.collapse_modes", 0.3),
-                                                     ("train.print_every_steps", 7), ("data.name", "mnist-5k"))]
-    assert all(identity.digest(identity.of(c, data.fingerprint, classifier="c")) == identity.digest(a) for c in same)
     other = cfg.replace(base, {"train.lr_g": 3e-4})
     assert identity.of(other, data.fingerprint, classifier="c")["config"] == {"train.lr_g": 3e-4}
-    assert identity.digest(identity.of(base, load_mnist_5k(split_seed=99).fingerprint, classifier="c")) != identity.digest(a)
-    assert identity.digest(identity.of(base, data.fingerprint, backend="jax", classifier="c")) != identity.digest(a)
-    assert identity.digest(identity.of(base, data.fingerprint, device="gpu", classifier="c")) != identity.digest(a)
-    assert identity.digest(identity.of(base, data.fingerprint, classifier="another")) != identity.digest(a)
+    assert identity.of(base, load_mnist_5k(split_seed=99).fingerprint, classifier="c")["data"] != a["data"]
     mixed = cfg.replace(base, {"train.precision": "mixed_bfloat16"})
     assert identity.of(mixed, data.fingerprint, classifier="c")["precision"] == "mixed_bfloat16"
+
+
+def test_a_run_of_another_identity_is_told_apart_part_by_part():
+    """What compare says of a run it leaves out: each part that differs, from the run's tags and params,
+    with keys a run from before them lacks read as their LEGACY value and idle keys not named."""
+    _, base = registry.resolve("base")
+    wanted = identity.of(base, "fp", classifier="c")
+    tags, params = identity.tags(wanted), {k: str(v) for k, v in cfg.flat(base).items()}
+    assert identity.differences(wanted, tags, params) == ["identity differs"]  # no part differs
+    for part, tag, value in (("backend", "backend", "jax"), ("platform", "platform", "gpu"),
+                             ("precision", "precision", "mixed_bfloat16"), ("numerics", "numerics.version", 2),
+                             ("metrics", "metrics.version", 2), ("data", "data.fingerprint", "other"),
+                             ("classifier", "identity.classifier", "other")):
+        assert identity.differences(wanted, {**tags, tag: value}, params) == [f"{part} {value} (wanted {wanted[part]})"]
+    assert identity.differences(wanted, tags, {**params, "train.lr_g": "0.0003"}) == ["train.lr_g 0.0003 (wanted 0.0002)"]
+    before_sampling = {k: v for k, v in params.items() if k != "data.sampling"}
+    assert identity.differences(wanted, tags, before_sampling) == ["data.sampling epoch_shuffle (wanted replacement)"]
+    idle = {**params, "train.log_every_steps": "1", "model.batchnorm_mode": "train", "eval.every_epochs": "3"}
+    assert identity.differences(wanted, tags, idle) == ["identity differs"]
+    assert identity.differences(wanted, {"backend": "tensorflow"}, params) == [
+        "identity v1 (made before run identities were recorded)"]
 
 
 def test_a_key_added_at_its_default_changes_no_identity_and_old_checkpoints_still_resume(monkeypatch):

@@ -1,7 +1,8 @@
 """Many machines, for real: two PostgreSQL databases (MLflow's and Optuna's), an `mlflow server` with
 MLflow's basic-auth app, a PostgreSQL backend and a local artifact destination, and two `harness search`
 workers with their own working folders, caches and worker names sharing one study. One worker is
-killed with SIGKILL mid-trial: Optuna's heartbeat fails its trial, its MLflow run is marked FAILED, and
+killed with SIGKILL mid-trial: Optuna's heartbeat fails its trial, its MLflow run is marked FAILED, the
+other machine asks the trial again and resumes that run from the checkpoint the dead one uploaded, and
 the study still reaches its trial count. Credentials travel in the environment and a .pgpass file,
 never on a command line; anonymous and wrong-password requests are refused."""
 from __future__ import annotations
@@ -138,7 +139,10 @@ def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server
             run = runs[trial.user_attrs["mlflow_run_id"]]
             assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         dead = runs[lost[0].user_attrs["mlflow_run_id"]]
-        assert dead.info.status == "FAILED" and "stopped heartbeating" in dead.data.tags["failure.reason"]
+        assert "stopped heartbeating" in dead.data.tags["failure.reason"]
+        retry = [t for t in study.trials if t.user_attrs.get("retry.of") == lost[0].number]
+        assert len(retry) == 1 and retry[0].user_attrs["mlflow_run_id"] == dead.info.run_id  # asked again, on B
+        assert dead.data.tags["resumed"] == "true" and f"resumed smoothing-t{retry[0].number}-s0 at step" in err
         weights = {r.data.tags["classifier.weights"] for r in runs.values() if "classifier.weights" in r.data.tags}
         assert len(weights) == 1 and dead.data.tags["classifier.weights"] in weights  # A's and B's: one classifier
         shared = client.search_runs([client.get_experiment_by_name("classifiers").experiment_id])

@@ -244,3 +244,18 @@ def test_one_tracking_store_shares_one_classifier(store, scorer_5k, mnist_5k, tm
     assert b["weights"] == a["weights"] and b["train_seconds"] == a["train_seconds"]
     assert Path(b["path"]).is_relative_to(tmp_path / "machine-b")
     assert len(tracking.all_runs(tracking.client(), tracking.CLASSIFIERS)) == 1  # nothing trained or published twice
+
+
+def test_metrics_import_nothing_from_harness():
+    """metrics/ is a library of its own: harness depends on it, never the other way (a cycle would tie
+    scoring to the trainer's internals)."""
+    import ast
+    from pathlib import Path
+    folder = Path(__file__).parent.parent / "metrics"
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):  # function-level imports too
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}: {n}" for n in names if n == "harness" or n.startswith("harness.")]
+    assert len(list(folder.glob("*.py"))) >= 8 and found == []

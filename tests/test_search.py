@@ -110,15 +110,33 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(store):
     assert {r.data.tags["optuna.state"] for r in children if r.data.tags["state"] == "diverged"} == {"fail"}
 
 
-def test_a_dead_workers_trial_is_failed_when_the_study_is_next_opened(store):
-    study = _study("base", "dead")
-    trial = study.ask()
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    trial.set_user_attr("worker.host", __import__("socket").gethostname())
-    trial.set_user_attr("worker.pid", int(proc.stdout))  # a process that has exited
-    assert _study("base", "dead").trials[0].state.name == "FAIL"
-
-
+def test_a_dead_workers_trial_is_asked_again_and_resumes_its_run_from_its_checkpoint(store):
+    import signal
+    args = ["search", "base", "--study", "dead", "--trials", "1", "--smoke", "--steps", "60",
+            "--set", "eval.n_images=100", "--set", "train.print_every_steps=2"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=store, text=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    try:
+        for line in proc.stderr:
+            if "step 24/60" in line:  # past the checkpoint of the evaluation at step 20
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker dies without a word
+        proc.wait()
+    assert main(args) == 0  # the next search on this host finds the trial's process gone
+    lost, retry = _study("base", "dead").trials
+    assert lost.state.name == "FAIL" and "died" in lost.system_attrs["fail_reason"]
+    assert retry.state.name in ("COMPLETE", "PRUNED") and retry.user_attrs["retry.of"] == 0
+    assert retry.params == lost.params and sorted(retry.intermediate_values)[0] == 20
+    run_id = lost.user_attrs["mlflow_run_id"]
+    assert retry.user_attrs["mlflow_run_id"] == run_id  # the same run, continued
+    c = tracking.client()
+    run = c.get_run(run_id)
+    assert run.data.tags["resumed"] == "true" and run.data.tags["optuna.retry_of"] == "0"
+    steps = [h.step for h in c.get_metric_history(run_id, "eval/fid")]
+    assert steps == [20, 40, 60]  # the evaluation at step 20 was not trained again
+    _, _, children = _children("base", "base/dead")
+    assert len(children) == 1
 
 
 def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
@@ -144,7 +162,12 @@ def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     study = _study("base")
-    assert study.trials and all(t.state.name in ("FAIL", "COMPLETE", "PRUNED") for t in study.trials)  # none RUNNING
+    ended = [t for t in study.trials if t.state.name != "WAITING"]
+    assert ended and all(t.state.name in ("FAIL", "COMPLETE", "PRUNED") for t in ended)  # none RUNNING
     _, _, children = _children("base", "base/default")
     assert children and all(r.info.status != "RUNNING" for r in children)
+    # Each interrupted trial is asked again, to resume its checkpointed run when the search is run again.
+    stopped = {r.info.run_id for r in children if r.data.tags.get("state") == "interrupted"}
+    asked_again = {t.user_attrs.get("resume.run_id") for t in study.trials if t.state.name == "WAITING"}
+    assert stopped and asked_again == stopped
 

@@ -1,0 +1,76 @@
+"""The machine and code a run ran on: CPU and GPU names, the platform (cpu or gpu), library versions and
+the git state of the harness's source, as tags every run carries."""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform as stdlib_platform
+import subprocess
+from pathlib import Path
+
+
+def tags() -> dict:
+    """Versions, hardware and code version, so any run can be reproduced or told apart."""
+    import keras
+    import mlflow
+    import numpy
+    tags = {
+        "backend": keras.backend.backend(),
+        "version.keras": keras.__version__,
+        "version.numpy": numpy.__version__,
+        "version.mlflow": mlflow.__version__,
+        "hardware.cpu": cpu_name(),
+        "hardware.gpu": gpu_name() or "none",
+        "host": stdlib_platform.node(),
+    }
+    try:
+        import tensorflow
+        tags["version.tensorflow"] = tensorflow.__version__
+    except ImportError:
+        pass
+    commit, dirty = git_state()
+    tags["git.commit"], tags["git.dirty"] = commit, dirty
+    return tags
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    return stdlib_platform.processor() or "unknown"
+
+
+def gpu_available() -> bool:
+    return gpu_name() is not None
+
+
+def platform() -> str:
+    """'gpu' when the backend sees an accelerator, else 'cpu' (part of a run's identity)."""
+    return "gpu" if gpu_available() else "cpu"
+
+
+def gpu_name() -> str | None:
+    import keras
+    if keras.backend.backend() == "jax":
+        import jax
+        gpus = [d for d in jax.devices() if d.platform != "cpu"]
+        return gpus[0].device_kind if gpus else None
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+
+
+def git_state() -> tuple[str, str]:
+    """(commit, 'true'/'false' dirty) of the harness's source tree, or ('unknown', 'unknown')."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+        return commit, "true" if status.strip() else "false"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", "unknown"

@@ -1,0 +1,163 @@
+"""Group-sequential decisions: spend seeds only until an arm is decided.
+
+Each arm is compared with base (the shared control) by two-sided repeated confidence intervals (RCIs)
+for the FID difference (Jennison & Turnbull, Group Sequential Methods with Applications to Clinical
+Trials, 2000, ch. 9): at every look k the interval d_k +- c_k se_k, with critical values c_k from a
+Lan-DeMets alpha-spending function, covers the true difference at every look at once with probability
+1 - level, whatever rule decides when to stop. So an arm may stop as better or worse (its interval
+excludes 0) or as equivalent (its interval lies inside +-margin) at any look, and the stated level
+still holds for the intervals it reports.
+
+- Information: a look's fraction t = n / n_max (seeds a side, equal on both sides since base gets a
+  seed whenever an arm does).
+- Spending: Pocock-type, alpha ln(1 + (e - 1) t), or Hwang-Shih-DeCani (gamma) alpha (1 - e^(-gamma t))
+  / (1 - e^(-gamma)); an O'Brien-Fleming shape would spend almost nothing at 3 of 8 seeds.
+- Level: ALPHA / K over the K arms of a family (Bonferroni).
+- Small samples: each look's normal critical value becomes the Student t quantile of the same nominal
+  two-sided level at that look's Welch degrees of freedom.
+tests/test_sequential.py checks the boundaries against a seeded simulation of the looks.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+SPENDING = ("pocock", "hsd")
+_GRID = 801  # points of the continuation region in the recursive integration (odd: Simpson's rule)
+
+
+def spent(t: float, alpha: float, spending: str = "pocock", gamma: float = 1.0) -> float:
+    """Type I error spent by information fraction t in [0, 1]."""
+    t = min(max(t, 0.0), 1.0)
+    if spending == "pocock":
+        return alpha * math.log(1 + (math.e - 1) * t)
+    if spending == "hsd":
+        return alpha * t if gamma == 0 else alpha * (1 - math.exp(-gamma * t)) / (1 - math.exp(-gamma))
+    raise ValueError(f"unknown spending function {spending!r}; choose one of {SPENDING}")
+
+
+def _simpson(x: np.ndarray) -> np.ndarray:
+    """Simpson's weights for an odd number of equally spaced points x."""
+    w = np.ones(len(x))
+    w[1:-1:2], w[2:-1:2] = 4, 2
+    return w * (x[1] - x[0]) / 3
+
+
+@functools.lru_cache(maxsize=256)
+def _boundaries(fractions: tuple, alpha: float, spending: str, gamma: float) -> tuple:
+    return tuple(boundaries(list(fractions), alpha, spending, gamma))
+
+
+def boundaries(fractions: list[float], alpha: float, spending: str = "pocock", gamma: float = 1.0) -> list[float]:
+    """Two-sided normal critical values c_1..c_K for looks at increasing information fractions, such
+    that the probability under no difference of |Z_j| >= c_j at some look j <= k is spent(t_k): the
+    Armitage-McPherson-Rowe recursion on the score S = Z sqrt(t), whose increments are independent
+    normals of variance t_k - t_(k-1)."""
+    t = np.asarray(fractions, dtype=np.float64)
+    if len(t) == 0 or np.any(np.diff(t) <= 0) or t[0] <= 0 or t[-1] > 1 + 1e-12:
+        raise ValueError(f"information fractions must increase within (0, 1]: {list(fractions)}")
+    out: list[float] = []
+    density = None  # (points, weights x density) of the score among paths that have not crossed yet
+    previous, used = 0.0, 0.0
+    for tk in t:
+        target = spent(tk, alpha, spending, gamma) - used  # what this look may spend
+        step = tk - previous
+        if density is None:
+            def exit_p(c):
+                return 2 * stats.norm.sf(c)
+        else:
+            s, mass = density
+
+            def exit_p(c, s=s, mass=mass):
+                bound = c * math.sqrt(tk)
+                return float(np.sum(mass * (stats.norm.sf((bound - s) / math.sqrt(step))
+                                            + stats.norm.cdf((-bound - s) / math.sqrt(step)))))
+        if target <= 0:
+            c = math.inf
+        else:
+            c = float(optimize.brentq(lambda c: exit_p(c) - target, 1e-6, 40.0, xtol=1e-10))
+        out.append(c)
+        used += exit_p(c) if math.isfinite(c) else 0.0
+        # The density of the score at this look on the continuation region (-c sqrt(t), c sqrt(t)).
+        half = (c if math.isfinite(c) else 12.0) * math.sqrt(tk)
+        grid = np.linspace(-half, half, _GRID)
+        if density is None:
+            f = stats.norm.pdf(grid / math.sqrt(tk)) / math.sqrt(tk)
+        else:
+            s, mass = density
+            f = (stats.norm.pdf((grid[:, None] - s[None, :]) / math.sqrt(step)) / math.sqrt(step)) @ mass
+        density = (grid, f * _simpson(grid))
+        previous = tk
+    return out
+
+
+def t_critical(c: float, df: float) -> float:
+    """The Student t critical value at df with the normal critical value c's two-sided level."""
+    if not math.isfinite(c):
+        return math.inf
+    return float(stats.t.isf(stats.norm.sf(c), max(df, 1e-6)))
+
+
+@dataclass(frozen=True)
+class Design:
+    """A family's design, fixed at its first look: arms, looks, spending, margin, level."""
+    arms: tuple  # labels of the K arms compared with base
+    first: int  # seeds a side at the first look
+    most: int  # seeds a side at the last look
+    alpha: float  # family-wise level; each arm's RCIs use alpha / K
+    margin: float  # equivalence margin on the FID difference
+    margin_source: str  # how the margin was chosen, in words
+    spending: str = "pocock"
+    gamma: float = 1.0
+
+    @property
+    def level(self) -> float:
+        return self.alpha / max(1, len(self.arms))
+
+    @property
+    def looks(self) -> list[int]:
+        return list(range(self.first, self.most + 1))
+
+    def critical(self, n: int) -> float:
+        """The normal critical value at the look with n seeds a side (its place among the looks)."""
+        looks = self.looks
+        return _boundaries(tuple(m / self.most for m in looks[:looks.index(n) + 1]), self.level, self.spending,
+                           self.gamma)[-1]
+
+
+def rci(values, reference, design: Design) -> tuple[float, float, float, float]:
+    """(difference of means, low, high, Welch df) of the repeated confidence interval at this look
+    (n = the seeds of `values`, equal to the reference's)."""
+    a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    d = float(a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float(len(a) + len(b) - 2)
+    half = t_critical(design.critical(min(len(a), len(b))), df) * se
+    return d, d - half, d + half, df
+
+
+def decide(low: float, high: float, margin: float) -> str:
+    """better / worse (the interval excludes 0; lower FID is better), equivalent (inside +-margin), or ''."""
+    if high < 0:
+        return "better"
+    if low > 0:
+        return "worse"
+    if -margin < low and high < margin:
+        return "equivalent"
+    return ""
+
+
+def default_margin(pilot_sd: float, first: int, most: int, alpha: float, arms: int, spending: str = "pocock",
+                   gamma: float = 1.0, power: float = 0.8) -> float:
+    """An equivalence margin reachable by the last look: with no true difference, an arm's interval at
+    most seeds lies inside +-margin with probability `power`, at the pilot standard deviation (normal
+    approximation: the last look's half width, at the t quantile of 2 n - 2 df, plus the difference's
+    own spread)."""
+    design = Design(tuple(range(arms)), first, most, alpha, 0.0, "", spending, gamma)
+    se = pilot_sd * math.sqrt(2 / most)
+    return (t_critical(design.critical(most), 2 * most - 2) + stats.norm.isf((1 - power) / 2)) * se
