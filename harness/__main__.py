@@ -243,9 +243,10 @@ def cmd_compare(args) -> int:
     from pathlib import Path
     from harness import compare, tracking
     flags = _flags(args)
-    flags.setdefault("train.seeds", 5)
+    flags.setdefault("train.seeds", 3 if args.until_decided else 5)
     table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None,
-                                 args.retry_diverged, args.backend, args.platform, _sweeps(args.sweep))
+                                 args.retry_diverged, args.backend, args.platform, _sweeps(args.sweep),
+                                 args.until_decided, args.max_seeds, args.margin)
     print(table)
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")
@@ -332,6 +333,13 @@ def parser() -> argparse.ArgumentParser:
                    help="report runs of this platform made elsewhere (imported); nothing is trained here")
     s.add_argument("--retry-diverged", action="store_true",
                    help="train diverged seeds again instead of counting their divergence (same identity)")
+    s.add_argument("--until-decided", action="store_true",
+                   help="spend seeds in rounds until each arm is decided (a sequential design): --seeds is the "
+                        "first look (default 3), --max-seeds the last")
+    s.add_argument("--max-seeds", type=int, default=8, help="--until-decided: seeds a side at the last look (default 8)")
+    s.add_argument("--margin", type=float,
+                   help="--until-decided: the FID difference within which an arm is equivalent to base (default: "
+                        "chosen at the first look from base's spread, so that equivalence is reachable)")
     s.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
                    help="compare only these values of a sweep, e.g. --sweep model.latent_dim=32,256 (repeatable)")
     _config_args(s, compare=True)

@@ -129,15 +129,16 @@ class Design:
                            self.gamma)[-1]
 
 
-def rci(values, reference, design: Design) -> tuple[float, float, float, float]:
-    """(difference of means, low, high, Welch df) of the repeated confidence interval at this look
-    (n = the seeds of `values`, equal to the reference's)."""
+def rci(values, reference, design: Design, look: int | None = None) -> tuple[float, float, float, float]:
+    """(difference of means, low, high, Welch df) of the repeated confidence interval at the look with
+    `look` seeds a side (default: as many as `values` holds); values and reference: the finished seeds'
+    FIDs (fewer than the look's seeds where some diverged)."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     d = float(a.mean() - b.mean())
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float(len(a) + len(b) - 2)
-    half = t_critical(design.critical(min(len(a), len(b))), df) * se
+    half = t_critical(design.critical(look or min(len(a), len(b))), df) * se
     return d, d - half, d + half, df
 
 

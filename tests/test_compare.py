@@ -268,3 +268,42 @@ def test_compare_at_two_seeds_over_every_experiment_writes_a_report_with_words_f
         assert verdict and verdict != "-", line  # a verdict, or a sentence saying why there is none
         assert power != "-" or cells[0] == "| base" or "same run identity" in verdict, line
     assert len(registry.files()) >= 6
+
+
+def test_a_sequential_look_stops_on_its_interval_and_keeps_the_failed_seeds_rule():
+    from harness import sequential as sq
+    from harness.compare import looks
+    arms = _synthetic_arms({"base": [500, 510, 505, 495], "smoothing": [300, 305, 298, 302],
+                            "tanh": [300, 302, 298, 301], "latent": [501, 506, 499, 503]}, diverged={"tanh": 2})
+    base, smoothing, tanh, latent = arms
+    design = sq.Design(("smoothing", "tanh", "latent"), 3, 8, 0.05, 40.0, "test")
+    verdict, (d, low, high), note = looks.judge(smoothing, base, design, 4)
+    assert verdict == "better" and high < 0 and d == pytest.approx(-201.25)
+    verdict, _, note = looks.judge(tanh, base, design, 6)  # lower FID, but 2 of 6 seeds diverged
+    assert verdict == "" and "not called better" in note
+    verdict, (d, low, high), _ = looks.judge(latent, base, design, 4)
+    assert verdict == "equivalent" and -40 < low < high < 40
+    _, (_, alone_low, alone_high), _ = looks.judge(latent, base, sq.Design(("latent",), 3, 8, 0.05, 40.0, "t"), 4)
+    assert alone_high - alone_low < high - low  # one arm alone: Bonferroni spends more on it
+
+
+def test_until_decided_registers_its_design_once_and_resumes_without_training(store, capsys):
+    args = ["compare", "smoothing", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
+            "--set", "eval.n_images=100"]
+    assert main(args + ["--out", str(store / "r1")]) == 0
+    err = capsys.readouterr().err
+    assert "look at 2 seeds a side: smoothing" in err and "--until-decided: looks at 2 to 3 seeds a side" in err
+    designs = [r for r in _runs("compare") if r.data.tags.get("kind") == "design"]
+    assert len(designs) == 1 and designs[0].data.params["K"] == "1" and float(designs[0].data.params["margin"]) > 0
+    report = (store / "r1" / "report.md").read_text()
+    row = re.search(r"^\| smoothing \| \*\*(better|worse|equivalent|undecided)\*\* \| ([23]) \|", report, re.M)
+    assert row and designs[0].info.run_id in report and "Pocock-type" in report
+    seeds = int(row.group(2))
+    assert len(_runs("smoothing")) == seeds and len(_runs("base")) == seeds  # base went on only while smoothing did
+
+    assert main(args + ["--out", str(store / "r2")]) == 0  # the same command: the same design, nothing trained
+    assert "nothing to train: every run is reused" in capsys.readouterr().err
+    assert len([r for r in _runs("compare") if r.data.tags.get("kind") == "design"]) == 1
+    assert row.group(0) in (store / "r2" / "report.md").read_text()
+    assert main(args + ["--margin", "1e6"]) == 2  # the margin was registered at the first look
+    assert "cannot change now" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def test_difference_intervals_cover_95_percent_with_unequal_seeds_and_spreads(sd
 
 def test_on_skewed_seeds_the_intervals_undercover_as_the_readme_says():
     """Log-normal values (sigma 1): the t-interval of the mean covers 83-85% at 3-10 seeds, and the
-    difference (sigma 1 against 0.5, 3 against 5 seeds) 84%: the README states these numbers."""
+    difference (sigma 1 against 0.5, 3 against 5 seeds) 84%: docs/statistics.md states these numbers."""
     rng = np.random.default_rng(11)
     truth = math.exp(0.5)
     for seeds in (3, 5, 10):

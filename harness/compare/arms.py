@@ -1,0 +1,212 @@
+"""An arm (one experiment at one sweep value, the unit compared against base) and its seeds' outcomes,
+read from the tracking store: which run is a seed's outcome, which is resumed, which is alive elsewhere,
+and why every other run of the compared experiments is left out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness import config as cfg
+from harness import identity, registry, tracking
+from harness import run as run_lib
+from harness.config import Config
+from metrics import collapse
+
+
+METRICS = ("fid", "is", "kid", "modes", "precision", "recall")
+
+
+_NOT_SEED_RUNS = ("group", "study", "report")  # `kind` tags of parent and report runs
+
+
+@dataclass
+class Arm:
+    """One experiment at one sweep value: the unit compared against base."""
+    experiment: str
+    point: dict
+    config: Config
+    dataset: str  # the name of the data actually used
+    identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
+    runs: list = field(default_factory=list)  # one outcome per seed: see outcome()
+    twin: str = ""  # label of an earlier arm with this very identity (latent at 100 is base): its runs are used
+
+    @property
+    def digest(self) -> str:
+        return identity.digest(self.identity)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.config.train.seed + i for i in range(self.config.train.seeds)]
+
+    @property
+    def label(self) -> str:
+        if not self.point:
+            return self.experiment
+        return self.experiment + "[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in self.point.items()) + "]"
+
+    @property
+    def group(self) -> tuple:
+        """Arms are only compared within one data, backend, platform, precision, code version and
+        metric setting: everything in the identity but the config under study."""
+        i, e = self.identity, self.config.eval
+        return (self.dataset, i["data"], i["backend"], i["platform"], i["precision"], i["numerics"], i["metrics"],
+                e.n_images, e.kid_subsets, e.kid_subset_size)
+
+    def finished(self) -> list[dict]:
+        return [r for r in self.runs if r["outcome"] == "finished"]
+
+    def values(self, metric: str) -> list[float]:
+        """Final values over the seeds that finished (a diverged seed has none)."""
+        return [r["metrics"][metric] for r in self.finished() if metric in r["metrics"]]
+
+    def count(self, outcome: str) -> int:
+        if outcome == "collapsed":
+            return sum(bool(r["collapse"]) for r in self.finished())
+        return sum(r["outcome"] == outcome for r in self.runs)
+
+
+def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend: str | None = None,
+            platform: str | None = None, sweeps: dict | None = None) -> tuple[list[Arm], dict]:
+    """Arms for the named experiments (base first), with the datasets they use; backend and platform: of
+    runs made elsewhere (an accelerator's, imported), instead of this machine's; sweeps: key -> the
+    values of that sweep to compare (default: all of them)."""
+    names = list(dict.fromkeys(["base", *names]))
+    unswept = [k for k in (sweeps or {}) if not any(k in registry.load(n).sweep for n in names)]
+    if unswept:
+        raise cfg.ConfigError(f"--sweep {unswept[0]}: no experiment compared here sweeps it "
+                              f"(named: {', '.join(names)}).")
+    datasets: dict = {}
+    classifiers: dict = {}
+    arms = []
+    for name in names:
+        experiment, config = registry.resolve(name, smoke, flags, sets)
+        key = (config.data.name, config.data.path, config.data.split_seed)
+        if key not in datasets:
+            datasets[key] = run_lib.load_dataset(config)
+            classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]  # part of every arm's identity
+        dataset = datasets[key]
+        fixed = tuple(s.partition("=")[0].strip() for s in sets)
+        for point in experiment.sweep_points(fixed, sweeps):
+            arm_config = cfg.replace(config, point) if point else config
+            arm = Arm(name, point, arm_config, dataset.name,
+                      identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform,
+                                  classifier=classifiers[key]))
+            arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
+            arms.append(arm)
+    return arms, datasets
+
+
+def _is_seed_run(run) -> bool:
+    tags = run.data.tags
+    return tags.get("kind") not in _NOT_SEED_RUNS and "optuna.study" not in tags and "seed" in tags
+
+
+def latest(runs: list, arm: Arm, seed: int, test) -> object | None:
+    """The newest run of this arm's identity and seed that passes test(run)."""
+    mine = [r for r in runs if _is_seed_run(r) and r.data.tags.get("identity") == arm.digest
+            and r.data.tags.get("seed") == str(seed) and test(r)]
+    return mine[-1] if mine else None
+
+
+def is_outcome(run) -> bool:
+    """A result of the variant: it finished, or it diverged (a non-finite loss counts against it)."""
+    return run.info.status == "FINISHED" or run.data.tags.get("state") == "diverged"
+
+
+def is_resumable(run) -> bool:
+    """Its checkpoint continues it: stopped by a signal, ended by an error (not a divergence), or RUNNING
+    with no heartbeat for tracking.STALE_AFTER_S (its process died without a word)."""
+    state = run.data.tags.get("state")
+    return ((run.info.status == "KILLED" and state == "interrupted") or (run.info.status == "FAILED" and state == "error")
+            or tracking.is_stale(run))
+
+
+def is_alive(run) -> bool:
+    """RUNNING with a recent heartbeat: training in another process or on another machine."""
+    return run.info.status == "RUNNING" and not tracking.is_stale(run)
+
+
+def outcome(client, run, arm: Arm) -> dict:
+    metrics = {k[len("final/"):]: v for k, v in run.data.metrics.items() if k.startswith("final/")}
+    floor = {k[len("floor/"):]: v for k, v in run.data.metrics.items() if k.startswith("floor/")}
+    finished = run.info.status == "FINISHED"
+    e = arm.config.eval
+    return {"run_id": run.info.run_id, "seed": int(run.data.tags["seed"]),
+            "outcome": "finished" if finished else "diverged", "metrics": metrics,
+            "reason": run.data.tags.get("failure.reason", ""),
+            "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
+            "fid_history": sorted((h.step, h.value) for h in client.get_metric_history(run.info.run_id, "eval/fid")),
+            "collapse_history": _collapse_history(client, run.info.run_id, floor, e),
+            "versions": {k: v for k, v in run.data.tags.items() if k.startswith("version.")}}
+
+
+def _collapse_history(client, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
+    """(step, collapsed) at each evaluation, by the rule the final samples are judged with."""
+    if not {"modes", "recall"} <= floor.keys():
+        return []
+    seen = {m: {h.step: h.value for h in client.get_metric_history(run_id, f"eval/{m}")} for m in ("modes", "recall")}
+    steps = sorted(seen["modes"].keys() & seen["recall"].keys())
+    return [(s, bool(collapse.judge({m: seen[m][s] for m in seen}, floor, e.collapse_modes, e.collapse_recall)))
+            for s in steps]
+
+
+def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int]]]]]:
+    """Evaluation steps, and per arm (a twin once, under the arm that made its runs) how many seeds
+    were collapsed at each step, of those evaluated there: [(collapsed, evaluated), ...]."""
+    arms = [a for a in arms if not a.twin]
+    steps = sorted({s for a in arms for r in a.runs for s, _ in r.get("collapse_history", [])})
+    rows = []
+    for arm in arms:
+        at = [dict(r.get("collapse_history", [])) for r in arm.runs]
+        rows.append((arm.label, [(sum(h[s] for h in at if s in h), sum(s in h for h in at)) for s in steps]))
+    return steps, rows
+
+
+def last_step(client, run) -> int:
+    history = client.get_metric_history(run.info.run_id, "train/d_loss")
+    return max((h.step for h in history), default=0)
+
+
+def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
+    """(experiment, run id, kind, reason) for every run of the compared experiments that the report does
+    not use; kind is a short class of reason (for counts), reason says it in full."""
+    used = {r["run_id"] for arm in arms for r in arm.runs}
+    twins = {a.digest: a.twin for a in arms if a.twin}
+    out = []
+    for experiment, runs in runs_of.items():
+        mine = [a for a in arms if a.experiment == experiment]
+        for run in runs:
+            if run.info.run_id in used or run.data.tags.get("kind") in _NOT_SEED_RUNS:
+                continue
+            if run.data.tags.get("identity") in twins:
+                out.append((experiment, run.info.run_id, "twin",
+                            f"the same run identity as {twins[run.data.tags['identity']]}, whose runs are used"))
+                continue
+            out.append((experiment, run.info.run_id, *_left_out_reason(run, mine)))
+    return out
+
+
+def _left_out_reason(run, arms: list[Arm]) -> tuple[str, str]:
+    tags = run.data.tags
+    if "optuna.study" in tags:
+        return "search trial", f"a trial of Optuna study {tags['optuna.study']}"
+    arm = next((a for a in arms if a.digest == tags.get("identity")), None)
+    if arm is None:  # explain against the arm of the same sweep value, if any
+        if "identity" not in tags:
+            return "identity v1", identity.differences({}, tags, {})[0]
+        point = {k[len("sweep."):]: v for k, v in tags.items() if k.startswith("sweep.")}
+        near = next((a for a in arms if {k: str(v) for k, v in a.point.items()} == point), arms[0])
+        return "other identity", "identity differs: " + "; ".join(identity.differences(near.identity, tags,
+                                                                                        run.data.params))
+    seed, state = int(tags.get("seed", -1)), tags.get("state", "")
+    if seed not in arm.seeds:
+        return "seed not requested", f"seed {seed} not requested (seeds {arm.seeds[0]}-{arm.seeds[-1]})"
+    if state == "error":
+        return "error, trained again", f"error, not an outcome of the variant: {tags.get('failure.reason', '?')[:120]}"
+    if state == "diverged":
+        return "diverged, trained again", "diverged, trained again (--retry-diverged)"
+    if run.info.status == "RUNNING":
+        if tracking.is_stale(run):
+            return "lost", "RUNNING without a heartbeat: its process died without a word"
+        return "running", (f"still RUNNING elsewhere (heartbeat at step {run.data.tags.get('heartbeat.step', '?')}); "
+                           "not started twice")
+    return "superseded", f"an earlier {state or run.info.status.lower()} run of seed {seed}; the latest outcome is used"

@@ -1,0 +1,186 @@
+"""The comparison in words: the Markdown report, the terminal table and the settings line."""
+from __future__ import annotations
+
+import math
+
+from harness import statistics as st
+from harness.compare.analysis import EFFECT_OF_INTEREST
+from harness.compare.arms import Arm, collapse_over_training
+
+
+def _num(x: float) -> str:
+    """Few digits, no exponents for the magnitudes these metrics take."""
+    a = abs(x)
+    return f"{x:.0f}" if a >= 100 else f"{x:.1f}" if a >= 10 else f"{x:.2f}" if a >= 0.1 else f"{x:.3g}"
+
+
+def _fmt(triple) -> str:
+    mean, low, high = triple
+    if math.isnan(mean):
+        return "-"
+    if math.isnan(low):
+        return _num(mean)
+    return f"{_num(mean)} [{_num(low)}, {_num(high)}]"
+
+
+def _interval_note(r: dict) -> str:
+    """'†' where the unadjusted interval excludes 0 but Holm's correction keeps the verdict from it."""
+    d = r.get("d_fid")
+    excludes = d is not None and not math.isnan(d[1]) and (d[1] > 0 or d[2] < 0)
+    significant = not math.isnan(r.get("p_holm", float("nan"))) and r["p_holm"] < st.ALPHA
+    return " †" if excludes and not significant else ""
+
+
+def _power_cells(r: dict) -> str:
+    """The power columns, or in words why a number cannot be given."""
+    if "detectable" not in r:
+        return "- | -"
+    if math.isnan(r["detectable"]):
+        return "cannot be computed: under 2 finished seeds a side | -"
+    needed = r["needed"]
+    seeds = "-" if needed < 0 else "over 10,000" if needed >= 10_000 else f"{needed:,}"
+    return f"{_num(r['detectable'])} | {seeds} (Δ {_num(r['effect_of_interest'])})"
+
+
+def _rate(r: dict, outcome: str, n_key: str) -> str:
+    if f"{outcome}_p" not in r or math.isnan(r[f"{outcome}_p"]):
+        return f"{r[outcome]} of {r[n_key]}"
+    needs = r[f"{outcome}_needs"]
+    could = (f"significant from {needs} of {r[n_key]} against none" if needs
+             else "no split of these seeds could be significant")
+    return f"{r[outcome]} of {r[n_key]}: p {r[outcome + '_p']:.2g} (Holm {r[outcome + '_p_holm']:.2g}); {could}"
+
+
+def decisions_section(decisions: dict, design, design_id: str, pilot: list) -> list[str]:
+    """The sequential design's record and each arm's decision (harness/compare/looks.py)."""
+    from harness.compare.looks import ENDPOINT
+    k = len(design.arms)
+    fixed = st.seeds_needed(design.margin, pilot, pilot, design.level) if len(pilot) >= 2 else -1
+    shape = ("Lan-DeMets Pocock-type" if design.spending == "pocock"
+             else f"Hwang-Shih-DeCani (gamma {design.gamma:g})")
+    lines = ["## The decisions: seeds spent until each arm is decided", "",
+             f"A sequential design, fixed at its first look and kept in the store (design run {design_id}): each of "
+             f"the K = {k} arms against base by repeated confidence intervals for the FID difference (arm minus "
+             f"base; negative is better) at level {design.alpha}/{k} = {design.level:.3g} each (Bonferroni: "
+             f"{1 - design.alpha:.0%} over the {k} together), {shape} alpha spending, looks at {design.first} to {design.most} seeds a side, Student "
+             "t quantiles at each look's Welch degrees of freedom. The intervals of all looks hold together at that "
+             "level whatever the stopping, so an arm stops as better or worse when its interval excludes 0, as "
+             f"equivalent when it lies inside ±{_num(design.margin)} FID (the margin: {design.margin_source}), and "
+             f"is undecided if neither holds at {design.most} seeds. Endpoint: {ENDPOINT}. "
+             + (f"A fixed design with the same power (80% for a difference of the margin at level {design.level:.3g}, "
+                f"at base's first-look spread) would need {'over 10,000' if fixed >= 10_000 else fixed} seeds a side "
+                "for every arm." if fixed > 0 else ""), "",
+             "| arm | decision | seeds a side | Δ FID at its last look [repeated CI] | every look: seeds Δ [CI] | note |",
+             "|---|---|---|---|---|---|"]
+    for label, d in decisions.items():
+        looks = "; ".join(f"{n}: {_fmt((dd, lo, hi))}" for n, dd, lo, hi in d.history)
+        lines.append(f"| {label} | **{d.verdict}** | {d.seeds} | {_fmt(d.interval)} | {looks} | {d.note or '-'} |")
+    lines += ["", "The tables below describe each arm's seeds at its last look (base: at the last look of all); their "
+              "p-values are descriptive. The decisions are the design's, above.", ""]
+    return lines
+
+
+def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, sequential: list | None = None) -> str:
+    e = arms[0].config.eval
+    tests = max((r["tests"] for r in rows), default=1)
+    lines = ["# Ablation report", "", settings, "", *(sequential or []),
+             "## The answer: final classifier-FID against base", "",
+             "Per arm: seeds that finished, diverged (a non-finite loss: it counts against the arm, and has no "
+             "final metrics) and, of the finished, collapsed (judged from the final samples: fewer than "
+             f"{e.collapse_modes:g} of the real digits' classes, or recall under {e.collapse_recall:g} of theirs). "
+             "FID is the mean over the finished seeds (n) with a Student t 95% interval. Δ FID is the "
+             "difference from base (negative is better) with a Welch 95% interval, **unadjusted** for the "
+             f"{tests} comparisons. p is Welch's t-test against base, then Holm-corrected over the {tests} arms "
+             f"tested; a verdict needs at least {st.MIN_SEEDS_FOR_VERDICT} finished seeds a side and Holm p < "
+             f"{st.ALPHA}. † marks an unadjusted interval that excludes 0 where Holm's correction does not "
+             "reach significance. An arm with more failed seeds (diverged plus collapsed) than base is never "
+             "called better. Power is of Welch's test at Holm's strictest level, alpha = "
+             f"{st.ALPHA}/{tests} = {st.ALPHA / tests:.3g}: the smallest Δ these seeds detect with 80% power if "
+             f"the spreads seen were the true ones, and the seeds a side that would detect a Δ of "
+             f"{EFFECT_OF_INTEREST:.0%} of base's mean FID.", "",
+             "| arm | finished | diverged | collapsed | FID (n) | Δ FID vs base (unadjusted) | p (Holm) | verdict | "
+             f"detectable Δ, 80% power | seeds a side for Δ = {EFFECT_OF_INTEREST:.0%} of base |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
+        d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
+        lines.append(f"| {r['arm']} | {r['finished']} | {r['diverged']} | {r['collapsed']} | "
+                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {_power_cells(r)} |")
+    tested = [r for r in rows if "p_ceiling" in r]
+    if any(r["diverged"] for r in rows) and tested:
+        lines += ["", "## Diverged seeds at a ceiling", "",
+                  "The test above uses finished seeds only. Here each diverged seed counts at a fixed FID, the "
+                  "ceiling: the worst final FID of any finished seed of the arms compared with it (same data, "
+                  "backend and code), and Welch's test is run again on every seed, Holm-corrected over the arms.", "",
+                  "| arm | seeds (diverged) | ceiling FID | Δ FID vs base, diverged at the ceiling | p (Holm) |",
+                  "|---|---|---|---|---|"]
+        for r in tested:
+            p = f"{r['p_ceiling']:.3g} ({r['p_ceiling_holm']:.3g})" if not math.isnan(r["p_ceiling_holm"]) else "-"
+            lines.append(f"| {r['arm']} | {r['n']} ({r['diverged']}) | {_num(r['ceiling'])} | "
+                         f"{_fmt(r['d_fid_ceiling'])} | {p} |")
+    elif tested:
+        lines += ["", "No seed diverged, so the FID test above counts every seed."]
+    lines += ["", "## Failures: diverged and collapsed seeds against base", "",
+              "Fisher's exact test of each arm's rate against base's, Holm-corrected over the arms; with few "
+              "seeds the smallest p a split can give may never reach the corrected level, and the table says "
+              f"so instead of a verdict that cannot come (level {st.ALPHA}/the arms with a rate to test).", "",
+              "| arm | diverged (of all seeds) | collapsed (of the finished) |", "|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {_rate(r, 'diverged', 'n')} | {_rate(r, 'collapsed', 'finished')} |")
+    steps, over = collapse_over_training(arms)
+    if steps:
+        lines += ["", "## Collapse over training", "",
+                  "Seeds collapsed at each evaluation, by the rule the final samples are judged with, of the seeds "
+                  "evaluated at that step (a diverged seed counts until it stopped); a seed can collapse and "
+                  "recover. A finished seed's last evaluation is its final samples, counted above.", "",
+                  "| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+        lines += [f"| {label} | " + " | ".join(f"{k} of {n}" if n else "-" for k, n in cells) + " |"
+                  for label, cells in over]
+    lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals, clipped to "
+              "where a metric can lie (precision and recall in [0, 1], modes in [0, 10], IS in [1, 10]); the "
+              "real-data floor of each metric is logged with every run (`floor/*`).", "",
+              "| arm | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {_fmt(r['is'])} | {_fmt(r['kid'])} | {_fmt(r['modes'])} | "
+                     f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
+    groups = {a.group for a in arms}
+    if len(groups) > 1:
+        lines += ["", "Arms of different data, backend, platform, precision, code version or metric settings were "
+                  "not pooled or compared: " + "; ".join(f"{g[0]} ({g[1]}), {g[2]} on {g[3]}, N={g[7]}"
+                                                        for g in groups) + "."]
+    lines += ["", "Runs used: " + ", ".join(f"{a.label}: " + " ".join(r["run_id"][:8] for r in a.runs) for a in arms)]
+    if left:
+        lines += ["", f"## Runs left out ({len(left)})", ""]
+        by_reason: dict = {}
+        for experiment, run_id, _, reason in left:
+            by_reason.setdefault((experiment, reason), []).append(run_id[:8])
+        lines += [f"- {experiment}: {reason}: {len(ids)} run{'s' * (len(ids) > 1)} ({' '.join(ids)})"
+                  for (experiment, reason), ids in sorted(by_reason.items())]
+    return "\n".join(lines + [""])
+
+
+def terminal_table(rows: list[dict]) -> str:
+    header = (f"{'arm':<26} {'fin':>3} {'div':>3} {'col':>3}  {'FID [t 95%]':<22} {'Δ vs base [Welch 95%]':<26} "
+              f"{'p Holm':>8}  verdict")
+    out = [header, "-" * len(header)]
+    for r in rows:
+        p = f"{r['p_holm']:.3g}" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
+        d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
+        out.append(f"{r['arm']:<26} {r['finished']:>3} {r['diverged']:>3} {r['collapsed']:>3}  {_fmt(r['fid']):<22} "
+                   f"{d:<26} {p:>8}  {r['verdict']}")
+    return "\n".join(out)
+
+
+def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
+    """Every setting of the comparison in plain words, the identity included."""
+    c, i = arms[0].config, arms[0].identity
+    n_scored = c.eval.n_images or len(datasets[(c.data.name, c.data.path, c.data.split_seed)].test_images)
+    versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r["versions"].items()})
+    return (f"Settings: dataset {arms[0].dataset} (fingerprint {i['data']}); "
+            f"{c.train.steps or str(c.train.epochs) + ' epochs'}{' steps' if c.train.steps else ''} at batch "
+            f"{c.train.batch_size}; widths G {c.model.g_filters} / D {c.model.d_filters}; N = {n_scored} generated "
+            f"images scored against the held-out reference; {c.train.seeds} seeds per arm starting at "
+            f"{c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
+            f"v{i['numerics']}, metrics v{i['metrics']}. Libraries: {', '.join(versions) or 'unknown'}. "
+            f"{done['trained']} runs trained and {done['resumed']} resumed now, the rest reused; "
+            f"{len(done['left_out'])} runs of these experiments left out (listed below).")
