@@ -69,6 +69,14 @@ class Plan:
         self.weighted_steps += cost * (train * steps + resume_steps)
         self.evals_to_run += (train + resume) * evals_each
 
+    def run_seconds(self) -> float:
+        """One whole run of the first row's length at the measured step and evaluation times."""
+        if not self.rows or not self.step_seconds:
+            return 0.0
+        steps = self.rows[0][2]
+        evals = self.evals_to_run / max(1, sum(r[4] + r[5] for r in self.rows)) if self.evals_to_run else 0.0
+        return steps * self.step_seconds + evals * self.eval_seconds
+
     def seconds(self) -> float:
         return self.weighted_steps * self.step_seconds + self.evals_to_run * self.eval_seconds
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlparse
 
 
 from harness import config as cfg
 from harness import data, identity, loop, machine, tracking
+from harness import resume as resume_lib
 from harness.config import Config, UserError
 from harness.registry import Experiment
 
@@ -25,10 +24,6 @@ class Result:
     metrics: dict = field(default_factory=dict)  # final evaluation; empty when the run did not finish
     reason: str = ""
     collapsed: bool = False  # its final samples were judged collapsed (metrics/collapse.py)
-
-
-class ResumeError(UserError):
-    """A resume that cannot continue: no such run, no checkpoint, or a changed config."""
 
 
 def load_dataset(config: Config, quiet: bool = False) -> data.Dataset:
@@ -51,13 +46,6 @@ def classifier_info(dataset: data.Dataset, quiet: bool = False) -> dict:
 def run_name(experiment: str, seed: int, point: dict | None = None) -> str:
     suffix = "".join(f"-{k.split('.')[-1]}={v}" for k, v in (point or {}).items())
     return f"{experiment}{suffix}-s{seed}"
-
-
-def local_artifact_dir(artifact_uri: str) -> Path | None:
-    parsed = urlparse(artifact_uri)
-    if parsed.scheme in ("", "file"):
-        return Path(parsed.path)
-    return None
 
 
 def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, client=None,
@@ -106,7 +94,7 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
             run_id = resume_run_ids[i]
             tags = client.get_run(run_id).data.tags
             population_id = tags.get("population.id", population_id)
-            resume_from = _checkpoint_for_resume(client, run_id, seed_config, ident)
+            resume_from = resume_lib.checkpoint_for(client, run_id, seed_config, ident)
             if tags.get("state") != "diverged":  # a diverged member stays FAILED, frozen in the population
                 client.update_run(run_id, status="RUNNING")
                 tracking.set_tags(client, run_id, {"resumed": "true", "state": "running"})
@@ -133,7 +121,7 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
             on_start(run_id)
         members.append(loop.Member(seed, loop.RunContext(client, run_id, name, on_eval=on_eval, identity=ident,
                                                          progress=progress)))
-    checkpoint_dir, upload = _checkpoint_dir(client, parent_id if population else members[0].ctx.run_id,
+    checkpoint_dir, upload = resume_lib.checkpoint_dir(client, parent_id if population else members[0].ctx.run_id,
                                              f"population-{population_id}" if population else "")
     for m in members:
         m.ctx.upload_checkpoint = upload
@@ -174,14 +162,6 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
     return results
 
 
-def _checkpoint_dir(client, run_id: str, sub: str) -> tuple[Path, bool]:
-    """(folder, upload): a run's checkpoint folder, its local artifact folder; for server stores a local
-    folder whose file is also uploaded as an artifact."""
-    local = local_artifact_dir(client.get_run(run_id).info.artifact_uri)
-    folder = (local / "checkpoint") if local else Path("mlruns") / "checkpoints" / run_id
-    return (folder / sub if sub else folder), local is None
-
-
 def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: Config) -> str:
     """The words a collapsed run ends with: since when, what its samples look like, what to try."""
     from metrics import collapse
@@ -194,77 +174,6 @@ def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: 
 def _end(client, run_id: str, status: str, tags: dict) -> None:
     tracking.set_tags(client, run_id, tags)
     client.set_terminated(run_id, status)
-
-
-def _checkpoint_for_resume(client, run_id: str, config: Config, ident: dict | None = None) -> Path:
-    """The run's checkpoint, after checking that it continues the same run: the same config and, once
-    the data is loaded (ident), the same data, backend, platform, precision and step maths."""
-    try:
-        run_info = client.get_run(run_id)
-    except Exception:
-        raise ResumeError(f"no run with id {run_id} in {tracking.shown(tracking.tracking_uri())}.") from None
-    if run_info.info.status == "FINISHED":
-        raise ResumeError(f"run {run_id} already finished; there is nothing to resume.")
-    tags = run_info.data.tags
-    path = _checkpoint_dir(client, run_id, "")[0] / "state.npz"  # its own, or its population's in the parent
-    owner, sub = run_id, ""
-    if not path.exists() and "population.parent" in tags:
-        owner, sub = tags["population.parent"], f"population-{tags['population.id']}"
-        path = _checkpoint_dir(client, owner, sub)[0] / "state.npz"
-    if not path.exists():
-        try:
-            path = Path(client.download_artifacts(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz"))
-        except Exception:
-            pass
-    if not path.exists():
-        raise ResumeError(f"run {run_id} has no checkpoint (it stopped before its first evaluation); start it again.")
-    from harness import checkpoint
-    _, _, meta = checkpoint.load(path)
-    diff = config_diff(meta["config"], config)
-    if ident is not None:
-        diff += identity.resume_differences(meta.get("identity"), run_info.data.tags, ident)
-    if diff:
-        raise ResumeError(f"run {run_id} was started with a different config ({'; '.join(diff)}); "
-                          "resume with the same settings or start a new run.")
-    return path
-
-
-def config_diff(old: dict, config: Config) -> list[str]:
-    """Differences in the keys that change a run; keys absent from an older checkpoint read as their
-    old behaviour (identity.LEGACY), keys no longer in the schema are ignored."""
-    out = []
-    for key, value in cfg.flat(config).items():
-        if key in identity.NOT_IDENTITY or key.startswith("search."):
-            continue
-        before = identity.read_old(key, old)
-        if before != value:
-            out.append(f"{key}: {before!r} -> {value!r}")
-    return out
-
-
-def find_resumable(client, experiment: str, seed: int) -> str:
-    """The latest unfinished run of an experiment and seed."""
-    found = client.get_experiment_by_name(experiment)
-    runs = [] if found is None else client.search_runs(
-        [found.experiment_id], f"tags.seed = '{seed}' and attributes.status != 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=20)
-    runs = [r for r in runs if r.data.tags.get("mlflow.runName", "").endswith(f"-s{seed}")
-            and r.data.tags.get("state") != "diverged"]
-    if not runs:
-        raise ResumeError(f"no unfinished run of '{experiment}' with seed {seed} to resume.")
-    return runs[0].info.run_id
-
-
-def populations_of(client, parent_id: str) -> list[list]:
-    """The unfinished populations under a parent run: each its member runs in member order."""
-    parent = client.get_run(parent_id)
-    runs = client.search_runs([parent.info.experiment_id], f"tags.`population.parent` = '{parent_id}'",
-                              max_results=1000)
-    groups: dict = {}
-    for r in runs:
-        groups.setdefault(r.data.tags["population.id"], []).append(r)
-    return [sorted(g, key=lambda r: int(r.data.tags["population.index"])) for g in groups.values()
-            if any(r.info.status != "FINISHED" and r.data.tags.get("state") != "diverged" for r in g)]
 
 
 def run_experiment(experiment: Experiment, config: Config, resume: str | None = None, client=None,
@@ -281,20 +190,20 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     resumes: list = []  # [(point, [run ids])]
     if resume is not None:
         client = client or tracking.client()
-        if resume and client_has_populations(client, resume):
+        if resume and resume_lib.client_has_populations(client, resume):
             parent_id = resume
-            for members in populations_of(client, resume):
+            for members in resume_lib.populations_of(client, resume):
                 point = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
                 resumes.append((point, [r.info.run_id for r in members],
                                 [int(r.data.tags["seed"]) for r in members]))
             if not resumes:
-                raise ResumeError(f"run {resume} has no unfinished population to resume.")
+                raise resume_lib.ResumeError(f"run {resume} has no unfinished population to resume.")
         else:
             if len(jobs) != 1 or len(jobs[0][1]) != 1:
-                raise ResumeError("--resume continues one run, or a population's parent run: pass --seeds 1 and, "
+                raise resume_lib.ResumeError("--resume continues one run, or a population's parent run: pass --seeds 1 and, "
                                   "for a sweep, --set the swept key; or give the parent's id.")
-            run_id = resume or find_resumable(client, experiment.name, seeds[0])
-            _checkpoint_for_resume(client, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
+            run_id = resume or resume_lib.find_resumable(client, experiment.name, seeds[0])
+            resume_lib.checkpoint_for(client, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
             resumes.append((points[0], [run_id], seeds))
     dataset = load_dataset(config)  # bad data fails here, before anything is written to the store
     client = client or tracking.client()
@@ -352,16 +261,6 @@ def announce(experiment: str, config: Config, dataset: data.Dataset, scorer, run
     the_plan.add(experiment, runs, total, 0, 0, runs, 0, evals)
     the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, scorer)
     print(the_plan.text() + "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)", file=sys.stderr)
-
-
-def client_has_populations(client, run_id: str) -> bool:
-    """Whether run_id is a parent run with population members under it."""
-    try:
-        parent = client.get_run(run_id)
-    except Exception:
-        return False
-    return bool(client.search_runs([parent.info.experiment_id], f"tags.`population.parent` = '{run_id}'",
-                                   max_results=1))
 
 
 def _value(text: str):

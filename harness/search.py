@@ -1,7 +1,7 @@
 """Optuna studies over an experiment's `search.space`: every trial is one run() as a child MLflow run.
 
 Storage: a journal file under mlruns/ by default (safe for several processes on one machine, which
-SQLite is not), or any Optuna storage URL (postgresql://... for workers on many machines).
+SQLite is not), or any Optuna storage URL (postgresql://... for workers on many machines): harness/study.py.
 """
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ import math
 import os
 import signal
 import warnings
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import optuna
 import yaml
@@ -22,115 +19,15 @@ from tqdm import tqdm
 
 from harness import config as cfg
 from harness import loop, machine, plots, tracking
+from harness import resume as resume_lib
 from harness import run as run_lib
 from harness.config import Config, UserError
 from harness.registry import Experiment
-
-DEFAULT_JOURNAL = Path("mlruns") / "optuna" / "journal.log"
-
-
-def worker_name() -> str:
-    """Who runs a trial: HARNESS_WORKER (name each machine's workers when host names repeat, as in
-    containers), else the host name. Only trials of this name are checked by process id."""
-    return os.environ.get("HARNESS_WORKER") or socket.gethostname()
+from harness.study import STORAGE_ENV, open_study, requeue_lost, worker_name
 
 
 class TrialFailed(RuntimeError):
     """A trial's run diverged or crashed; Optuna records it as FAIL with this reason."""
-
-
-STORAGE_ENV = "HARNESS_STORAGE"  # the storage URL by environment: workers and the dashboard get it so, never on argv
-
-
-def storage_for(url: str | None, heartbeat: int = 60, failed_trial_callback=None):
-    """An Optuna storage. RDB storages (PostgreSQL for many machines) fail a trial whose worker has been
-    silent for 2 x heartbeat seconds, calling failed_trial_callback(study, trial); journal files get
-    stale-trial handling from fail_dead_local_trials instead, as they have no heartbeats."""
-    if url is None:
-        DEFAULT_JOURNAL.parent.mkdir(parents=True, exist_ok=True)
-        url = str(DEFAULT_JOURNAL)
-    if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
-    if url.startswith("postgresql://") and not _importable("psycopg") and _importable("psycopg2"):
-        url = "postgresql+psycopg2://" + url[len("postgresql://"):]  # SQLAlchemy 2.1 defaults to psycopg 3
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                                              failed_trial_callback=failed_trial_callback)
-    except Exception as e:
-        reason = str(e).splitlines()[0][:200]
-        password = urlsplit(url).password
-        reason = reason.replace(password, "***") if password else reason
-        raise UserError(f"cannot open Optuna storage {tracking.shown(url)} ({type(e).__name__}: {reason}).") from None
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
-
-
-def pruner_for(config: Config) -> optuna.pruners.BasePruner:
-    s = config.search
-    if s.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=s.startup_trials, n_warmup_steps=0)
-    if s.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    return optuna.pruners.NopPruner()
-
-
-def open_study(experiment: str, study: str, config: Config, storage_url: str | None) -> optuna.Study:
-    """The study, created or loaded; trials whose workers died are failed and asked again (_mark_lost)."""
-    storage = storage_for(storage_url, config.search.heartbeat, _on_lost)
-    sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, config.search.startup_trials))
-    opened = optuna.create_study(study_name=f"{experiment}/{study}", storage=storage, load_if_exists=True,
-                                 direction=config.search.direction, sampler=sampler, pruner=pruner_for(config))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(opened)  # RDB storages: heartbeats
-    fail_dead_local_trials(opened, _on_lost)  # any storage: workers of this host that are gone
-    return opened
-
-
-def fail_dead_local_trials(study: optuna.Study, on_lost=None) -> list[int]:
-    """RUNNING trials started by a process of this worker (worker_name) that no longer exists are marked
-    FAIL, and on_lost(study, trial) is called for each, as Optuna calls it for a silent RDB worker."""
-    host = worker_name()
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.user_attrs.get("worker.host") != host:
-            continue
-        pid = int(trial.user_attrs.get("worker.pid", 0))
-        if pid and not _alive(pid):
-            try:
-                study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"worker {host}:{pid} died")
-                study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-            except RuntimeError:  # another process failed it first (UpdateFinishedTrialError): its callback ran
-                continue
-            failed.append(trial.number)
-            if on_lost is not None:
-                on_lost(study, study._storage.get_trial(trial._trial_id))
-    return failed
-
-
-def requeue_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """A trial lost with its worker is asked again with its params; the worker that takes it up resumes
-    the lost trial's MLflow run from its last checkpoint instead of training it afresh."""
-    attrs = {"retry.of": trial.number}
-    if trial.user_attrs.get("mlflow_run_id"):
-        attrs["resume.run_id"] = trial.user_attrs["mlflow_run_id"]
-    study.enqueue_trial(trial.params, user_attrs=attrs)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sample(trial: optuna.Trial, space: dict) -> dict:
@@ -204,7 +101,7 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
                 try:
                     result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset,
                                          scorers[key], client, parent_id, resume_run_id=resume, **common)
-                except run_lib.ResumeError as e:
+                except resume_lib.ResumeError as e:
                     print(f"trial {trial.number} (retry of {lost}): cannot resume run {resume}: {e} "
                           "Training afresh.", file=sys.stderr)
             if result is None:
@@ -252,24 +149,6 @@ def announce(config: Config, study: optuna.Study, trials: int, workers: int):
 
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # what --until counts
-
-
-def _on_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    _mark_lost(tracking.client(), study, trial)
-
-
-def _mark_lost(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """A trial whose worker died (stopped heartbeating, or its process is gone) was failed: its MLflow
-    run, which nobody will end, is marked FAILED with the reason, and the trial is asked again, to resume
-    that run from its checkpoint (requeue_lost)."""
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id:
-        lost = {"state": "error", "optuna.state": "fail",
-                "failure.reason": f"worker {trial.user_attrs.get('worker.host', '?')} died or stopped "
-                                  "heartbeating; Optuna failed the trial and asked it again"}
-        tracking.set_tags(client, run_id, lost)
-        client.set_terminated(run_id, "FAILED")
-    requeue_lost(study, trial)
 
 
 def optimize(experiment: Experiment, config: Config, trials: int | None, study: str, storage_url: str | None,

@@ -4,7 +4,7 @@ Each arm is compared with base (the shared control) by two-sided repeated confid
 for the FID difference (Jennison & Turnbull, Group Sequential Methods with Applications to Clinical
 Trials, 2000, ch. 9): at every look k the interval d_k +- c_k se_k, with critical values c_k from a
 Lan-DeMets alpha-spending function, covers the true difference at every look at once with probability
-1 - level, whatever rule decides when to stop. So an arm may stop as better or worse (its interval
+1 - level (for normal seeds; see the small-sample note below), whatever rule decides when to stop. So an arm may stop as better or worse (its interval
 excludes 0) or as equivalent (its interval lies inside +-margin) at any look, and the stated level
 still holds for the intervals it reports.
 
@@ -14,7 +14,10 @@ still holds for the intervals it reports.
   / (1 - e^(-gamma)); an O'Brien-Fleming shape would spend almost nothing at 3 of 8 seeds.
 - Level: ALPHA / K over the K arms of a family (Bonferroni).
 - Small samples: each look's normal critical value becomes the Student t quantile of the same nominal
-  two-sided level at that look's Welch degrees of freedom.
+  two-sided level at that look's Welch degrees of freedom (Jennison & Turnbull's approach). It is an
+  approximation: with equal spreads the intervals hold conservatively; when one arm's spread is 2 to 3
+  times the other's, at 3 to 8 seeds, they miss somewhat more often than the level says (as Welch's test
+  alone does at these seed counts).
 tests/test_sequential.py checks the boundaries against a seeded simulation of the looks.
 """
 from __future__ import annotations
@@ -129,16 +132,16 @@ class Design:
                            self.gamma)[-1]
 
 
-def rci(values, reference, design: Design, look: int | None = None) -> tuple[float, float, float, float]:
+def rci(values, reference, design: Design, look: int) -> tuple[float, float, float, float]:
     """(difference of means, low, high, Welch df) of the repeated confidence interval at the look with
-    `look` seeds a side (default: as many as `values` holds); values and reference: the finished seeds'
-    FIDs (fewer than the look's seeds where some diverged)."""
+    `look` seeds a side; values and reference: the finished seeds' FIDs (fewer than the look's seeds
+    where some diverged, so the look is given, not counted)."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     d = float(a.mean() - b.mean())
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float(len(a) + len(b) - 2)
-    half = t_critical(design.critical(look or min(len(a), len(b))), df) * se
+    half = t_critical(design.critical(look), df) * se
     return d, d - half, d + half, df
 
 
@@ -153,12 +156,30 @@ def decide(low: float, high: float, margin: float) -> str:
     return ""
 
 
+def _last_half_width(design: Design, sd: float, n: int) -> float:
+    """The last look's interval half width at n seeds a side and spread sd (t quantile at 2 n - 2 df)."""
+    return t_critical(design.critical(design.most), 2 * n - 2) * sd * math.sqrt(2 / n)
+
+
 def default_margin(pilot_sd: float, first: int, most: int, alpha: float, arms: int, spending: str = "pocock",
                    gamma: float = 1.0, power: float = 0.8) -> float:
-    """An equivalence margin reachable by the last look: with no true difference, an arm's interval at
-    most seeds lies inside +-margin with probability `power`, at the pilot standard deviation (normal
-    approximation: the last look's half width, at the t quantile of 2 n - 2 df, plus the difference's
-    own spread)."""
+    """An equivalence margin reachable by the last look if the pilot's spread is the true one: with no
+    true difference an arm's interval at `most` seeds lies inside +-margin with probability `power`
+    (normal approximation: the last look's half width plus the difference's own spread). A pilot of a
+    few seeds estimates the spread loosely, so the real chance is uncertain."""
     design = Design(tuple(range(arms)), first, most, alpha, 0.0, "", spending, gamma)
-    se = pilot_sd * math.sqrt(2 / most)
-    return (t_critical(design.critical(most), 2 * most - 2) + stats.norm.isf((1 - power) / 2)) * se
+    return _last_half_width(design, pilot_sd, most) + stats.norm.isf((1 - power) / 2) * pilot_sd * math.sqrt(2 / most)
+
+
+def fixed_seeds(margin: float, sd: float, level: float, power: float = 0.8, most: int = 10_000) -> tuple[int, int]:
+    """Seeds a side a fixed (one-look) design at `level` would need, at spread sd: (to detect a difference
+    of the margin with `power` by Welch's interval excluding 0, to show equivalence within +-margin with
+    `power` when there is no difference). most: the answer when even that many are not enough."""
+    def need(extra: float) -> int:  # the smallest n with t(df 2n-2) se + extra se <= margin
+        for n in range(2, most):
+            se = sd * math.sqrt(2 / n)
+            if float(stats.t.isf(level / 2, 2 * n - 2)) * se + extra * se <= margin:
+                return n
+        return most
+    z = float(stats.norm.isf(1 - power))
+    return need(z), need(float(stats.norm.isf((1 - power) / 2)))

@@ -119,6 +119,16 @@ def mark_harness_experiments(c) -> int:
     return marked
 
 
+def read_text(c, run_id: str, path: str) -> str | None:
+    """A text artifact of a run (as log_text wrote it), or None when it has none."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return Path(c.download_artifacts(run_id, path, tmp)).read_text()
+        except Exception:  # MLflow raises several kinds for a missing artifact
+            return None
+
+
 def log_params(c, run_id: str, params: dict) -> None:
     from mlflow.entities import Param
     items = [Param(k, str(v)) for k, v in params.items()]

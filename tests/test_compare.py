@@ -1,6 +1,7 @@
 """The ablation answer through the CLI: reuse, outcomes, left-out runs, signals (statistics: test_statistics.py)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -274,15 +275,18 @@ def test_a_sequential_look_stops_on_its_interval_and_keeps_the_failed_seeds_rule
     from harness import sequential as sq
     from harness.compare import looks
     arms = _synthetic_arms({"base": [500, 510, 505, 495], "smoothing": [300, 305, 298, 302],
-                            "tanh": [300, 302, 298, 301], "latent": [501, 506, 499, 503]}, diverged={"tanh": 2})
-    base, smoothing, tanh, latent = arms
-    design = sq.Design(("smoothing", "tanh", "latent"), 3, 8, 0.05, 40.0, "test")
+                            "tanh": [300, 302, 298, 301], "latent": [501, 506, 499, 503],
+                            "batchnorm": [502, 504, 500, 503]}, diverged={"tanh": 2, "batchnorm": 1})
+    base, smoothing, tanh, latent, batchnorm = arms
+    design = sq.Design(("smoothing", "tanh", "latent", "batchnorm"), 3, 8, 0.05, 40.0, "test")
     verdict, (d, low, high), note = looks.judge(smoothing, base, design, 4)
-    assert verdict == "better" and high < 0 and d == pytest.approx(-201.25)
+    assert verdict == "better" and high < 0 and d == pytest.approx(-201.25) and note == ""
     verdict, _, note = looks.judge(tanh, base, design, 6)  # lower FID, but 2 of 6 seeds diverged
     assert verdict == "" and "not called better" in note
     verdict, (d, low, high), _ = looks.judge(latent, base, design, 4)
     assert verdict == "equivalent" and -40 < low < high < 40
+    verdict, _, note = looks.judge(batchnorm, base, design, 5)  # its survivors match base; one seed diverged
+    assert verdict == "" and "not called equivalent" in note
     _, (_, alone_low, alone_high), _ = looks.judge(latent, base, sq.Design(("latent",), 3, 8, 0.05, 40.0, "t"), 4)
     assert alone_high - alone_low < high - low  # one arm alone: Bonferroni spends more on it
 
@@ -295,11 +299,14 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert "look at 2 seeds a side: smoothing" in err and "--until-decided: looks at 2 to 3 seeds a side" in err
     designs = [r for r in _runs("compare") if r.data.tags.get("kind") == "design"]
     assert len(designs) == 1 and designs[0].data.params["K"] == "1" and float(designs[0].data.params["margin"]) > 0
+    assert int(designs[0].data.params["pilot_seeds"]) == 2  # the margin from base's first look
     report = (store / "r1" / "report.md").read_text()
     row = re.search(r"^\| smoothing \| \*\*(better|worse|equivalent|undecided)\*\* \| ([23]) \|", report, re.M)
     assert row and designs[0].info.run_id in report and "Pocock-type" in report
     seeds = int(row.group(2))
     assert len(_runs("smoothing")) == seeds and len(_runs("base")) == seeds  # base went on only while smoothing did
+    recorded = json.loads(tracking.read_text(tracking.client(), designs[0].info.run_id, "looks.json"))
+    assert sorted(recorded) == [str(n) for n in range(2, seeds + 1)] and len(recorded["2"]["smoothing"]) == 2
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # the same command: the same design, nothing trained
     assert "nothing to train: every run is reused" in capsys.readouterr().err
@@ -307,3 +314,8 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert row.group(0) in (store / "r2" / "report.md").read_text()
     assert main(args + ["--margin", "1e6"]) == 2  # the margin was registered at the first look
     assert "cannot change now" in capsys.readouterr().err
+    assert main(args + ["--retry-diverged"]) == 2 and "do not combine" in capsys.readouterr().err
+    # Other looks make another family, with its own design; the report names the earlier one.
+    assert main(args[:-4] + ["--max-seeds", "2", "--set", "eval.n_images=100", "--out", str(store / "r3")]) == 0
+    assert len([r for r in _runs("compare") if r.data.tags.get("kind") == "design"]) == 2
+    assert f"own design (run {designs[0].info.run_id}" in (store / "r3" / "report.md").read_text()

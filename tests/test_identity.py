@@ -79,16 +79,16 @@ def test_a_run_of_another_identity_is_told_apart_part_by_part():
 def test_a_key_added_at_its_default_changes_no_identity_and_old_checkpoints_still_resume(monkeypatch):
     """The identity hashes keys that differ from their defaults, and the resume check reads keys an
     older checkpoint lacks as their old behaviour: simulate a schema that gained train.jit_compile."""
-    from harness import run as run_lib
+    from harness import resume as resume_lib
     _, base = registry.resolve("base")
     assert "train.jit_compile" not in identity.of(base, "fp", classifier="c")["config"]  # at its default: not hashed
     old_checkpoint_config = cfg.to_dict(base)
     del old_checkpoint_config["train"]["jit_compile"]  # a key this code has and the old code had not
     old_checkpoint_config["eval"]["collapse_d_loss"] = 0.01  # a key the old code had and this code has not
-    assert run_lib.config_diff(old_checkpoint_config, base) == []
+    assert resume_lib.config_diff(old_checkpoint_config, base) == []
     # A new key whose default does not reproduce the old behaviour reads as its LEGACY value.
     monkeypatch.setitem(identity.LEGACY, "train.jit_compile", True)
-    assert run_lib.config_diff(old_checkpoint_config, base) == ["train.jit_compile: True -> None"]
+    assert resume_lib.config_diff(old_checkpoint_config, base) == ["train.jit_compile: True -> None"]
 
 
 def test_keys_that_change_nothing_split_no_identity_and_keys_that_do_split():

@@ -23,6 +23,7 @@ import urllib.request
 import optuna
 
 from harness import search, server
+from harness import study as study_lib
 
 TRIALS = 3
 
@@ -122,7 +123,7 @@ def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server
         assert workers[1].returncode == 0, err[-3000:]
 
         os.environ["PGPASSFILE"] = str(postgres.pgpass)  # this process reads the study as the workers did
-        study = optuna.load_study(study_name="smoothing/shared", storage=search.storage_for(optuna_db))
+        study = optuna.load_study(study_name="smoothing/shared", storage=study_lib.storage_for(optuna_db))
         counted = [t for t in study.trials if t.state in search.COUNTED]
         lost = [t for t in study.trials if t.user_attrs.get("worker.host") == "machine-a"]
         assert len(counted) >= TRIALS  # counted for the study, not per worker

@@ -10,7 +10,8 @@ import optuna
 import pytest
 import yaml
 
-from harness import registry, search, tracking
+from harness import registry, tracking
+from harness import study as study_lib
 from harness.__main__ import main
 
 SMOKE = ["--smoke", "--set", "eval.n_images=100"]
@@ -18,7 +19,7 @@ SMOKE = ["--smoke", "--set", "eval.n_images=100"]
 
 def _study(name="smoothing", study="default", storage=None):
     _, config = registry.resolve(name, smoke=True)
-    return search.open_study(name, study, config, storage)
+    return study_lib.open_study(name, study, config, storage)
 
 
 def _children(experiment, study_name):
@@ -76,7 +77,7 @@ def test_two_workers_lose_no_trial(store):
 
 def test_pruner_stops_a_trial_far_worse_than_earlier_ones(store):
     _, config = registry.resolve("base", smoke=True)
-    study = search.open_study("base", "prune", config, None)
+    study = study_lib.open_study("base", "prune", config, None)
     # An earlier trial, recorded in the study, whose FID was far better at every evaluation.
     dists = {k: optuna.distributions.FloatDistribution(v["low"], v["high"], log=v.get("log", False))
              for k, v in config.search.space.items()}
@@ -85,7 +86,7 @@ def test_pruner_stops_a_trial_far_worse_than_earlier_ones(store):
                                               intermediate_values={2: 1.0, 4: 1.0, 6: 1.0}))
     assert main(["search", "base", "--study", "prune", "--trials", "1", *SMOKE,
                  "--set", "search.startup_trials=1"]) == 0
-    trial = search.open_study("base", "prune", config, None).trials[-1]
+    trial = study_lib.open_study("base", "prune", config, None).trials[-1]
     assert trial.state.name == "PRUNED"
     c, _, children = _children("base", "base/prune")
     assert len(children) == 1

@@ -53,7 +53,7 @@ def test_repeated_intervals_cover_at_every_look_at_once_with_t_quantiles():
         half = stats.t.isf(stats.norm.sf(design.critical(n)), df) * se
         covered &= np.abs(x.mean(axis=1) - y.mean(axis=1)) <= half
         if n == 5:  # the vectorised interval is the module's own
-            d, low, high, _ = sq.rci(x[0], y[0], design)
+            d, low, high, _ = sq.rci(x[0], y[0], design, n)
             assert (low, high) == pytest.approx((d - half[0], d + half[0]))
     assert covered.mean() >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / trials)
 
@@ -64,8 +64,10 @@ def test_decisions_and_a_margin_that_equivalence_can_reach():
     margin = sq.default_margin(60.0, 3, 8, 0.05, 1)
     design = sq.Design(("arm",), 3, 8, 0.05, margin, "test")
     rng = np.random.default_rng(2)
-    inside = [sq.decide(*sq.rci(rng.normal(500, 60, 8), rng.normal(500, 60, 8), design)[1:3], margin)
+    inside = [sq.decide(*sq.rci(rng.normal(500, 60, 8), rng.normal(500, 60, 8), design, 8)[1:3], margin)
               == "equivalent" for _ in range(2000)]
     assert 0.65 < np.mean(inside) < 0.95  # about the 80% it is sized for (normal approximation)
     with pytest.raises(ValueError, match="increase"):
         sq.boundaries([0.5, 0.4], 0.05)
+    detect, equivalent = sq.fixed_seeds(margin, 60.0, 0.05)
+    assert 2 <= detect <= equivalent <= 8  # one look at the full level needs no more than the last of six

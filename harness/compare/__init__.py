@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from harness import machine, registry, tracking
+from harness.config import UserError
 from harness.compare import looks
 from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, collapse_over_training, collect
@@ -32,24 +33,26 @@ REPORT_EXPERIMENT = "compare"
 def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Path | None,
             retry_diverged: bool = False, backend: str | None = None, platform: str | None = None,
             sweeps: dict | None = None, until_decided: bool = False, max_seeds: int = 8,
-            margin: float | None = None) -> tuple[str, Path]:
+            margin: float | None = None, spending: str = "pocock", gamma: float = 1.0) -> tuple[str, Path]:
     """Train what is missing (until_decided: in looks, until each arm is decided or has max_seeds seeds),
     then write the report; returns (terminal text, report folder)."""
     if not names:
         names = sorted(registry.files())
+    if until_decided and retry_diverged:
+        raise UserError("--retry-diverged would train again seeds that earlier looks counted; a sequential "
+                        "design keeps every look's outcomes, so the two do not combine.")
     client = tracking.client()
     arms, datasets = collect(names, smoke, flags, sets, backend, platform, sweeps)
     sequential = None
     if until_decided:
-        first = arms[0].config.train.seeds
-        decisions, done, design, design_id = looks.until_decided(arms, datasets, client, REPORT_EXPERIMENT, first,
-                                                                 max_seeds, margin, retry_diverged)
+        decisions, done, fam = looks.until_decided(arms, datasets, client, REPORT_EXPERIMENT,
+                                                   arms[0].config.train.seeds, max_seeds, margin, spending, gamma)
         rows = analyse(arms)
         for row in rows:
             if row["arm"] in decisions:
                 d = decisions[row["arm"]]
                 row["verdict"] = f"{d.verdict} (sequential, at {d.seeds} seeds a side)"
-        sequential = decisions_section(decisions, design, design_id, arms[0].values("fid")[:first])
+        sequential = decisions_section(decisions, fam)
     else:
         done = fill(arms, datasets, client, retry_diverged)
         rows = analyse(arms)

@@ -1,15 +1,18 @@
 """`harness compare --until-decided`: seeds are spent in rounds, one more a side each round (a look),
 until every arm is decided (harness/sequential.py holds the statistics).
 
-The design is fixed at the first look and written to the store as a run of kind `design` (arms, looks,
-spending, level, margin and how it was chosen, the endpoint); the same command finds it again, so an
-interrupted comparison resumes at its look and every run of an earlier look is reused. Adding arms makes
-another family, with a design of its own.
+The design is written to the store before the first look's training, as a run of kind `design` (arms,
+looks, spending, level, endpoint), and its margin at the first look, from base's seeds alone unless one
+is given. The same command finds it again, and each look's outcome runs are recorded in it, so an
+interrupted comparison resumes at its look, no run is trained twice, and a later run of the same seed
+cannot rewrite a look already made. Other arms or looks make another family, with a design of its own;
+the report names the other families over the same arms.
 
 Per look, for every arm still undecided: base and the arm get seeds up to the look's count (schedule.fill
 trains only what is missing), then its repeated confidence interval for the FID difference decides:
 better or worse (it excludes 0), equivalent (inside +-margin), or another round. The failed-seeds rule
-holds at every look: an arm with more diverged plus collapsed seeds than base never stops as better.
+holds at every look: an arm with more diverged plus collapsed seeds than base stops neither as better nor
+as equivalent.
 """
 from __future__ import annotations
 
@@ -22,16 +25,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness import config as cfg
+from harness import loop, plan, tracking
 from harness import sequential as sq
 from harness import statistics as st
-from harness import tracking
-from harness.compare.arms import Arm, left_out
+from harness.compare.arms import Arm, left_out, outcome
 from harness.compare.schedule import fill
 from harness.config import UserError
 
 DESIGN_KIND = "design"
+LOOKS = "looks.json"  # the design run's record of each look's outcome runs: {"seeds": {arm label: [run ids]}}
 ENDPOINT = ("final classifier-FID of the finished seeds (Welch); a diverged seed has none and counts under the "
-            "failed-seeds rule: an arm with more diverged plus collapsed seeds than base never stops as better")
+            "failed-seeds rule: an arm with more diverged plus collapsed seeds than base stops neither as better "
+            "nor as equivalent")
 
 
 @dataclass
@@ -44,35 +49,78 @@ class Decision:
     history: list = field(default_factory=list)  # (seeds, difference, low, high) at each look
 
 
-def family(arms: list[Arm], first: int, most: int, spending: str, gamma: float) -> str:
-    """What makes a family: the arms' identities (base's first) and the looks and spending."""
-    key = {"arms": [a.digest for a in arms], "first": first, "most": most, "alpha": st.ALPHA, "spending": spending,
-           "gamma": gamma}
+@dataclass
+class Family:
+    """A design as the store holds it: the design, its run, the pilot, the looks' runs, other families."""
+    design: sq.Design
+    run_id: str
+    pilot: tuple = ()  # (standard deviation, seeds) of base's first look, when the margin came from it
+    looks: dict = field(default_factory=dict)  # "seeds" -> {arm label: [run ids]}
+    others: list = field(default_factory=list)  # (design run id, arm labels, decisions) over some of these arms
+
+
+def family_key(base: Arm, tested: list[Arm], first: int, most: int, spending: str, gamma: float) -> str:
+    """What makes a family: base's identity, the arms' identities (in any order), the looks, the spending."""
+    key = {"base": base.digest, "arms": sorted(a.digest for a in tested), "first": first, "most": most,
+           "alpha": st.ALPHA, "spending": spending, "gamma": gamma}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def find_design(client, experiment: str, key: str):
-    """(Design, run id) registered for this family, or None."""
-    for run in tracking.all_runs(client, experiment):
-        tags = run.data.tags
-        if tags.get("kind") == DESIGN_KIND and tags.get("design.family") == key:
-            p = run.data.params
-            design = sq.Design(tuple(json.loads(p["arms"])), int(p["first"]), int(p["most"]), float(p["alpha"]),
-                               float(p["margin"]), p["margin_source"], p["spending"], float(p["gamma"]))
-            return design, run.info.run_id
-    return None
+def _designs(client, experiment: str) -> list:
+    return [r for r in tracking.all_runs(client, experiment) if r.data.tags.get("kind") == DESIGN_KIND]
 
 
-def register(client, experiment: str, key: str, design: sq.Design) -> str:
-    """Write the design record as a run of its own; returns its id."""
-    run_id = tracking.start_run(client, experiment, f"design-{key[:8]}", {"kind": DESIGN_KIND, "design.family": key})
-    tracking.log_params(client, run_id, {"arms": json.dumps(list(design.arms)), "K": len(design.arms),
-                                         "first": design.first, "most": design.most, "alpha": design.alpha,
-                                         "level": design.level, "spending": design.spending, "gamma": design.gamma,
-                                         "margin": design.margin, "margin_source": design.margin_source,
-                                         "endpoint": ENDPOINT})
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm], first: int, most: int,
+                margin: float | None, spending: str, gamma: float) -> Family:
+    """This family's design from the store, or a new one written there now (its margin still open when it
+    is to come from the first look)."""
+    runs = _designs(client, experiment)
+    mine = next((r for r in runs if r.data.tags.get("design.family") == key), None)
+    digests = {a.digest for a in tested}
+    others = [(r.info.run_id, json.loads(r.data.params.get("arms", "[]")),
+               {k[len("decision."):]: v for k, v in r.data.tags.items() if k.startswith("decision.")})
+              for r in runs if r is not mine and digests & set(json.loads(r.data.params.get("digests", "[]")))]
+    labels = tuple(a.label for a in tested)
+    if mine is None:
+        run_id = tracking.start_run(client, experiment, f"design-{key[:8]}", {"kind": DESIGN_KIND, "design.family": key})
+        tracking.log_params(client, run_id, {"arms": json.dumps(list(labels)), "digests": json.dumps(sorted(digests)),
+                                             "base": base.digest, "K": len(tested), "first": first, "most": most,
+                                             "alpha": st.ALPHA, "level": st.ALPHA / max(1, len(tested)),
+                                             "spending": spending, "gamma": gamma, "endpoint": ENDPOINT})
+        client.set_terminated(run_id, "FINISHED")
+        params, looks = {}, {}
+    else:
+        run_id, params = mine.info.run_id, mine.data.params
+        looks = json.loads(tracking.read_text(client, run_id, LOOKS) or "{}")
+    if "margin" in params:
+        if margin is not None and not math.isclose(margin, float(params["margin"])):
+            raise UserError(f"this family's design (run {run_id}) registered the margin {float(params['margin']):g} "
+                            "at its first look; it cannot change now (other arms or looks make a new family).")
+        design = sq.Design(labels, first, most, st.ALPHA, float(params["margin"]), params["margin_source"], spending, gamma)
+        pilot = (float(params["pilot_sd"]), int(params["pilot_seeds"])) if "pilot_sd" in params else ()
+        return Family(design, run_id, pilot, looks, others)
+    return Family(sq.Design(labels, first, most, st.ALPHA, math.nan, "", spending, gamma), run_id, (), looks, others)
+
+
+def set_margin(client, fam: Family, base: Arm, margin: float | None) -> None:
+    """At the first look, before any arm is judged: the given margin, or one from base's seeds alone."""
+    d = fam.design
+    if margin is not None:
+        value, source, extra = margin, "given (--margin)", {}
+    else:
+        pilot = base.values("fid")
+        if len(pilot) < 2:
+            raise UserError(f"base has {len(pilot)} finished seeds at the first look: no pilot standard deviation "
+                            "for the margin; give --margin.")
+        sd = float(np.std(pilot, ddof=1))
+        value = sq.default_margin(sd, d.first, d.most, d.alpha, len(d.arms), d.spending, d.gamma)
+        source = (f"from base's standard deviation at the first look, {sd:.3g} over {len(pilot)} seeds: if that were "
+                  f"the true spread, an arm no different from base would end inside it at {d.most} seeds with about "
+                  f"80% probability; {len(pilot)} seeds estimate a spread loosely, so that chance is uncertain")
+        extra = {"pilot_sd": sd, "pilot_seeds": len(pilot)}
+        fam.pilot = (sd, len(pilot))
+    tracking.log_params(client, fam.run_id, {"margin": value, "margin_source": source, **extra})
+    fam.design = sq.Design(d.arms, d.first, d.most, d.alpha, value, source, d.spending, d.gamma)
 
 
 def judge(arm: Arm, base: Arm, design: sq.Design, look: int) -> tuple[str, tuple, str]:
@@ -84,34 +132,52 @@ def judge(arm: Arm, base: Arm, design: sq.Design, look: int) -> tuple[str, tuple
     verdict = sq.decide(low, high, design.margin)
     failed = arm.count("diverged") + arm.count("collapsed")
     base_failed = base.count("diverged") + base.count("collapsed")
-    if verdict == "better" and failed > base_failed:
-        return "", (d, low, high), (f"its interval is below 0, but {failed} of {len(arm.runs)} seeds failed against "
-                                    f"base's {base_failed}: not called better")
+    if verdict in ("better", "equivalent") and failed > base_failed:
+        return "", (d, low, high), (f"its finished seeds say {verdict}, but {failed} of {len(arm.runs)} seeds failed "
+                                    f"against base's {base_failed}: not called {verdict}")
+    if verdict in ("better", "worse") and -design.margin < low and high < design.margin:
+        return verdict, (d, low, high), f"by less than the margin (±{design.margin:.3g})"
     return verdict, (d, low, high), ""
 
 
+def _replay(client, fam: Family, look: int, arms: list[Arm]) -> None:
+    """Hold each arm to the runs recorded for this look (a later run of a seed does not rewrite it), or
+    record them now."""
+    recorded = fam.looks.get(str(look), {})
+    for arm in arms:
+        ids = [r["run_id"] for r in arm.runs]
+        if arm.label in recorded and recorded[arm.label] != ids:
+            print(f"  {arm.label}: the runs recorded at this look are used, not newer ones of the same seeds",
+                  file=sys.stderr)
+            arm.runs = [outcome(client, client.get_run(run_id), arm) for run_id in recorded[arm.label]]
+        recorded[arm.label] = [r["run_id"] for r in arm.runs]
+    fam.looks[str(look)] = recorded
+    client.log_text(fam.run_id, json.dumps(fam.looks, indent=1), LOOKS)
+
+
 def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, first: int, most: int,
-                  margin: float | None, retry_diverged: bool = False, spending: str = "pocock",
-                  gamma: float = 1.0) -> tuple[dict, dict, sq.Design, str]:
-    """Run the looks; returns (arm label -> Decision, fill's totals, the design, the design run's id)."""
+                  margin: float | None, spending: str = "pocock", gamma: float = 1.0) -> tuple[dict, dict, Family]:
+    """Run the looks; returns (arm label -> Decision, fill's totals, the family)."""
     if not 2 <= first <= most:
         raise UserError(f"--until-decided needs 2 <= --seeds <= --max-seeds (got {first} and {most}).")
+    if margin is not None and not margin > 0:
+        raise UserError(f"--margin must be a positive FID difference (got {margin}).")
     base, tested = arms[0], [a for a in arms[1:] if not a.twin]
     other = [a.label for a in tested if a.group != base.group]
     if other:
         raise UserError(f"--until-decided compares arms of one data, backend and metric setting with base; "
                         f"{', '.join(other)} differ.")
-    key = family([base, *tested], first, most, spending, gamma)
-    found = find_design(client, experiment, key)
-    design, design_id = found if found else (None, "")
-    if design is not None and margin is not None and not math.isclose(margin, design.margin):
-        raise UserError(f"this family's design (run {design_id}) registered the margin {design.margin:g} at its "
-                        "first look; it cannot change now (change the arms or the looks for a new family).")
-    print(f"--until-decided: looks at {first} to {most} seeds a side; at most "
-          f"{(len(tested) + 1) * most} runs if no arm is decided early. Each round's plan follows.", file=sys.stderr)
+    key = family_key(base, tested, first, most, spending, gamma)
+    fam = open_family(client, experiment, key, base, tested, first, most, margin, spending, gamma)
+    c = base.config
+    n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
+    print(f"--until-decided: looks at {first} to {most} seeds a side for {len(tested)} arms and base; at most "
+          f"{(len(tested) + 1) * most} runs of {loop.total_steps(c, n_train):,} steps if no arm is decided early "
+          f"(design run {fam.run_id}). Each round's plan follows.", file=sys.stderr)
     decisions: dict = {}
     histories: dict = {a.label: [] for a in tested}  # (seeds, difference, low, high) at each look
     totals = {"trained": 0, "resumed": 0, "left_out": []}
+    run_seconds = 0.0
     for look in range(first, most + 1):
         active = [a for a in tested if a.label not in decisions]
         if not active:
@@ -119,15 +185,15 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
         for arm in [base, *active]:
             arm.config, arm.runs = cfg.replace(arm.config, {"train.seeds": look}), []
         print(f"look at {look} seeds a side: {', '.join(a.label for a in active)}", file=sys.stderr)
-        done = fill([base, *active], datasets, client, retry_diverged)
+        done = fill([base, *active], datasets, client)
         totals["trained"] += done["trained"]
         totals["resumed"] += done["resumed"]
-        totals["left_out"] = done["left_out"]
-        if design is None:  # the first look: the margin from base's seeds alone, before any arm is judged
-            design = _design([a.label for a in tested], first, most, margin, base, spending, gamma)
-            design_id = register(client, experiment, key, design)
+        run_seconds = done["seconds_per_run"] or run_seconds
+        _replay(client, fam, look, [base, *active])
+        if math.isnan(fam.design.margin):  # the first look: the margin, before any arm is judged
+            set_margin(client, fam, base, margin)
         for arm in active:
-            verdict, interval, note = judge(arm, base, design, look)
+            verdict, interval, note = judge(arm, base, fam.design, look)
             histories[arm.label].append((look, *interval))
             if verdict or look == most:
                 decisions[arm.label] = Decision(verdict or "undecided", look, interval,
@@ -135,26 +201,19 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
             print(f"  {arm.label}: Δ FID {_interval(interval)} at {look} seeds a side: "
                   f"{verdict or ('undecided' if look == most else 'another round')}{'; ' + note if note else ''}",
                   file=sys.stderr)
+        still = [a for a in tested if a.label not in decisions]
+        if still and look < most:
+            runs_left = (len(still) + 1) * (most - look)
+            print(f"  at most {runs_left} more runs to {most} seeds"
+                  + (f", about {plan._duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
+    tracking.set_tags(client, fam.run_id, {f"decision.{label}": f"{d.verdict} at {d.seeds} seeds"
+                                           for label, d in decisions.items()})
     runs_of = {a.experiment: tracking.all_runs(client, a.experiment) for a in arms}
-    for arm in arms:  # every arm's runs as they ended (a twin's are its original's)
-        arm.runs = arm.runs if not arm.twin else next(a for a in arms if a.label == arm.twin).runs
+    for arm in arms:  # a twin's runs are its original's
+        if arm.twin:
+            arm.runs = next(a for a in arms if a.label == arm.twin).runs
     totals["left_out"] = left_out(arms, runs_of)
-    return decisions, totals, design, design_id
-
-
-def _design(arms: list[str], first: int, most: int, margin: float | None, base: Arm, spending: str,
-            gamma: float) -> sq.Design:
-    if margin is not None:
-        return sq.Design(tuple(arms), first, most, st.ALPHA, margin, "given (--margin)", spending, gamma)
-    pilot = base.values("fid")
-    if len(pilot) < 2:
-        raise UserError(f"base has {len(pilot)} finished seeds at the first look: no pilot standard deviation "
-                        "for the margin; give --margin.")
-    sd = float(np.std(pilot, ddof=1))
-    value = sq.default_margin(sd, first, most, st.ALPHA, len(arms), spending, gamma)
-    source = (f"from base's standard deviation at the first look ({sd:.3g} over {len(pilot)} seeds), so that an arm "
-              f"no different from base lies inside it at {most} seeds with about 80% probability")
-    return sq.Design(tuple(arms), first, most, st.ALPHA, value, source, spending, gamma)
+    return decisions, totals, fam
 
 
 def _interval(interval: tuple) -> str:

@@ -51,30 +51,43 @@ def _rate(r: dict, outcome: str, n_key: str) -> str:
     return f"{r[outcome]} of {r[n_key]}: p {r[outcome + '_p']:.2g} (Holm {r[outcome + '_p_holm']:.2g}); {could}"
 
 
-def decisions_section(decisions: dict, design, design_id: str, pilot: list) -> list[str]:
+def decisions_section(decisions: dict, fam) -> list[str]:
     """The sequential design's record and each arm's decision (harness/compare/looks.py)."""
+    from harness import sequential as sq
     from harness.compare.looks import ENDPOINT
+    design = fam.design
     k = len(design.arms)
-    fixed = st.seeds_needed(design.margin, pilot, pilot, design.level) if len(pilot) >= 2 else -1
     shape = ("Lan-DeMets Pocock-type" if design.spending == "pocock"
              else f"Hwang-Shih-DeCani (gamma {design.gamma:g})")
+    if fam.pilot:
+        detect, equivalent = sq.fixed_seeds(design.margin, fam.pilot[0], design.level)
+        fixed = (f"{'over 10,000' if detect >= 10_000 else detect} to detect a difference of the margin, "
+                 f"{'over 10,000' if equivalent >= 10_000 else equivalent} to show equivalence within it")
+    else:
+        fixed = "- (no pilot: the margin was given)"
     lines = ["## The decisions: seeds spent until each arm is decided", "",
-             f"A sequential design, fixed at its first look and kept in the store (design run {design_id}): each of "
-             f"the K = {k} arms against base by repeated confidence intervals for the FID difference (arm minus "
-             f"base; negative is better) at level {design.alpha}/{k} = {design.level:.3g} each (Bonferroni: "
-             f"{1 - design.alpha:.0%} over the {k} together), {shape} alpha spending, looks at {design.first} to {design.most} seeds a side, Student "
-             "t quantiles at each look's Welch degrees of freedom. The intervals of all looks hold together at that "
-             "level whatever the stopping, so an arm stops as better or worse when its interval excludes 0, as "
-             f"equivalent when it lies inside ±{_num(design.margin)} FID (the margin: {design.margin_source}), and "
-             f"is undecided if neither holds at {design.most} seeds. Endpoint: {ENDPOINT}. "
-             + (f"A fixed design with the same power (80% for a difference of the margin at level {design.level:.3g}, "
-                f"at base's first-look spread) would need {'over 10,000' if fixed >= 10_000 else fixed} seeds a side "
-                "for every arm." if fixed > 0 else ""), "",
-             "| arm | decision | seeds a side | Δ FID at its last look [repeated CI] | every look: seeds Δ [CI] | note |",
-             "|---|---|---|---|---|---|"]
+             f"A sequential design, registered in the store before its first look (design run {fam.run_id}): each "
+             f"of the K = {k} arms against base by repeated confidence intervals for the FID difference (arm minus "
+             f"base; negative is better) at level {design.alpha}/{k} = {design.level:.3g} each (Bonferroni: about "
+             f"{1 - design.alpha:.0%} over the {k} together), {shape} alpha spending, looks at {design.first} to "
+             f"{design.most} seeds a side, Student t quantiles at each look's Welch degrees of freedom (an "
+             "approximation: conservative with equal spreads, somewhat liberal when one arm's spread is 2 to 3 times "
+             "the other's). The intervals of all looks hold together whatever the stopping, so an arm stops as "
+             f"better or worse when its interval excludes 0, as equivalent when it lies inside ±{_num(design.margin)} "
+             f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds. "
+             f"Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop when they "
+             "happen to look extreme); its interval still holds.", "",
+             "| arm | decision | seeds a side | Δ FID at its last look [repeated CI] | every look: seeds Δ [CI] | "
+             "a fixed design at the pilot's spread would need (seeds a side) | note |",
+             "|---|---|---|---|---|---|---|"]
     for label, d in decisions.items():
         looks = "; ".join(f"{n}: {_fmt((dd, lo, hi))}" for n, dd, lo, hi in d.history)
-        lines.append(f"| {label} | **{d.verdict}** | {d.seeds} | {_fmt(d.interval)} | {looks} | {d.note or '-'} |")
+        lines.append(f"| {label} | **{d.verdict}** | {d.seeds} | {_fmt(d.interval)} | {looks} | {fixed} | "
+                     f"{d.note or '-'} |")
+    for run_id, arms, made in fam.others:
+        said = "; ".join(f"{arm}: {v}" for arm, v in made.items()) or "no decision recorded"
+        lines += ["", f"Another family over some of these arms has its own design (run {run_id}, arms "
+                  f"{', '.join(arms)}): {said}. Its decisions are not pooled with these."]
     lines += ["", "The tables below describe each arm's seeds at its last look (base: at the last look of all); their "
               "p-values are descriptive. The decisions are the design's, above.", ""]
     return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from harness import loop, machine, models, plan, tracking
+from harness import resume as resume_lib
 from harness import run as run_lib
 from harness.compare.arms import (Arm, is_alive, is_outcome, is_resumable, last_step, latest, left_out,
                                   outcome)
@@ -79,7 +80,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
                 try:
                     run_lib.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
                     done["resumed"] += 1
-                except run_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
+                except resume_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
                     print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
                     if run.info.status == "RUNNING":  # a lost process's run: ended, with why
                         tracking.set_tags(client, run.info.run_id, {"state": "error", "failure.reason":
@@ -121,4 +122,5 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
         if arm.twin:
             arm.runs = next(a for a in arms if a.label == arm.twin).runs
     done["left_out"] = left_out(arms, runs_of)
+    done["seconds_per_run"] = the_plan.run_seconds()  # of the first arm's config, as measured here (0: not measured)
     return done
