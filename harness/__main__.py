@@ -80,7 +80,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=commands.cmd_search)
 
     s = sub.add_parser("compare", help="the ablation answer: every experiment over seeds against base, with a report")
-    s.add_argument("names", nargs="*", help="experiments to compare (default: all registered); base is always included")
+    s.add_argument("names", nargs="*", help="experiments to compare (default: all registered), and studies' best "
+                                            "trials to confirm as study:EXPERIMENT/NAME; base is always included")
     s.add_argument("--out", help="report folder (default reports/compare-<time>)")
     s.add_argument("--backend", choices=["tensorflow", "jax"],
                    help="report runs of this backend made elsewhere (imported), instead of this machine's")
@@ -95,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--margin", type=float,
                    help="--until-decided: the FID difference within which an arm is equivalent to base (default: "
                         "chosen at the first look from base's spread, so that equivalence is reachable)")
+    s.add_argument("--storage", help="Optuna storage of the studies named study:EXPERIMENT/NAME, or HARNESS_STORAGE "
+                                     "(default: the journal file `harness search` uses)")
     s.add_argument("--spending", choices=["pocock", "hsd"], default="pocock",
                    help="--until-decided: alpha spending, Lan-DeMets Pocock-type (default) or Hwang-Shih-DeCani")
     s.add_argument("--gamma", type=float, default=1.0,

@@ -226,13 +226,16 @@ def cmd_search(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    import os
     from pathlib import Path
     from harness import compare, tracking
+    from harness import study as study_lib
     flags = _flags(args)
     flags.setdefault("train.seeds", 3 if args.until_decided else 5)
     table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None,
                                  args.retry_diverged, args.backend, args.platform, _sweeps(args.sweep),
-                                 args.until_decided, args.max_seeds, args.margin, args.spending, args.gamma)
+                                 args.until_decided, args.max_seeds, args.margin, args.spending, args.gamma,
+                                 args.storage or os.environ.get(study_lib.STORAGE_ENV))
     print(table)
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import optuna
 
-from harness import tracking
+from harness import server, tracking
 from harness.config import Config, UserError
 
 
@@ -87,7 +87,7 @@ def fail_dead_local_trials(study: optuna.Study, on_lost=None) -> list[int]:
         if trial.user_attrs.get("worker.host") != host:
             continue
         pid = int(trial.user_attrs.get("worker.pid", 0))
-        if pid and not _alive(pid):
+        if pid and not server.alive(pid):
             try:
                 study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"worker {host}:{pid} died")
                 study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
@@ -106,16 +106,6 @@ def requeue_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     if trial.user_attrs.get("mlflow_run_id"):
         attrs["resume.run_id"] = trial.user_attrs["mlflow_run_id"]
     study.enqueue_trial(trial.params, user_attrs=attrs)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def on_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

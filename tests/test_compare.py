@@ -319,3 +319,20 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert main(args[:-4] + ["--max-seeds", "2", "--set", "eval.n_images=100", "--out", str(store / "r3")]) == 0
     assert len([r for r in _runs("compare") if r.data.tags.get("kind") == "design"]) == 2
     assert f"own design (run {designs[0].info.run_id}" in (store / "r3" / "report.md").read_text()
+
+
+def test_a_studys_best_is_confirmed_on_fresh_seeds_beside_its_trial(store, capsys):
+    smoke = ["--smoke", "--set", "eval.n_images=100"]
+    assert main(["search", "smoothing", "--trials", "2", *smoke]) == 0
+    assert main(["compare", "study:smoothing/default", "--seeds", "2", *smoke, "--out", str(store / "r1")]) == 0
+    confirmations = [r for r in _runs("smoothing") if r.data.tags.get("confirms") == "smoothing/default"]
+    assert sorted(int(r.data.tags["seed"]) for r in confirmations) == [1, 2]  # the trials used seed 0
+    best = [r for r in _runs("smoothing") if r.data.tags.get("optuna.study") and r.data.tags.get("kind") != "study"]
+    best = min(best, key=lambda r: r.data.metrics["final/fid"])
+    assert all(r.data.params["train.lr_g"] == best.data.params["train.lr_g"] for r in confirmations)
+    section = (store / "r1" / "report.md").read_text().split("## Optuna's best, confirmed")[1].split("\n## ")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| study:smoothing/default |"))
+    assert best.info.run_id[:8] in row and "| 1-2 |" in row
+    assert main(["compare", "study:smoothing/default", "--seeds", "2", "--smoke", "--steps", "8"]) == 2
+    assert "--set train.steps=6" in capsys.readouterr().err  # confirmed only at the settings it was found at
+    assert main(["compare", "study:smoothing/none", "--smoke"]) == 2

@@ -21,7 +21,8 @@ from harness.compare import looks
 from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, collapse_over_training, collect
 from harness.compare.figures import figures
-from harness.compare.report import decisions_section, markdown, settings_line, terminal_table
+from harness.compare.report import (confirmations_section, decisions_section, markdown, settings_line,
+                                    terminal_table)
 from harness.compare.schedule import fill
 
 __all__ = ["METRICS", "REPORT_EXPERIMENT", "Arm", "analyse", "collapse_over_training", "compare", "markdown"]
@@ -33,7 +34,8 @@ REPORT_EXPERIMENT = "compare"
 def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Path | None,
             retry_diverged: bool = False, backend: str | None = None, platform: str | None = None,
             sweeps: dict | None = None, until_decided: bool = False, max_seeds: int = 8,
-            margin: float | None = None, spending: str = "pocock", gamma: float = 1.0) -> tuple[str, Path]:
+            margin: float | None = None, spending: str = "pocock", gamma: float = 1.0,
+            storage: str | None = None) -> tuple[str, Path]:
     """Train what is missing (until_decided: in looks, until each arm is decided or has max_seeds seeds),
     then write the report; returns (terminal text, report folder)."""
     if not names:
@@ -42,7 +44,7 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
         raise UserError("--retry-diverged would train again seeds that earlier looks counted; a sequential "
                         "design keeps every look's outcomes, so the two do not combine.")
     client = tracking.client()
-    arms, datasets = collect(names, smoke, flags, sets, backend, platform, sweeps)
+    arms, datasets = collect(names, smoke, flags, sets, backend, platform, sweeps, storage)
     sequential = None
     if until_decided:
         decisions, done, fam = looks.until_decided(arms, datasets, client, REPORT_EXPERIMENT,
@@ -58,7 +60,8 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
         rows = analyse(arms)
     out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    report = markdown(rows, arms, settings_line(arms, datasets, done), done["left_out"], sequential)
+    report = markdown(rows, arms, settings_line(arms, datasets, done), done["left_out"],
+                      (sequential or []) + confirmations_section(arms, rows))
     (out / "report.md").write_text(report + "\n![FID over training](fid_over_training.png)\n\n"
                                    "![final FID](final_fid.png)\n\n![samples](samples.png)\n")
     paths = figures(arms, client, out)

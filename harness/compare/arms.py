@@ -28,6 +28,9 @@ class Arm:
     identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
     runs: list = field(default_factory=list)  # one outcome per seed: see outcome()
     twin: str = ""  # label of an earlier arm with this very identity (latent at 100 is base): its runs are used
+    title: str = ""  # its label when not the experiment's own (a study's best: study:EXPERIMENT/NAME)
+    tags: dict = field(default_factory=dict)  # on each run it trains
+    best: dict = field(default_factory=dict)  # a study's best trial: study, trial, value, seed, run_id
 
     @property
     def digest(self) -> str:
@@ -39,6 +42,8 @@ class Arm:
 
     @property
     def label(self) -> str:
+        if self.title:
+            return self.title
         if not self.point:
             return self.experiment
         return self.experiment + "[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in self.point.items()) + "]"
@@ -65,11 +70,16 @@ class Arm:
 
 
 def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend: str | None = None,
-            platform: str | None = None, sweeps: dict | None = None) -> tuple[list[Arm], dict]:
-    """Arms for the named experiments (base first), with the datasets they use; backend and platform: of
-    runs made elsewhere (an accelerator's, imported), instead of this machine's; sweeps: key -> the
-    values of that sweep to compare (default: all of them)."""
+            platform: str | None = None, sweeps: dict | None = None, storage: str | None = None
+            ) -> tuple[list[Arm], dict]:
+    """Arms for the named experiments (base first) and studies' best trials (study:EXPERIMENT/NAME, from
+    the Optuna storage), with the datasets they use; backend and platform: of runs made elsewhere (an
+    accelerator's, imported), instead of this machine's; sweeps: key -> the values of that sweep to
+    compare (default: all of them)."""
+    from harness.compare import confirm
     names = list(dict.fromkeys(["base", *names]))
+    studies = [n for n in names if confirm.is_study(n)]
+    names = [n for n in names if not confirm.is_study(n)]
     unswept = [k for k in (sweeps or {}) if not any(k in registry.load(n).sweep for n in names)]
     if unswept:
         raise cfg.ConfigError(f"--sweep {unswept[0]}: no experiment compared here sweeps it "
@@ -92,6 +102,19 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
                                   classifier=classifiers[key]))
             arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
             arms.append(arm)
+    if studies:
+        client = tracking.client()
+    for name in studies:  # each study's best, retrained on fresh seeds at the study's own settings
+        experiment, best = confirm.best_trial(name, storage)
+        config = confirm.confirmed_config(client, experiment, best, smoke, flags, sets)
+        key = (config.data.name, config.data.path, config.data.split_seed)
+        if key not in datasets:
+            datasets[key] = run_lib.load_dataset(config)
+            classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]
+        arms.append(Arm(experiment, {}, config, datasets[key].name,
+                        identity.of(config, datasets[key].fingerprint, backend=backend, device=platform,
+                                    classifier=classifiers[key]),
+                        title=name, tags={"confirms": best["study"], "confirms.trial": best["trial"]}, best=best))
     return arms, datasets
 
 

@@ -71,7 +71,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             dataset = datasets[(c.data.name, c.data.path, c.data.split_seed)]
             scorer = scorer_for(c, dataset)
             common = dict(config=c, dataset=dataset, scorer=scorer, client=client, point=arm.point,
-                          extra_tags={"launched_by": "compare"}, stop=stop, progress=bar)
+                          extra_tags={"launched_by": "compare", **arm.tags}, stop=stop, progress=bar)
             for seed, run in resumable.items():  # resumed one by one, each exactly its own run
                 if is_alive(client.get_run(run.info.run_id)):  # another process took it up since the plan
                     print(f"{arm.label} seed {seed}: run {run.info.run_id[:8]} is training elsewhere now; "
