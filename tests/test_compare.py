@@ -336,3 +336,29 @@ def test_a_studys_best_is_confirmed_on_fresh_seeds_beside_its_trial(store, capsy
     assert main(["compare", "study:smoothing/default", "--seeds", "2", "--smoke", "--steps", "8"]) == 2
     assert "--set train.steps=6" in capsys.readouterr().err  # confirmed only at the settings it was found at
     assert main(["compare", "study:smoothing/none", "--smoke"]) == 2
+
+
+def test_until_decided_resumes_at_its_look_after_sigterm_and_trains_nothing_twice(store, capsys):
+    args = ["compare", "smoothing", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "4", "--steps", "60",
+            "--margin", "0.001", "--set", "eval.n_images=100", "--set", "train.print_every_steps=10"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args, "--out", "r1"], cwd=store, text=True,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = ""
+    for line in proc.stderr:  # at 2 seeds a side the interval is far too wide to decide: a second look comes
+        seen += line
+        if "look at 3 seeds a side" in seen and "step 30/60" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (seen + err)[-2000:]
+    stopped = [r for r in _runs("base") + _runs("smoothing") if r.info.status == "KILLED"]
+    assert len(stopped) == 1 and stopped[0].data.tags["state"] == "interrupted"
+
+    assert main(args + ["--out", str(store / "r2")]) == 0
+    err = capsys.readouterr().err
+    assert "look at 2 seeds a side" in err and "look at 3 seeds a side" in err
+    runs = _runs("base") + _runs("smoothing")
+    seeds = [(r.data.tags["experiment"], r.data.tags["seed"]) for r in runs]
+    assert len(seeds) == len(set(seeds)) and all(r.info.status == "FINISHED" for r in runs)  # each seed once
+    history = tracking.client().get_metric_history(stopped[0].info.run_id, "train/d_loss")
+    assert sorted(h.step for h in history) == list(range(1, 61))  # resumed from its checkpoint, each step once
