@@ -98,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
                         "chosen at the first look from base's spread, so that equivalence is reachable)")
     s.add_argument("--storage", help="Optuna storage of the studies named study:EXPERIMENT/NAME, or HARNESS_STORAGE "
                                      "(default: the journal file `harness search` uses)")
+    s.add_argument("--budget", type=int, help="--until-decided: the most runs the comparison may hold (base's and the "
+                                               "arms' seeds); arms get seeds in the order named while it lasts")
     s.add_argument("--spending", choices=["pocock", "hsd"], default="pocock",
                    help="--until-decided: alpha spending, Lan-DeMets Pocock-type (default) or Hwang-Shih-DeCani")
     s.add_argument("--gamma", type=float, default=1.0,

@@ -88,7 +88,7 @@ class Plan:
         if total:
             sized = " (counted at the last one's size)" if self.evals_to_run % 1 else ""
             lines.append(f"  {total} run{'s' * (total != 1)} to train or resume, {self.steps_to_train:,} steps and "
-                         f"{self.evals_to_run:,.0f} evaluations{sized}: about {_duration(self.seconds())} here (a step measured at "
+                         f"{self.evals_to_run:,.0f} evaluations{sized}: about {duration(self.seconds())} here (a step measured at "
                          f"{self.step_seconds * 1000:.0f} ms, an evaluation at {self.eval_seconds:.0f} s{self.note})")
         else:
             lines.append("  nothing to train: every run is reused")
@@ -100,7 +100,8 @@ class Plan:
                     dynamic_ncols=True, mininterval=1.0, smoothing=0.05)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds in words: 40 s, 12 min, 3.5 h."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

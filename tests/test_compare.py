@@ -362,3 +362,17 @@ def test_until_decided_resumes_at_its_look_after_sigterm_and_trains_nothing_twic
     assert len(seeds) == len(set(seeds)) and all(r.info.status == "FINISHED" for r in runs)  # each seed once
     history = tracking.client().get_metric_history(stopped[0].info.run_id, "train/d_loss")
     assert sorted(h.step for h in history) == list(range(1, 61))  # resumed from its checkpoint, each step once
+
+
+def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(store, capsys):
+    args = ["compare", "smoothing", "tanh", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
+            "--budget", "8", "--margin", "0.001", "--steps", "4", "--set", "eval.n_images=100"]
+    assert main(args + ["--out", str(store / "r1")]) == 0
+    report = (store / "r1" / "report.md").read_text()
+    runs = _runs("base") + _runs("smoothing") + _runs("tanh")
+    # 6 runs at the first look (2 seeds a side are far too few to decide); at the second the budget pays
+    # for base's third seed and the first arm named, so tanh, named second, ends undecided at 2
+    assert len(runs) == 8 and len(_runs("tanh")) == 2
+    assert "| tanh | **undecided** | 2 |" in report and "the run budget (8) ran out before 3 seeds" in report
+    assert main(args[:-4] + ["--budget", "5", "--steps", "4"]) == 2
+    assert "cannot pay for the first look" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
             retry_diverged: bool = False, backend: str | None = None, platform: str | None = None,
             sweeps: dict | None = None, until_decided: bool = False, max_seeds: int = 8,
             margin: float | None = None, spending: str = "pocock", gamma: float = 1.0,
-            storage: str | None = None) -> tuple[str, Path]:
+            storage: str | None = None, budget: int | None = None) -> tuple[str, Path]:
     """Train what is missing (until_decided: in looks, until each arm is decided or has max_seeds seeds),
     then write the report; returns (terminal text, report folder)."""
     if not names:
@@ -48,7 +48,8 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
     sequential = None
     if until_decided:
         decisions, done, fam = looks.until_decided(arms, datasets, client, REPORT_EXPERIMENT,
-                                                   arms[0].config.train.seeds, max_seeds, margin, spending, gamma)
+                                                   arms[0].config.train.seeds, max_seeds, margin, spending, gamma,
+                                                   budget)
         rows = analyse(arms)
         for row in rows:
             if row["arm"] in decisions:

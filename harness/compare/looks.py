@@ -56,13 +56,18 @@ class Family:
     run_id: str
     pilot: tuple = ()  # (standard deviation, seeds) of base's first look, when the margin came from it
     looks: dict = field(default_factory=dict)  # "seeds" -> {arm label: [run ids]}
+    budget: int | None = None  # the most runs the family may hold
     others: list = field(default_factory=list)  # (design run id, arm labels, decisions) over some of these arms
 
 
-def family_key(base: Arm, tested: list[Arm], first: int, most: int, spending: str, gamma: float) -> str:
-    """What makes a family: base's identity, the arms' identities (in any order), the looks, the spending."""
+def family_key(base: Arm, tested: list[Arm], first: int, most: int, spending: str, gamma: float,
+               budget: int | None = None) -> str:
+    """What makes a family: base's identity, the arms' identities (in any order; with a run budget, in
+    their order of priority), the looks, the spending, the budget."""
     key = {"base": base.digest, "arms": sorted(a.digest for a in tested), "first": first, "most": most,
            "alpha": st.ALPHA, "spending": spending, "gamma": gamma}
+    if budget is not None:
+        key.update(budget=budget, priority=[a.digest for a in tested])
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -71,7 +76,7 @@ def _designs(client, experiment: str) -> list:
 
 
 def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm], first: int, most: int,
-                margin: float | None, spending: str, gamma: float) -> Family:
+                margin: float | None, spending: str, gamma: float, budget: int | None = None) -> Family:
     """This family's design from the store, or a new one written there now (its margin still open when it
     is to come from the first look)."""
     runs = _designs(client, experiment)
@@ -86,7 +91,8 @@ def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm],
         tracking.log_params(client, run_id, {"arms": json.dumps(list(labels)), "digests": json.dumps(sorted(digests)),
                                              "base": base.digest, "K": len(tested), "first": first, "most": most,
                                              "alpha": st.ALPHA, "level": st.ALPHA / max(1, len(tested)),
-                                             "spending": spending, "gamma": gamma, "endpoint": ENDPOINT})
+                                             "spending": spending, "gamma": gamma, "endpoint": ENDPOINT,
+                                             "budget": "none" if budget is None else budget})
         client.set_terminated(run_id, "FINISHED")
         params, looks = {}, {}
     else:
@@ -156,19 +162,26 @@ def _replay(client, fam: Family, look: int, arms: list[Arm]) -> None:
 
 
 def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, first: int, most: int,
-                  margin: float | None, spending: str = "pocock", gamma: float = 1.0) -> tuple[dict, dict, Family]:
-    """Run the looks; returns (arm label -> Decision, fill's totals, the family)."""
+                  margin: float | None, spending: str = "pocock", gamma: float = 1.0,
+                  budget: int | None = None) -> tuple[dict, dict, Family]:
+    """Run the looks; returns (arm label -> Decision, fill's totals, the family). budget: the most runs
+    (seeds of base and the arms, reused ones included) the family may hold; when a look would pass it,
+    arms get their seed in the order named, and those left without one end undecided at their last look."""
     if not 2 <= first <= most:
         raise UserError(f"--until-decided needs 2 <= --seeds <= --max-seeds (got {first} and {most}).")
     if margin is not None and not margin > 0:
         raise UserError(f"--margin must be a positive FID difference (got {margin}).")
     base, tested = arms[0], [a for a in arms[1:] if not a.twin]
+    if budget is not None and budget < (len(tested) + 1) * first:
+        raise UserError(f"--budget {budget} cannot pay for the first look ({len(tested) + 1} arms with base, "
+                        f"{first} seeds each).")
     other = [a.label for a in tested if a.group != base.group]
     if other:
         raise UserError(f"--until-decided compares arms of one data, backend and metric setting with base; "
                         f"{', '.join(other)} differ.")
-    key = family_key(base, tested, first, most, spending, gamma)
-    fam = open_family(client, experiment, key, base, tested, first, most, margin, spending, gamma)
+    key = family_key(base, tested, first, most, spending, gamma, budget)
+    fam = open_family(client, experiment, key, base, tested, first, most, margin, spending, gamma, budget)
+    fam.budget = budget
     c = base.config
     n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
     print(f"--until-decided: looks at {first} to {most} seeds a side for {len(tested)} arms and base; at most "
@@ -180,6 +193,15 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
     run_seconds = 0.0
     for look in range(first, most + 1):
         active = [a for a in tested if a.label not in decisions]
+        if budget is not None and look > first:  # this look's seeds, in the order named, while the budget lasts
+            held = len(base.runs) + sum(len(a.runs) for a in tested)
+            paid = active[:max(0, budget - held - 1)]
+            for arm in active[len(paid):]:
+                last = histories[arm.label][-1]
+                decisions[arm.label] = Decision("undecided", look - 1, last[1:],
+                                                f"the run budget ({budget}) ran out before {look} seeds; "
+                                                + _within(last[1:]), histories[arm.label])
+            active = paid
         if not active:
             break
         for arm in [base, *active]:
@@ -205,7 +227,7 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
         if still and look < most:
             runs_left = (len(still) + 1) * (most - look)
             print(f"  at most {runs_left} more runs to {most} seeds"
-                  + (f", about {plan._duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
+                  + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
     tracking.set_tags(client, fam.run_id, {f"decision.{label}": f"{d.verdict} at {d.seeds} seeds"
                                            for label, d in decisions.items()})
     runs_of = {a.experiment: tracking.all_runs(client, a.experiment) for a in arms}

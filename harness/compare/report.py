@@ -76,7 +76,10 @@ def decisions_section(decisions: dict, fam) -> list[str]:
              f"better or worse when its interval excludes 0, as equivalent when it lies inside ±{_num(design.margin)} "
              f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds. "
              f"Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop when they "
-             "happen to look extreme); its interval still holds.", "",
+             "happen to look extreme); its interval still holds."
+             + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
+                "would pass it, arms got their seed in the order named, and those left without one ended undecided "
+                "at their last look." if fam.budget else ""), "",
              "| arm | decision | seeds a side | Δ FID at its last look [repeated CI] | every look: seeds Δ [CI] | "
              "a fixed design at the pilot's spread would need (seeds a side) | note |",
              "|---|---|---|---|---|---|---|"]
