@@ -184,9 +184,11 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
     fam.budget = budget
     c = base.config
     n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
+    most_runs = (len(tested) + 1) * most if budget is None else min(budget, (len(tested) + 1) * most)
     print(f"--until-decided: looks at {first} to {most} seeds a side for {len(tested)} arms and base; at most "
-          f"{(len(tested) + 1) * most} runs of {loop.total_steps(c, n_train):,} steps if no arm is decided early "
-          f"(design run {fam.run_id}). Each round's plan follows.", file=sys.stderr)
+          f"{most_runs} runs of {loop.total_steps(c, n_train):,} steps if no arm is decided early"
+          + (f" (the budget: {budget})" if budget is not None else "") + f" (design run {fam.run_id}). "
+          "Each round's plan follows.", file=sys.stderr)
     decisions: dict = {}
     histories: dict = {a.label: [] for a in tested}  # (seeds, difference, low, high) at each look
     totals = {"trained": 0, "resumed": 0, "left_out": []}
