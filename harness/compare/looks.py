@@ -104,8 +104,9 @@ def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm],
                             "at its first look; it cannot change now (other arms or looks make a new family).")
         design = sq.Design(labels, first, most, st.ALPHA, float(params["margin"]), params["margin_source"], spending, gamma)
         pilot = (float(params["pilot_sd"]), int(params["pilot_seeds"])) if "pilot_sd" in params else ()
-        return Family(design, run_id, pilot, looks, others)
-    return Family(sq.Design(labels, first, most, st.ALPHA, math.nan, "", spending, gamma), run_id, (), looks, others)
+        return Family(design, run_id, pilot=pilot, looks=looks, others=others, budget=budget)
+    return Family(sq.Design(labels, first, most, st.ALPHA, math.nan, "", spending, gamma), run_id, looks=looks,
+                  others=others, budget=budget)
 
 
 def set_margin(client, fam: Family, base: Arm, margin: float | None) -> None:
@@ -181,7 +182,6 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
                         f"{', '.join(other)} differ.")
     key = family_key(base, tested, first, most, spending, gamma, budget)
     fam = open_family(client, experiment, key, base, tested, first, most, margin, spending, gamma, budget)
-    fam.budget = budget
     c = base.config
     n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
     most_runs = (len(tested) + 1) * most if budget is None else min(budget, (len(tested) + 1) * most)
