@@ -71,8 +71,7 @@ def train_and_score(config, dataset, scorer, steps: int, eval_every: int, chunk:
             return {"diverged_at": done, "losses": losses}
         if done % eval_every == 0 or done == steps:
             start = time.perf_counter()
-            images = loop.to_unit_range(np.concatenate([step.generate(z[i:i + 1000]) for i in range(0, len(z), 1000)]),
-                                        config.model.output_activation)
+            images = loop.generated(step, z, config.model.output_activation)
             metrics = scorer.score(images)
             eval_seconds += time.perf_counter() - start
             evals.append({"step": done, **{k: round(v, 4) for k, v in metrics.items()}, **losses})

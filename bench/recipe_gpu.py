@@ -106,9 +106,7 @@ def train_arm(config, dataset, scorer, seeds: list[int]) -> list[dict]:
                 if record["diverged"]:
                     continue
                 z = latents[i][1]
-                images = loop.to_unit_range(np.concatenate([population.generate(z[a:a + 1000], i)
-                                                            for a in range(0, len(z), 1000)]),
-                                            config.model.output_activation)
+                images = loop.generated(population, z, config.model.output_activation, member=i)
                 record["evals"].append([step, scorer.score(images)])
             print(f"  step {step}/{total}: " + "  ".join(
                 f"s{r['seed']} " + (f"fid {r['evals'][-1][1]['fid']:.1f}" if not r["diverged"] else "diverged")

@@ -128,8 +128,7 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
         scorer = Scorer(dataset, n_images=10_000, quiet=True)
         z = np.random.default_rng(0).standard_normal((10_000, config.model.latent_dim)).astype(np.float32)
         start = time.perf_counter()
-        generated = loop.to_unit_range(np.concatenate([harness_step.generate(z[i:i + 1000])
-                                                       for i in range(0, len(z), 1000)]), config.model.output_activation)
+        generated = loop.generated(harness_step, z, config.model.output_activation)
         generated_at = time.perf_counter()
         scorer.score(generated)
         evaluation = time.perf_counter() - start

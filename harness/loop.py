@@ -20,6 +20,7 @@ from harness import checkpoint, machine, models, plots, tracking
 from harness.config import Config, to_dict
 from harness.data import Dataset, to_unit
 from metrics import collapse
+from metrics.scorer import HEADLINE
 
 
 class Interrupted(KeyboardInterrupt):
@@ -108,6 +109,13 @@ def to_unit_range(images: np.ndarray, output_activation: str) -> np.ndarray:
     """Generator output -> float32 (N, 28, 28, 1) in [0, 1], whatever the activation."""
     low, high = models.pixel_range(output_activation)
     return np.clip((images - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def generated(step_fn, latents: np.ndarray, output_activation: str, member: int = 0, chunk: int = 1000) -> np.ndarray:
+    """A member's images for latent points (N, latent_dim), made `chunk` at a time (memory stays flat at
+    any N), as float32 (N, 28, 28, 1) in [0, 1]: what the metrics score."""
+    return to_unit_range(np.concatenate([step_fn.generate(latents[i:i + chunk], member)
+                                         for i in range(0, len(latents), chunk)]), output_activation)
 
 
 @dataclass
@@ -288,15 +296,14 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
     activation = config.model.output_activation
     started = time.time()
     score_latents = score_latents[:scorer.n_images]
-    images = to_unit_range(np.concatenate([step_fn.generate(score_latents[i:i + 1000], member)
-                                           for i in range(0, len(score_latents), 1000)]), activation)
+    images = generated(step_fn, score_latents, activation, member)
     metrics = scorer.score(images)
     metrics["eval_seconds"] = time.time() - started
     ctx.evals.append((step, metrics))
     tracking.log_metrics(ctx.client, ctx.run_id, [(f"eval/{k}", v, step) for k, v in metrics.items()])
     floor = scorer.floor
     tqdm.write(f"{ctx.name} eval at step {step}: " + "  ".join(
-        f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in ("fid", "is", "kid", "modes", "precision", "recall")),
+        f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in HEADLINE),
         file=sys.stderr)
 
     judge_collapse(config, ctx, floor, step, metrics)

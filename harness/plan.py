@@ -21,8 +21,7 @@ def measure(config: Config, dataset, scorer=None, steps: int = 2) -> tuple[float
     if scorer is not None:  # before any step: a config that diverges at once must not break its own estimate
         z = np.random.default_rng(0).standard_normal((scorer.n_images, config.model.latent_dim)).astype(np.float32)
         started = time.perf_counter()
-        images = loop.to_unit_range(np.concatenate([step_fn.generate(z[i:i + 1000]) for i in range(0, len(z), 1000)]),
-                                    config.model.output_activation)
+        images = loop.generated(step_fn, z, config.model.output_activation)
         scorer.score(images)
         eval_seconds = time.perf_counter() - started + 1.0  # + figures and logging, about a second
     step_seconds = float(np.median(time_steps(step_fn, steps, warmup=1)))

@@ -22,7 +22,7 @@ from metrics.kid import kid
 from metrics.modes import label_histogram, label_kl, modes
 from metrics.precision_recall import precision_recall
 
-METRIC_NAMES = ("fid", "is", "is_std", "kid", "kid_std", "modes", "label_kl", "precision", "recall")
+HEADLINE = ("fid", "is", "kid", "modes", "precision", "recall")  # what a run's lines and reports show first
 # Which way is better, for reports and searches.
 LOWER_IS_BETTER = {"fid": True, "kid": True, "label_kl": True, "is": False, "modes": False,
                    "precision": False, "recall": False}

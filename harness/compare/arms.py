@@ -10,9 +10,10 @@ from harness import identity, registry, tracking
 from harness import run as run_lib
 from harness.config import Config
 from metrics import collapse
+from metrics.scorer import HEADLINE
 
 
-METRICS = ("fid", "is", "kid", "modes", "precision", "recall")
+METRICS = HEADLINE  # the final metrics every arm reports
 
 
 _NOT_SEED_RUNS = ("group", "study", "report")  # `kind` tags of parent and report runs
@@ -69,6 +70,11 @@ class Arm:
         return sum(r["outcome"] == outcome for r in self.runs)
 
 
+def data_key(config: Config) -> tuple:
+    """What chooses an arm's data (the datasets dict's key): its name, path and split seed."""
+    return config.data.name, config.data.path, config.data.split_seed
+
+
 def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend: str | None = None,
             platform: str | None = None, sweeps: dict | None = None, storage: str | None = None
             ) -> tuple[list[Arm], dict]:
@@ -89,7 +95,7 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
     arms = []
     for name in names:
         experiment, config = registry.resolve(name, smoke, flags, sets)
-        key = (config.data.name, config.data.path, config.data.split_seed)
+        key = data_key(config)
         if key not in datasets:
             datasets[key] = run_lib.load_dataset(config)
             classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]  # part of every arm's identity
@@ -107,7 +113,7 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
     for name in studies:  # each study's best, retrained on fresh seeds at the study's own settings
         experiment, best = confirm.best_trial(name, storage)
         config = confirm.confirmed_config(client, experiment, best, smoke, flags, sets)
-        key = (config.data.name, config.data.path, config.data.split_seed)
+        key = data_key(config)
         if key not in datasets:
             datasets[key] = run_lib.load_dataset(config)
             classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]

@@ -28,7 +28,7 @@ from harness import config as cfg
 from harness import loop, plan, tracking
 from harness import sequential as sq
 from harness import statistics as st
-from harness.compare.arms import Arm, left_out, outcome
+from harness.compare.arms import Arm, data_key, left_out, outcome
 from harness.compare.schedule import fill
 from harness.config import UserError
 
@@ -183,7 +183,7 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
     key = family_key(base, tested, first, most, spending, gamma, budget)
     fam = open_family(client, experiment, key, base, tested, first, most, margin, spending, gamma, budget)
     c = base.config
-    n_train = len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images)
+    n_train = len(datasets[data_key(c)].train_images)
     most_runs = (len(tested) + 1) * most if budget is None else min(budget, (len(tested) + 1) * most)
     print(f"--until-decided: looks at {first} to {most} seeds a side for {len(tested)} arms and base; at most "
           f"{most_runs} runs of {loop.total_steps(c, n_train):,} steps if no arm is decided early"

@@ -5,7 +5,7 @@ import math
 
 from harness import statistics as st
 from harness.compare.analysis import EFFECT_OF_INTEREST
-from harness.compare.arms import Arm, collapse_over_training
+from harness.compare.arms import Arm, collapse_over_training, data_key
 
 
 def _num(x: float) -> str:
@@ -212,7 +212,7 @@ def terminal_table(rows: list[dict]) -> str:
 def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
     """Every setting of the comparison in plain words, the identity included."""
     c, i = arms[0].config, arms[0].identity
-    n_scored = c.eval.n_images or len(datasets[(c.data.name, c.data.path, c.data.split_seed)].test_images)
+    n_scored = c.eval.n_images or len(datasets[data_key(c)].test_images)
     versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r["versions"].items()})
     return (f"Settings: dataset {arms[0].dataset} (fingerprint {i['data']}); "
             f"{c.train.steps or str(c.train.epochs) + ' epochs'}{' steps' if c.train.steps else ''} at batch "

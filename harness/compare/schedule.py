@@ -7,8 +7,8 @@ import sys
 from harness import loop, machine, models, plan, tracking
 from harness import resume as resume_lib
 from harness import run as run_lib
-from harness.compare.arms import (Arm, is_alive, is_outcome, is_resumable, last_step, latest, left_out,
-                                  outcome)
+from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, last_step, latest,
+                                  left_out, outcome)
 
 
 def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) -> dict:
@@ -29,7 +29,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
     for arm in arms:
         runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
         c = arm.config
-        total = loop.total_steps(c, len(datasets[(c.data.name, c.data.path, c.data.split_seed)].train_images))
+        total = loop.total_steps(c, len(datasets[data_key(c)].train_images))
         if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
             the_plan.rows.append((f"{arm.label} (= {arm.twin})", len(arm.seeds), total, len(arm.seeds), 0, 0))
             continue
@@ -46,7 +46,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
             resumable, fresh, todo = {}, [], []
         work.append((arm, resumable, fresh))
         measured = measured or (c if todo else None)
-        evals = loop.evaluations(c, datasets[(c.data.name, c.data.path, c.data.split_seed)])[1]
+        evals = loop.evaluations(c, datasets[data_key(c)])[1]
         cost = models.step_flops(c) / models.step_flops(measured) if measured else 1.0
         the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumable), len(fresh),
                      sum(total - last_step(client, r) for r in resumable.values()), evals, cost)
@@ -59,7 +59,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
         return scorers[key]
 
     if measured is not None:
-        dataset = datasets[(measured.data.name, measured.data.path, measured.data.split_seed)]
+        dataset = datasets[data_key(measured)]
         the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
         the_plan.note = "; other widths scaled by their FLOPs" if len({models.step_flops(a.config) for a in arms}) > 1 else ""
     print(the_plan.text(), file=sys.stderr)
@@ -68,7 +68,7 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
     try:
         for arm, resumable, fresh in work:
             c = arm.config
-            dataset = datasets[(c.data.name, c.data.path, c.data.split_seed)]
+            dataset = datasets[data_key(c)]
             scorer = scorer_for(c, dataset)
             common = dict(config=c, dataset=dataset, scorer=scorer, client=client, point=arm.point,
                           extra_tags={"launched_by": "compare", **arm.tags}, stop=stop, progress=bar)
