@@ -23,6 +23,7 @@ from harness import resume as resume_lib
 from harness import run as run_lib
 from harness.config import Config, UserError
 from harness.registry import Experiment
+from harness import study as study_lib
 from harness.study import STORAGE_ENV, open_study, requeue_lost, worker_name
 
 
@@ -265,10 +266,7 @@ def summarize(client, study: optuna.Study, parent_id: str) -> None:
 
 def best_yaml(study: optuna.Study) -> str:
     """The best params as an experiment file: save it to ./experiments/NAME.yaml and `harness run NAME`."""
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise UserError(f"study '{study.study_name}' has no complete trial yet; run some trials first.") from None
+    best = study_lib.best(study)
     experiment = study.study_name.split("/", 1)[0]
     delta = cfg.dotted_to_layer(best.params)
     header = (f"# Best of Optuna study {study.study_name}: {study.direction.name.lower()} "

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from harness.statistics import welch
+
 SPENDING = ("pocock", "hsd")
 _GRID = 801  # points of the continuation region in the recursive integration (odd: Simpson's rule)
 
@@ -138,9 +140,7 @@ def rci(values, reference, design: Design, look: int) -> tuple[float, float, flo
     where some diverged, so the look is given, not counted)."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     d = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float(len(a) + len(b) - 2)
+    se, df = welch(a, b)
     half = t_critical(design.critical(look), df) * se
     return d, d - half, d + half, df
 

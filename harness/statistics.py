@@ -39,7 +39,7 @@ def mean_ci(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tupl
     return float(x.mean()), float(max(x.mean() - half, bounds[0])), float(min(x.mean() + half, bounds[1]))
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(standard error of mean(a) - mean(b), Welch-Satterthwaite degrees of freedom)."""
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
@@ -54,7 +54,7 @@ def diff_ci(values, reference) -> tuple[float, float, float]:
     if len(a) < 2 or len(b) < 2:
         return float(a.mean() - b.mean()) if len(a) and len(b) else float("nan"), float("nan"), float("nan")
     d = float(a.mean() - b.mean())
-    se, df = _welch(a, b)
+    se, df = welch(a, b)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
     return d, d - half, d + half
 

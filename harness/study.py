@@ -99,6 +99,14 @@ def fail_dead_local_trials(study: optuna.Study, on_lost=None) -> list[int]:
     return failed
 
 
+def best(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The study's best trial, or one sentence when it has no complete trial yet."""
+    try:
+        return study.best_trial
+    except ValueError:
+        raise UserError(f"study '{study.study_name}' has no complete trial yet; run some trials first.") from None
+
+
 def requeue_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """A trial lost with its worker is asked again with its params; the worker that takes it up resumes
     the lost trial's MLflow run from its last checkpoint instead of training it afresh."""

@@ -76,7 +76,7 @@ EFFECT_OF_INTEREST = 0.10  # the FID difference the report sizes seeds for: 10% 
 def failed_seeds_rule(verdict: str, arm: Arm, base: Arm) -> str:
     """The FID verdict is Welch's on the finished seeds; an arm with more failed seeds (diverged plus
     collapsed) than base is never called better, and a verdict on survivors says how many did not."""
-    failed, base_failed = arm.count("diverged") + arm.count("collapsed"), base.count("diverged") + base.count("collapsed")
+    failed, base_failed = arm.failed, base.failed
     if verdict == "better" and failed > base_failed:
         return (f"not called better: {failed} of {len(arm.runs)} seeds failed (diverged or collapsed) against "
                 f"base's {base_failed} of {len(base.runs)}, though its finished seeds' FID is lower")

@@ -64,6 +64,11 @@ class Arm:
         """Final values over the seeds that finished (a diverged seed has none)."""
         return [r["metrics"][metric] for r in self.finished() if metric in r["metrics"]]
 
+    @property
+    def failed(self) -> int:
+        """Seeds that failed: diverged, or finished collapsed (the failed-seeds rule counts these)."""
+        return self.count("diverged") + self.count("collapsed")
+
     def count(self, outcome: str) -> int:
         if outcome == "collapsed":
             return sum(bool(r["collapse"]) for r in self.finished())

@@ -32,10 +32,7 @@ def best_trial(name: str, storage_url: str | None) -> tuple[str, dict]:
     except KeyError:
         raise UserError(f"no study '{experiment}/{study}' in {tracking.shown(storage_url or str(study_lib.DEFAULT_JOURNAL))}"
                         "; `harness search` names its studies EXPERIMENT/NAME.") from None
-    try:
-        best = loaded.best_trial
-    except ValueError:
-        raise UserError(f"study '{experiment}/{study}' has no complete trial yet; run some trials first.") from None
+    best = study_lib.best(loaded)
     run_id = best.user_attrs.get("mlflow_run_id")
     if not run_id:
         raise UserError(f"the best trial of '{experiment}/{study}' has no MLflow run to read its settings from.")

@@ -137,8 +137,7 @@ def judge(arm: Arm, base: Arm, design: sq.Design, look: int) -> tuple[str, tuple
         return "", (math.nan,) * 3, f"under 2 finished seeds a side ({len(a)} vs {len(b)}): no interval yet"
     d, low, high, _ = sq.rci(a, b, design, look)
     verdict = sq.decide(low, high, design.margin)
-    failed = arm.count("diverged") + arm.count("collapsed")
-    base_failed = base.count("diverged") + base.count("collapsed")
+    failed, base_failed = arm.failed, base.failed
     if verdict in ("better", "equivalent") and failed > base_failed:
         return "", (d, low, high), (f"its finished seeds say {verdict}, but {failed} of {len(arm.runs)} seeds failed "
                                     f"against base's {base_failed}: not called {verdict}")
