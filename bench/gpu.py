@@ -1,4 +1,4 @@
-"""Accelerator measurements for docs/performance.md, in priority order, so a short lease yields the first:
+"""GPU measurements for docs/performance.md, in priority order, so a run cut short still yields the first:
 
   (a) the full-width base at batch 256 under the JAX backend, the classic Keras loop beside it
       (harness bench), plus the step run k at a time in one dispatch (lax.scan);
@@ -8,8 +8,8 @@
   (d) run right after (a), being quick: `harness bench --profile`'s table of device time per layer;
   (e) also quick: the step with G's upsampling as four phase convolutions against XLA's transposed one.
 
-MLflow is not installed on the accelerator image, so this script drives the harness's own train step
-and metric family directly and writes JSON; the numbers are the same code paths `harness run` uses.
+A GPU machine with JAX may lack MLflow, so this script drives the harness's own train step and metric
+family directly and writes JSON; the numbers are the same code paths `harness run` uses.
 Usage: KERAS_BACKEND=jax python bench/gpu.py OUT_DIR [--quick]   (--quick: tiny, for a CPU check)
 """
 from __future__ import annotations

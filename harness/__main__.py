@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, MetricsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (loop.Interrupted): the run checkpointed and said how to resume
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (stop.Interrupted): the run checkpointed and said how to resume
         print("interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
 

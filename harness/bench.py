@@ -64,7 +64,7 @@ def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) 
         try:
             scorer = run_lib.make_scorer(run_config, dataset, quiet=True)  # its classifier shared in tmp's store
             started = time.perf_counter()
-            run_lib.run("bench", run_config, 0, dataset, scorer, tracking.client())
+            run_lib.run("bench", run_config, 0, dataset, scorer, tracking.Store())
             seconds = (time.perf_counter() - started) / steps
         finally:
             os.chdir(cwd)
@@ -120,7 +120,7 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
                 v = cfg.replace(v, {k: v2 for k, v2 in _length_and_widths(config).items()})
                 _, _, step = loop.build(v, dataset, seed=0)
                 median = float(np.median(time_steps(step, steps)))
-                label = name + "".join(f"[{k.split('.')[-1]}={val}]" for k, val in point.items())
+                label = registry.arm_label(name, point)
                 out(f"variant {label:<28} median {median * 1000:9.1f} ms/step  {median / base_median:5.2f} x base")
 
     if score:

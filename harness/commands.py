@@ -74,10 +74,10 @@ def cmd_run(args) -> int:
         m = r.metrics
         scores = (f"fid {m['fid']:.3f}  is {m['is']:.3f}  kid {m['kid']:.4f}  modes {m['modes']:.0f}  "
                   f"precision {m['precision']:.3f}  recall {m['recall']:.3f}") if m else r.reason
-        outcome = ("COLLAPSED" if r.collapsed else "not collapsed") if r.status == "FINISHED" else ""
+        outcome = ("COLLAPSED" if r.collapsed else "not collapsed") if r.status == tracking.RunState.FINISHED else ""
         print(f"{r.name:<28} {r.status:<9} {outcome:<13} {r.run_id}  {scores}")
     print(f"\nBrowse: {tracking.ui_command()}")
-    return 0 if all(r.status == "FINISHED" for r in results) else EXIT_FAILED
+    return 0 if all(r.status == tracking.RunState.FINISHED for r in results) else EXIT_FAILED
 
 
 def cmd_data(args) -> int:
@@ -133,14 +133,14 @@ def cmd_sample(args) -> int:
     import keras
     import numpy as np
     from harness import loop, plots, tracking
-    client = tracking.client()
+    store = tracking.Store()
     try:
-        run_info = client.get_run(args.run_id)
-    except Exception:
-        raise UserError(f"no run with id {args.run_id} in {tracking.shown(tracking.tracking_uri())}.") from None
+        run_info = store.get(args.run_id)
+    except LookupError as e:
+        raise UserError(str(e)) from None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(args.run_id, "model/generator.keras", tmp)
+            path = store.download(args.run_id, "model/generator.keras", tmp)
         except Exception:
             raise UserError(f"run {args.run_id} has no saved generator (model/generator.keras); "
                             "it did not finish.") from None
@@ -159,8 +159,7 @@ def cmd_sample(args) -> int:
 def cmd_ui(args) -> int:
     import os
     from harness import server, tracking
-    client = tracking.client()  # create the store first so the UI finds its schema
-    marked = tracking.mark_harness_experiments(client)
+    marked = tracking.Store().mark_harness_experiments()  # creates the store first: the UI finds its schema
     if marked:
         print(f"gave {marked} older experiment(s) MLflow's model-training kind", file=sys.stderr)
     server.warn_if_public(args.host, "the UI")

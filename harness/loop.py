@@ -1,11 +1,11 @@
 """The training loop of one run: steps, batched loss logging, evaluations, samples and checkpoints.
 
-run() (harness/run.py) opens the MLflow run and calls train(); train() calls the backend's step.
+run() (harness/run.py) opens the MLflow run and calls train(); train() calls the backend's step and
+writes to each run's sink (harness/sink.py): an MLflow run, or a folder on a machine without MLflow.
 """
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import tempfile
 import time
@@ -17,38 +17,22 @@ import numpy as np
 from tqdm import tqdm
 
 from harness import checkpoint, machine, models, plots, tracking
+from harness.stop import Interrupted, StopFlag
 from harness.config import Config, to_dict
 from harness.data import Dataset, to_unit
 from metrics import collapse
 from metrics.scorer import HEADLINE
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM: the run checkpointed and stopped. A KeyboardInterrupt, so that searches and
-    sweeps stop too instead of catching it as a failed trial."""
-
-
-@dataclass
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps so a step is never cut in half."""
-    signal: int | None = None
-
-    def __call__(self, signum, frame):
-        if self.signal is not None:  # a second Ctrl-C: the user means it
-            raise KeyboardInterrupt
-        self.signal = signum
-
-
 @dataclass
 class RunContext:
-    """What the loop needs to log one run: the MLflow client and run, and where its artifacts go."""
-    client: object
-    run_id: str
+    """What the loop needs to log one run: its sink (harness/sink.py), its id, and where checkpoints go."""
+    sink: object
+    run_id: str  # names the member inside a population's checkpoint
     name: str
     on_eval: object = None  # callable(step, metrics) -> None; may raise (optuna.TrialPruned)
-    upload_checkpoint: bool = False  # artifacts live on a server: copy each checkpoint there too
-    parent_id: str | None = None  # a population's checkpoint is an artifact of its parent run
-    checkpoint_artifact: str = "checkpoint"  # artifact folder of the checkpoint (in the parent's, for a population)
+    checkpoint_sink: object = None  # artifacts live on a server: each checkpoint is copied there too
+    checkpoint_artifact: str = "checkpoint"  # its artifact folder (in the parent's, for a population)
     progress: object = None  # an overall bar over many runs (harness/plan.py), advanced with this run's steps
     history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
     evals: list = field(default_factory=list)  # [(step, metrics)]
@@ -124,14 +108,15 @@ class Member:
     seed: int
     ctx: RunContext
     diverged: str = ""  # why its loss became non-finite; from then on it stops updating and logging
-    rows: list = field(default_factory=list)  # loss rows not yet sent: MLflow gets them in batches of ~1,000
+    rows: list = field(default_factory=list)  # loss rows not yet sent: the sink gets them in batches of ~1,000
 
     def send_rows(self) -> None:
-        tracking.log_metrics(self.ctx.client, self.ctx.run_id, self.rows)
+        if self.rows:
+            self.ctx.sink.metrics(self.rows)
         self.rows.clear()
 
     def log_chunk(self, first: int, values: dict) -> None:
-        """A chunk's outputs, each (count,): check them, keep them, queue them for MLflow; a non-finite
+        """A chunk's outputs, each (count,): check them, keep them, queue them for the sink; a non-finite
         value ends the member's logging there (the good steps before it are kept)."""
         for i in range(len(next(iter(values.values())))):
             step = first + i + 1  # metrics are logged at the count of completed steps
@@ -192,8 +177,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
             meta.update(history=members[0].ctx.history, evals=members[0].ctx.evals)
         path = checkpoint.save(checkpoint_dir, step, step_fn.state(), meta)
         ctx = members[0].ctx
-        if ctx.upload_checkpoint:  # artifacts on a server: the population's file goes with its first member
-            ctx.client.log_artifact(ctx.parent_id or ctx.run_id, str(path), ctx.checkpoint_artifact)
+        if ctx.checkpoint_sink is not None:  # artifacts on a server: the population's file goes with its first member
+            ctx.checkpoint_sink.artifact(path, ctx.checkpoint_artifact)
 
     # Chunks end at every log interval and evaluation: the step runs a chunk in one call (one dispatch
     # under JAX), and NaN is caught, and Ctrl-C honoured, at the end of each.
@@ -203,13 +188,13 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     bar = tqdm(total=total, initial=start, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True,
                mininterval=1.0, smoothing=0.1, position=1 if progress is not None else 0, leave=progress is None)
     step = start
-    beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat)
+    beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat_tags)
     try:
         while step < total and not all(m.diverged for m in members):
             if time.monotonic() - beat >= tracking.HEARTBEAT_S:
                 for m in members:
                     if not m.diverged:
-                        tracking.heartbeat(m.ctx.client, m.ctx.run_id, step)
+                        m.ctx.sink.tags(tracking.heartbeat_tags(step))
                 beat = time.monotonic()
             if stop is not None and stop.signal is not None:
                 for m in members:
@@ -260,7 +245,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "generator.keras"
             models.stock_copy(generator).save(path)
-            m.ctx.client.log_artifact(m.ctx.run_id, str(path), "model")
+            m.ctx.sink.artifact(path, "model")
 
 
 def _resume(config: Config, step_fn, path: Path, members: list[Member], floor: dict, population: bool) -> int:
@@ -300,7 +285,7 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
     metrics = scorer.score(images)
     metrics["eval_seconds"] = time.time() - started
     ctx.evals.append((step, metrics))
-    tracking.log_metrics(ctx.client, ctx.run_id, [(f"eval/{k}", v, step) for k, v in metrics.items()])
+    ctx.sink.metrics([(f"eval/{k}", v, step) for k, v in metrics.items()])
     floor = scorer.floor
     tqdm.write(f"{ctx.name} eval at step {step}: " + "  ".join(
         f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in HEADLINE),
@@ -311,7 +296,7 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
     for fig, name in ((plots.sample_grid(grid, f"{ctx.name} step {step}"), f"samples/step_{step:07d}.png"),
                       (plots.loss_curves(ctx.history, ctx.name), "plots/losses.png"),
                       (plots.metric_curves(ctx.evals, floor, ctx.name), "plots/metrics.png")):
-        ctx.client.log_figure(ctx.run_id, fig, name)
+        ctx.sink.figure(fig, name)
         plots.close(fig)
     return metrics
 
@@ -328,29 +313,11 @@ def judge_collapse(config: Config, ctx: RunContext, floor: dict, step: int, metr
             tqdm.write(f"{ctx.name}: recovered at step {step} (collapsed since step {ctx.collapsed_since}).",
                        file=sys.stderr)
         ctx.collapsed_since = None
-        tracking.set_tags(ctx.client, ctx.run_id, {"collapse": "false"})
+        ctx.sink.tags({"collapse": "false"})
         return
     if ctx.collapsed_since is None:
         ctx.collapsed_since = step
         tqdm.write(f"warning: {ctx.name} collapsed at step {step}: {reason}; {collapse.describe(metrics)}.",
                    file=sys.stderr)
-    tracking.set_tags(ctx.client, ctx.run_id, {"collapse": "true", "collapse.since": ctx.collapsed_since,
-                                               "collapse.reason": reason,
-                                               "collapse.samples": collapse.describe(metrics)})
-
-
-def install_stop_handlers() -> tuple[StopFlag, dict]:
-    """Route SIGINT and SIGTERM to a flag; returns the flag and the previous handlers to restore."""
-    flag = StopFlag()
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, flag)
-        except ValueError:  # not the main thread (e.g. a worker thread): leave signals alone
-            pass
-    return flag, previous
-
-
-def restore_handlers(previous: dict) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+    ctx.sink.tags({"collapse": "true", "collapse.since": ctx.collapsed_since, "collapse.reason": reason,
+                   "collapse.samples": collapse.describe(metrics)})

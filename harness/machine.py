@@ -11,14 +11,14 @@ from pathlib import Path
 
 def tags() -> dict:
     """Versions, hardware and code version, so any run can be reproduced or told apart."""
+    from importlib.metadata import version
     import keras
-    import mlflow
     import numpy
     tags = {
         "backend": keras.backend.backend(),
         "version.keras": keras.__version__,
         "version.numpy": numpy.__version__,
-        "version.mlflow": mlflow.__version__,
+        "version.mlflow": version("mlflow"),  # read without importing it: tracking.py is its one importer
         "hardware.cpu": cpu_name(),
         "hardware.gpu": gpu_name() or "none",
         "host": stdlib_platform.node(),

@@ -44,6 +44,23 @@ class Experiment:
         return [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
 
 
+def arm_label(experiment: str, point: dict) -> str:
+    """An experiment at one sweep value as reports and tables name it: latent[latent_dim=32]."""
+    if not point:
+        return experiment
+    return experiment + "[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) + "]"
+
+
+def run_name(experiment: str, seed: int, point: dict | None = None) -> str:
+    """A seed's MLflow run name: latent-latent_dim=32-s0 (no brackets: it is also a folder name)."""
+    return experiment + "".join(f"-{k.split('.')[-1]}={v}" for k, v in (point or {}).items()) + f"-s{seed}"
+
+
+def group_name(label: str, runs: int) -> str:
+    """A parent run's name over `runs` runs of an experiment or arm: smoothing-x3."""
+    return f"{label}-x{runs}"
+
+
 def folders() -> list[tuple[str, Path]]:
     """Packaged folder first, then ./experiments, so local files win when read in order."""
     out = []

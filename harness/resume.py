@@ -3,50 +3,43 @@ artifact folder, or downloaded from a server), and checking that the checkpoint 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlparse
 
 from harness import config as cfg
-from harness import identity, tracking
+from harness import identity
 from harness.config import Config, UserError
+from harness.tracking import RunState, Store
 
 
 class ResumeError(UserError):
     """A resume that cannot continue: no such run, no checkpoint, or a changed config."""
 
 
-def local_artifact_dir(artifact_uri: str) -> Path | None:
-    parsed = urlparse(artifact_uri)
-    if parsed.scheme in ("", "file"):
-        return Path(parsed.path)
-    return None
-
-
-def checkpoint_dir(client, run_id: str, sub: str) -> tuple[Path, bool]:
+def checkpoint_dir(store: Store, run_id: str, sub: str) -> tuple[Path, bool]:
     """(folder, upload): a run's checkpoint folder, its local artifact folder; for server stores a local
     folder whose file is also uploaded as an artifact."""
-    local = local_artifact_dir(client.get_run(run_id).info.artifact_uri)
+    local = store.artifact_folder(run_id)
     folder = (local / "checkpoint") if local else Path("mlruns") / "checkpoints" / run_id
     return (folder / sub if sub else folder), local is None
 
 
-def checkpoint_for(client, run_id: str, config: Config, ident: dict | None = None) -> Path:
+def checkpoint_for(store: Store, run_id: str, config: Config, ident: dict | None = None) -> Path:
     """The run's checkpoint, after checking that it continues the same run: the same config and, once
     the data is loaded (ident), the same data, backend, platform, precision and step maths."""
     try:
-        run_info = client.get_run(run_id)
-    except Exception:
-        raise ResumeError(f"no run with id {run_id} in {tracking.shown(tracking.tracking_uri())}.") from None
-    if run_info.info.status == "FINISHED":
+        run_info = store.get(run_id)
+    except LookupError as e:
+        raise ResumeError(str(e)) from None
+    if run_info.info.status == RunState.FINISHED:
         raise ResumeError(f"run {run_id} already finished; there is nothing to resume.")
     tags = run_info.data.tags
-    path = checkpoint_dir(client, run_id, "")[0] / "state.npz"  # its own, or its population's in the parent
+    path = checkpoint_dir(store, run_id, "")[0] / "state.npz"  # its own, or its population's in the parent
     owner, sub = run_id, ""
     if not path.exists() and "population.parent" in tags:
         owner, sub = tags["population.parent"], f"population-{tags['population.id']}"
-        path = checkpoint_dir(client, owner, sub)[0] / "state.npz"
+        path = checkpoint_dir(store, owner, sub)[0] / "state.npz"
     if not path.exists():
         try:
-            path = Path(client.download_artifacts(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz"))
+            path = store.download(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz")
         except Exception:
             pass
     if not path.exists():
@@ -75,12 +68,10 @@ def config_diff(old: dict, config: Config) -> list[str]:
     return out
 
 
-def find_resumable(client, experiment: str, seed: int) -> str:
+def find_resumable(store: Store, experiment: str, seed: int) -> str:
     """The latest unfinished run of an experiment and seed."""
-    found = client.get_experiment_by_name(experiment)
-    runs = [] if found is None else client.search_runs(
-        [found.experiment_id], f"tags.seed = '{seed}' and attributes.status != 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=20)
+    runs = store.runs(experiment, f"tags.seed = '{seed}' and attributes.status != 'FINISHED'", newest_first=True,
+                      limit=20)
     runs = [r for r in runs if r.data.tags.get("mlflow.runName", "").endswith(f"-s{seed}")
             and r.data.tags.get("state") != "diverged"]
     if not runs:
@@ -88,23 +79,19 @@ def find_resumable(client, experiment: str, seed: int) -> str:
     return runs[0].info.run_id
 
 
-def populations_of(client, parent_id: str) -> list[list]:
+def populations_of(store: Store, parent_id: str) -> list[list]:
     """The unfinished populations under a parent run: each its member runs in member order."""
-    parent = client.get_run(parent_id)
-    runs = client.search_runs([parent.info.experiment_id], f"tags.`population.parent` = '{parent_id}'",
-                              max_results=1000)
+    runs = store.siblings(parent_id, f"tags.`population.parent` = '{parent_id}'")
     groups: dict = {}
     for r in runs:
         groups.setdefault(r.data.tags["population.id"], []).append(r)
     return [sorted(g, key=lambda r: int(r.data.tags["population.index"])) for g in groups.values()
-            if any(r.info.status != "FINISHED" and r.data.tags.get("state") != "diverged" for r in g)]
+            if any(r.info.status != RunState.FINISHED and r.data.tags.get("state") != "diverged" for r in g)]
 
 
-def client_has_populations(client, run_id: str) -> bool:
+def has_populations(store: Store, run_id: str) -> bool:
     """Whether run_id is a parent run with population members under it."""
     try:
-        parent = client.get_run(run_id)
-    except Exception:
+        return bool(store.siblings(run_id, f"tags.`population.parent` = '{run_id}'", limit=1))
+    except LookupError:
         return False
-    return bool(client.search_runs([parent.info.experiment_id], f"tags.`population.parent` = '{run_id}'",
-                                   max_results=1))

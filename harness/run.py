@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 
 
 from harness import config as cfg
-from harness import data, identity, loop, machine, tracking
+from harness import data, identity, loop, machine, registry, tracking
 from harness import resume as resume_lib
+from harness import stop as stop_lib
 from harness.config import Config, UserError
 from harness.registry import Experiment
+from harness.tracking import RunState, Store
 
 
 @dataclass
@@ -20,7 +22,7 @@ class Result:
     run_id: str
     name: str
     seed: int
-    status: str  # FINISHED, FAILED, KILLED
+    status: RunState
     metrics: dict = field(default_factory=dict)  # final evaluation; empty when the run did not finish
     reason: str = ""
     collapsed: bool = False  # its final samples were judged collapsed (metrics/collapse.py)
@@ -34,27 +36,49 @@ def make_scorer(config: Config, dataset: data.Dataset, quiet: bool = False):
     """The dataset's scorer, with the classifier this tracking store shares (trained here only if it has none)."""
     from metrics.scorer import Scorer
     return Scorer(dataset, config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=quiet,
-                  share=tracking.ClassifierShare(tracking.client()))
+                  share=tracking.ClassifierShare(Store()))
 
 
 def classifier_info(dataset: data.Dataset, quiet: bool = False) -> dict:
     """The dataset's classifier as this tracking store scores with it: accuracy, weights digest, path."""
     from metrics import classifier
-    return classifier.load_or_train(dataset, quiet, tracking.ClassifierShare(tracking.client()))[1]
+    return classifier.load_or_train(dataset, quiet, tracking.ClassifierShare(Store()))[1]
 
 
-def run_name(experiment: str, seed: int, point: dict | None = None) -> str:
-    suffix = "".join(f"-{k.split('.')[-1]}={v}" for k, v in (point or {}).items())
-    return f"{experiment}{suffix}-s{seed}"
+class Scorers:
+    """One scorer per dataset and evaluation settings, made on first use (a scorer holds its classifier
+    and the real images' features, seconds to build): what run, compare and search share."""
+
+    def __init__(self):
+        self._made: dict = {}
+
+    def __call__(self, config: Config, dataset: data.Dataset):
+        e = config.eval
+        key = (dataset.fingerprint, e.n_images, e.kid_subsets, e.kid_subset_size)
+        if key not in self._made:
+            self._made[key] = make_scorer(config, dataset)
+        return self._made[key]
 
 
-def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, client=None,
+def open_group(store: Store, experiment: str, label: str, runs: int, tags: dict | None = None,
+               config: Config | None = None, here: bool = True) -> str:
+    """A parent run (kind group) over `runs` runs of an experiment or arm: several seeds, sweep values or
+    a population; it ends FINISHED when all of them did (group_state). here: they train on this
+    machine (tagged with its hardware), not imported from another."""
+    run_id = store.start(experiment, registry.group_name(label, runs),
+                         {"experiment": experiment, "kind": "group", **(machine.tags() if here else {}), **(tags or {})})
+    if config is not None:
+        store.text(run_id, cfg.to_yaml(config), "config.yaml")
+    return run_id
+
+
+def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, store: Store | None = None,
         parent_id: str | None = None, point: dict | None = None, on_eval=None, extra_tags: dict | None = None,
-        resume_run_id: str | None = None, stop: loop.StopFlag | None = None, name: str | None = None,
+        resume_run_id: str | None = None, stop: stop_lib.StopFlag | None = None, name: str | None = None,
         on_start=None, progress=None) -> Result:
     """Train one seed as one MLflow run and return its final metrics. Raises Interrupted on a signal,
     and re-raises what the on_eval callback raises (a pruned trial) after marking the run."""
-    return run_members(experiment, config, [seed], dataset, scorer, client, parent_id, point, on_eval=on_eval,
+    return run_members(experiment, config, [seed], dataset, scorer, store, parent_id, point, on_eval=on_eval,
                        extra_tags=extra_tags, resume_run_ids=[resume_run_id] if resume_run_id else None, stop=stop,
                        names=[name] if name else None, on_start=on_start, progress=progress)[0]
 
@@ -73,14 +97,14 @@ def population_on(config: Config, seeds: int) -> bool:
     return config.train.population and seeds > 1
 
 
-def run_members(experiment: str, config: Config, seeds: list[int], dataset: data.Dataset, scorer, client=None,
+def run_members(experiment: str, config: Config, seeds: list[int], dataset: data.Dataset, scorer, store: Store | None = None,
                 parent_id: str | None = None, point: dict | None = None, *, on_eval=None,
                 extra_tags: dict | None = None, resume_run_ids: list[str] | None = None,
-                stop: loop.StopFlag | None = None, names: list[str] | None = None, on_start=None,
+                stop: stop_lib.StopFlag | None = None, names: list[str] | None = None, on_start=None,
                 progress=None) -> list[Result]:
     """Train seeds of one config, each its own MLflow run: one seed alone, or several as one population
     under parent_id (its checkpoint is the parent's artifact). Returns one Result per seed."""
-    client = client or tracking.client()
+    store = store or Store()
     population = len(seeds) > 1
     if population and parent_id is None:
         raise ValueError("a population trains under a parent run")
@@ -89,16 +113,16 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
     members, resume_from = [], None
     for i, seed in enumerate(seeds):
         seed_config = cfg.replace(config, {"train.seed": seed})
-        name = names[i] if names else run_name(experiment, seed, point)
+        name = names[i] if names else registry.run_name(experiment, seed, point)
         if resume_run_ids:
             run_id = resume_run_ids[i]
-            tags = client.get_run(run_id).data.tags
+            tags = store.get(run_id).data.tags
             population_id = tags.get("population.id", population_id)
-            resume_from = resume_lib.checkpoint_for(client, run_id, seed_config, ident)
+            resume_from = resume_lib.checkpoint_for(store, run_id, seed_config, ident)
             if tags.get("state") != "diverged":  # a diverged member stays FAILED, frozen in the population
-                client.update_run(run_id, status="RUNNING")
-                tracking.set_tags(client, run_id, {"resumed": "true", "state": "running"})
-                tracking.heartbeat(client, run_id, int(tags.get("heartbeat.step", 0)))  # alive again, at once
+                store.reopen(run_id)
+                store.tags(run_id, {"resumed": "true", "state": "running",  # alive again, at once
+                                    **tracking.heartbeat_tags(int(tags.get("heartbeat.step", 0)))})
         else:
             tags = {"experiment": experiment, "seed": seed, "dataset": dataset.name,
                     "dataset.requested": config.data.name, "data.source": dataset.source,
@@ -110,22 +134,18 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
                 population_id = population_id or f"{parent_id[:8]}-{seeds[0]}"
                 tags.update({"population.id": population_id, "population.size": len(seeds),
                              "population.index": i, "population.parent": parent_id})
-            run_id = tracking.start_run(client, experiment, name, tags, parent_id)
-            tracking.log_params(client, run_id, {**cfg.flat(seed_config), "data.used": dataset.name})
-            client.log_text(run_id, cfg.to_yaml(seed_config), "config.yaml")
-            tracking.log_metrics(client, run_id, [(f"floor/{k}", v, 0) for k, v in scorer.floor.items()])
+            run_id = open_run(store, experiment, name, tags, parent_id, seed_config, dataset.name, scorer.floor)
         print(f"run {name}: id {run_id} (experiment '{experiment}', dataset {dataset.name}"
               + (f", population {population_id} member {i + 1} of {len(seeds)})" if population else ")"),
               file=sys.stderr)
         if on_start is not None:
             on_start(run_id)
-        members.append(loop.Member(seed, loop.RunContext(client, run_id, name, on_eval=on_eval, identity=ident,
-                                                         progress=progress)))
-    checkpoint_dir, upload = resume_lib.checkpoint_dir(client, parent_id if population else members[0].ctx.run_id,
-                                             f"population-{population_id}" if population else "")
+        members.append(loop.Member(seed, loop.RunContext(store.sink(run_id), run_id, name, on_eval=on_eval,
+                                                         identity=ident, progress=progress)))
+    owner = parent_id if population else members[0].ctx.run_id  # whose artifacts hold the checkpoint
+    checkpoint_dir, upload = resume_lib.checkpoint_dir(store, owner, f"population-{population_id}" if population else "")
     for m in members:
-        m.ctx.upload_checkpoint = upload
-        m.ctx.parent_id = parent_id if population else None
+        m.ctx.checkpoint_sink = store.sink(owner) if upload else None
         m.ctx.checkpoint_artifact = f"checkpoint/population-{population_id}" if population else "checkpoint"
     try:
         loop.train(config, dataset, members, scorer, checkpoint_dir, resume_from, stop, population)
@@ -135,31 +155,52 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
                  else "interrupted" if isinstance(e, KeyboardInterrupt) else "error")
         for m in members:
             if m.diverged:
-                _end(client, m.ctx.run_id, "FAILED", {"state": "diverged", "failure.reason": m.diverged})
+                end_run(store, m.ctx.run_id, m.diverged, [])
             else:
-                _end(client, m.ctx.run_id, "FAILED" if state == "error" else "KILLED",
-                     {"state": state, "failure.reason": f"{type(e).__name__}: {e}"[:500]})
-        if isinstance(e, loop.Interrupted):
+                store.end(m.ctx.run_id, RunState.FAILED if state == "error" else RunState.KILLED,
+                          {"state": state, "failure.reason": f"{type(e).__name__}: {e}"[:500]})
+        if isinstance(e, stop_lib.Interrupted):
             again = parent_id if population else members[0].ctx.run_id
             print(f"{'population ' + population_id if population else members[0].ctx.name} interrupted: {e}. "
                   f"Resume with: harness run {experiment} --resume {again}", file=sys.stderr)
         raise
     results = []
     for m in members:
+        status = end_run(store, m.ctx.run_id, m.diverged, m.ctx.evals)
         if m.diverged:
-            _end(client, m.ctx.run_id, "FAILED", {"state": "diverged", "failure.reason": m.diverged})
             print(f"run {m.ctx.name} diverged: {m.diverged}; marked FAILED, last good checkpoint kept.",
                   file=sys.stderr)
-            results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, "FAILED", {}, m.diverged))
+            results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, status, {}, m.diverged))
             continue
         metrics = dict(m.ctx.evals[-1][1])
-        tracking.log_metrics(client, m.ctx.run_id, [(f"final/{k}", v, m.ctx.evals[-1][0]) for k, v in metrics.items()])
-        _end(client, m.ctx.run_id, "FINISHED", {"state": "finished"})
         if m.ctx.collapsed_since is not None:
             print(collapse_message(m.ctx.name, m.ctx.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
-        results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, "FINISHED", metrics,
+        results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, status, metrics,
                               collapsed=m.ctx.collapsed_since is not None))
     return results
+
+
+def open_run(store: Store, experiment: str, name: str, tags: dict, parent_id: str | None, config: Config,
+             data_used: str, floor: dict) -> str:
+    """A new member run with what every member run holds from its start: its config (as params and as
+    config.yaml) and the real images' scores (floor/*)."""
+    run_id = store.start(experiment, name, tags, parent_id)
+    store.params(run_id, {**cfg.flat(config), "data.used": data_used})
+    store.text(run_id, cfg.to_yaml(config), "config.yaml")
+    store.metrics(run_id, [(f"floor/{k}", v, 0) for k, v in floor.items()])
+    return run_id
+
+
+def end_run(store: Store, run_id: str, diverged: str, evals: list) -> RunState:
+    """End a member run whose training ended: FAILED (state diverged) when its loss became non-finite or it
+    has no evaluation, else FINISHED with its last evaluation logged as final/*."""
+    if diverged or not evals:
+        store.end(run_id, RunState.FAILED, {"state": "diverged", "failure.reason": diverged or "no evaluation"})
+        return RunState.FAILED
+    step, metrics = evals[-1]
+    store.metrics(run_id, [(f"final/{k}", v, step) for k, v in metrics.items()])
+    store.end(run_id, RunState.FINISHED, {"state": "finished"})
+    return RunState.FINISHED
 
 
 def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: Config) -> str:
@@ -171,12 +212,7 @@ def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: 
             f"or a longer run (some seeds recover); docs/results.md gives every experiment's collapse rate.")
 
 
-def _end(client, run_id: str, status: str, tags: dict) -> None:
-    tracking.set_tags(client, run_id, tags)
-    client.set_terminated(run_id, status)
-
-
-def run_experiment(experiment: Experiment, config: Config, resume: str | None = None, client=None,
+def run_experiment(experiment: Experiment, config: Config, resume: str | None = None, store: Store | None = None,
                    fixed: tuple = ()) -> list[Result]:
     """Every sweep value x seed of an experiment; a parent run ties them together when there are several.
     Under JAX the seeds of each sweep value train as one population. resume: None = fresh runs, "" = the
@@ -189,10 +225,10 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     parent_id = None
     resumes: list = []  # [(point, [run ids])]
     if resume is not None:
-        client = client or tracking.client()
-        if resume and resume_lib.client_has_populations(client, resume):
+        store = store or Store()
+        if resume and resume_lib.has_populations(store, resume):
             parent_id = resume
-            for members in resume_lib.populations_of(client, resume):
+            for members in resume_lib.populations_of(store, resume):
                 point = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
                 resumes.append((point, [r.info.run_id for r in members],
                                 [int(r.data.tags["seed"]) for r in members]))
@@ -202,51 +238,45 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
             if len(jobs) != 1 or len(jobs[0][1]) != 1:
                 raise resume_lib.ResumeError("--resume continues one run, or a population's parent run: pass --seeds 1 and, "
                                   "for a sweep, --set the swept key; or give the parent's id.")
-            run_id = resume or resume_lib.find_resumable(client, experiment.name, seeds[0])
-            resume_lib.checkpoint_for(client, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
+            run_id = resume or resume_lib.find_resumable(store, experiment.name, seeds[0])
+            resume_lib.checkpoint_for(store, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
             resumes.append((points[0], [run_id], seeds))
     dataset = load_dataset(config)  # bad data fails here, before anything is written to the store
-    client = client or tracking.client()
-    scorers: dict = {}
-    stop, previous = loop.install_stop_handlers()
+    store = store or Store()
+    scorers = Scorers()
+    stop, previous = stop_lib.install()
     results: list[Result] = []
     try:
         if parent_id is None and (len(jobs) > 1 or population) and not resumes:
-            parent_id = tracking.start_run(client, experiment.name, f"{experiment.name}-x{len(points) * len(seeds)}",
-                                           {"experiment": experiment.name, "kind": "group", "dataset": dataset.name,
-                                            **machine.tags()})
-            client.log_text(parent_id, cfg.to_yaml(config), "config.yaml")
+            parent_id = open_group(store, experiment.name, experiment.name, len(points) * len(seeds),
+                                   {"dataset": dataset.name}, config)
         elif parent_id is not None:
-            client.update_run(parent_id, status="RUNNING")
+            store.reopen(parent_id)
         if not resumes and loop.total_steps(config, len(dataset.train_images)) >= ANNOUNCE_STEPS:
-            scorers[_scorer_key(config)] = make_scorer(config, dataset)
-            announce(experiment.name, config, dataset, scorers[_scorer_key(config)], len(points) * len(seeds))
+            announce(experiment.name, config, dataset, scorers(config, dataset), len(points) * len(seeds))
         work = [(point, job_seeds, None) for point, job_seeds in jobs] if not resumes else \
             [(point, job_seeds, run_ids) for point, run_ids, job_seeds in resumes]
         for point, job_seeds, run_ids in work:
             job_config = cfg.replace(config, point) if point else config
-            key = _scorer_key(job_config)
-            if key not in scorers:
-                scorers[key] = make_scorer(job_config, dataset)
-            results += run_members(experiment.name, job_config, job_seeds, dataset, scorers[key], client,
+            results += run_members(experiment.name, job_config, job_seeds, dataset, scorers(job_config, dataset), store,
                                    parent_id, point, resume_run_ids=run_ids, stop=stop)
-    except KeyboardInterrupt:  # loop.Interrupted included
+    except KeyboardInterrupt:  # stop_lib.Interrupted included
         if parent_id:
-            client.set_terminated(parent_id, "KILLED")
+            store.end(parent_id, RunState.KILLED)
         raise
     finally:
-        loop.restore_handlers(previous)
+        stop_lib.restore(previous)
     if parent_id:
-        status = "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED"
-        client.set_terminated(parent_id, status)
+        store.end(parent_id, group_state(results))
     return results
 
 
+def group_state(results: list[Result]) -> RunState:
+    """A parent run's end: FINISHED when every member finished, else FAILED."""
+    return RunState.FINISHED if all(r.status == RunState.FINISHED for r in results) else RunState.FAILED
+
+
 ANNOUNCE_STEPS = 2_000  # runs this long say how long they will take before their first step
-
-
-def _scorer_key(config: Config) -> tuple:
-    return config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size
 
 
 def announce(experiment: str, config: Config, dataset: data.Dataset, scorer, runs: int) -> None:

@@ -20,9 +20,11 @@ from tqdm import tqdm
 from harness import config as cfg
 from harness import loop, machine, plots, tracking
 from harness import resume as resume_lib
+from harness import stop as stop_lib
 from harness import run as run_lib
 from harness.config import Config, UserError
 from harness.registry import Experiment
+from harness.tracking import RunState, Store
 from harness import study as study_lib
 from harness.study import STORAGE_ENV, open_study, requeue_lost, worker_name
 
@@ -45,26 +47,24 @@ def sample(trial: optuna.Trial, space: dict) -> dict:
     return params
 
 
-def parent_run(client, experiment: str, study_name: str, config: Config) -> str:
+def parent_run(store: Store, experiment: str, study_name: str, config: Config) -> str:
     """The study's parent MLflow run: found by tag, so a resumed study keeps one parent."""
-    exp_id = tracking.experiment_id(client, experiment)
+    store.experiment_id(experiment)  # created before the lock: creating takes the lock itself
     with tracking.store_lock():
-        found = client.search_runs([exp_id], f"tags.`optuna.study` = '{study_name}' and tags.kind = 'study'",
-                                   max_results=1)
+        found = store.runs(experiment, f"tags.`optuna.study` = '{study_name}' and tags.kind = 'study'", limit=1)
         if found:
-            client.update_run(found[0].info.run_id, status="RUNNING")
+            store.reopen(found[0].info.run_id)
             return found[0].info.run_id
-        run_id = tracking.start_run(client, experiment, f"{experiment}-study-{study_name.split('/', 1)[1]}",
-                                    {"kind": "study", "optuna.study": study_name, "experiment": experiment,
-                                     **machine.tags()})
-    client.log_text(run_id, cfg.to_yaml(config), "config.yaml")
-    client.log_text(run_id, yaml.safe_dump(config.search.space, sort_keys=False), "search_space.yaml")
+        run_id = store.start(experiment, f"{experiment}-study-{study_name.split('/', 1)[1]}",
+                             {"kind": "study", "optuna.study": study_name, "experiment": experiment, **machine.tags()})
+    store.text(run_id, cfg.to_yaml(config), "config.yaml")
+    store.text(run_id, yaml.safe_dump(config.search.space, sort_keys=False), "search_space.yaml")
     return run_id
 
 
-def objective_for(experiment: Experiment, config: Config, client, parent_id: str, stop: loop.StopFlag):
+def objective_for(experiment: Experiment, config: Config, store: Store, parent_id: str, stop: stop_lib.StopFlag):
     dataset = run_lib.load_dataset(config)
-    scorers: dict = {}
+    scorers = run_lib.Scorers()
     metric = config.search.metric
 
     def objective(trial: optuna.Trial) -> float:
@@ -72,9 +72,7 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
         trial.set_user_attr("worker.pid", os.getpid())
         params = sample(trial, config.search.space)
         trial_config = cfg.replace(config, params)
-        key = (trial_config.eval.n_images, trial_config.eval.kid_subsets, trial_config.eval.kid_subset_size)
-        if key not in scorers:
-            scorers[key] = run_lib.make_scorer(trial_config, dataset)
+        scorer = scorers(trial_config, dataset)
 
         def report(step: int, metrics: dict) -> None:
             trial.report(metrics[metric], step)
@@ -87,7 +85,7 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
         def started(run_id: str) -> None:
             trial.set_user_attr("mlflow_run_id", run_id)
             if run_id == resume:  # the lost trial's run, now this trial's
-                tracking.set_tags(client, run_id, {"optuna.trial": trial.number, "optuna.retry_of": lost})
+                store.tags(run_id, {"optuna.trial": trial.number, "optuna.retry_of": lost})
 
         common = dict(on_eval=report, extra_tags=tags, stop=stop, on_start=started,
                       name=f"{experiment.name}-t{trial.number}-s{trial_config.train.seed}")
@@ -101,17 +99,17 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
             if resume:  # go on from the lost run's checkpoint
                 try:
                     result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset,
-                                         scorers[key], client, parent_id, resume_run_id=resume, **common)
+                                         scorer, store, parent_id, resume_run_id=resume, **common)
                 except resume_lib.ResumeError as e:
                     print(f"trial {trial.number} (retry of {lost}): cannot resume run {resume}: {e} "
                           "Training afresh.", file=sys.stderr)
             if result is None:
-                result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorers[key],
-                                     client, parent_id, **common)
-        except loop.Interrupted:  # checkpointed: the study asks this trial again, and that resumes its run
+                result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorer,
+                                     store, parent_id, **common)
+        except stop_lib.Interrupted:  # checkpointed: the study asks this trial again, and that resumes its run
             requeue_lost(trial.study, trial.study._storage.get_trial(trial._trial_id))
             raise
-        if result.status != "FINISHED":
+        if result.status != RunState.FINISHED:
             trial.set_user_attr("fail_reason", result.reason)
             raise TrialFailed(result.reason)
         value = result.metrics[metric]
@@ -122,10 +120,10 @@ def objective_for(experiment: Experiment, config: Config, client, parent_id: str
     return objective
 
 
-def _mark_mlflow_state(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+def _mark_mlflow_state(store: Store, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     run_id = trial.user_attrs.get("mlflow_run_id")
     if run_id:
-        tracking.set_tags(client, run_id, {"optuna.state": trial.state.name.lower()})
+        store.tags(run_id, {"optuna.state": trial.state.name.lower()})
 
 
 def _finished(study: optuna.Study) -> int:
@@ -156,21 +154,21 @@ def optimize(experiment: Experiment, config: Config, trials: int | None, study: 
              parent_id: str | None = None, callback=None, until: int | None = None) -> optuna.Study:
     """Run `trials` trials in this process, or (until) trials until the study holds `until` complete or
     pruned ones, counted across every worker and machine."""
-    client = tracking.client()
+    store = Store()
     opened = open_study(experiment.name, study, config, storage_url)
-    parent_id = parent_id or parent_run(client, experiment.name, opened.study_name, config)
-    stop, previous = loop.install_stop_handlers()
+    parent_id = parent_id or parent_run(store, experiment.name, opened.study_name, config)
+    stop, previous = stop_lib.install()
     try:
-        callbacks = [lambda s, t: _mark_mlflow_state(client, s, t)] + ([callback] if callback else [])
+        callbacks = [lambda s, t: _mark_mlflow_state(store, s, t)] + ([callback] if callback else [])
         if until is not None:
             if len(opened.get_trials(deepcopy=False, states=COUNTED)) >= until:
                 return opened
             callbacks.append(optuna.study.MaxTrialsCallback(until, states=COUNTED))
-        opened.optimize(objective_for(experiment, config, client, parent_id, stop),
+        opened.optimize(objective_for(experiment, config, store, parent_id, stop),
                         n_trials=None if until is not None else trials,
                         catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
     finally:
-        loop.restore_handlers(previous)
+        stop_lib.restore(previous)
     return opened
 
 
@@ -180,9 +178,9 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
     many complete or pruned trials), then the parent run's summary."""
     if not config.search.space:
         raise UserError(f"experiment '{experiment.name}' has an empty search.space; add one to its YAML file.")
-    client = tracking.client()  # creates the store once, before any worker touches it
+    store = Store()  # creates the store once, before any worker touches it
     opened = open_study(experiment.name, study, config, storage_url)
-    parent_id = parent_run(client, experiment.name, opened.study_name, config)
+    parent_id = parent_run(store, experiment.name, opened.study_name, config)
     if until is not None:
         trials = max(0, until - len(opened.get_trials(deepcopy=False, states=COUNTED)))
     bar = announce(config, opened, trials, workers)
@@ -203,7 +201,7 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
                 count = ["--until", str(until)] if until is not None else ["--trials", str(share)]
                 argv = worker_argv + [*count, "--workers", "1", "--parent-run", parent_id]
                 procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env))
-        stop, previous = loop.install_stop_handlers()  # SIGTERM or Ctrl-C here stops the workers too
+        stop, previous = stop_lib.install()  # SIGTERM or Ctrl-C here stops the workers too
         try:
             while any(p.poll() is None for p in procs):  # the workers' trials land in the shared storage
                 if stop.signal is not None:
@@ -220,20 +218,20 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
                     p.send_signal(signal.SIGTERM)
             for p in procs:
                 p.wait()
-            client.set_terminated(parent_id, "KILLED")
+            store.end(parent_id, RunState.KILLED)
             print("search stopped: its workers were stopped with it; the same command resumes the study.",
                   file=sys.stderr)
             raise
         finally:
-            loop.restore_handlers(previous)
+            stop_lib.restore(previous)
         if any(codes):
             print(f"warning: {sum(1 for c in codes if c)} of {len(procs)} workers exited with an error.", file=sys.stderr)
     opened = open_study(experiment.name, study, config, storage_url)
-    summarize(client, opened, parent_id)
+    summarize(store, opened, parent_id)
     return opened
 
 
-def summarize(client, study: optuna.Study, parent_id: str) -> None:
+def summarize(store: Store, study: optuna.Study, parent_id: str) -> None:
     """Best value and params, trial counts and Optuna's plots on the study's parent run."""
     states = [t.state.name.lower() for t in study.trials]
     rows = [(f"study/{s}", states.count(s), len(study.trials)) for s in ("complete", "pruned", "fail")]
@@ -245,9 +243,9 @@ def summarize(client, study: optuna.Study, parent_id: str) -> None:
     if best is not None:
         rows.append(("best/value", best.value, best.number))
         tags.update({"best.trial": best.number, **{f"best.{k}": v for k, v in best.params.items()}})
-        client.log_text(parent_id, best_yaml(study), "best.yaml")
-    tracking.log_metrics(client, parent_id, rows)
-    tracking.set_tags(client, parent_id, tags)
+        store.text(parent_id, best_yaml(study), "best.yaml")
+    store.metrics(parent_id, rows)
+    store.tags(parent_id, tags)
     from optuna.visualization import matplotlib as ovm
     for name, draw in (("optimization_history", ovm.plot_optimization_history),
                        ("param_importances", ovm.plot_param_importances)):
@@ -257,11 +255,11 @@ def summarize(client, study: optuna.Study, parent_id: str) -> None:
                 ax = draw(study)
             fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
             fig.tight_layout()
-            client.log_figure(parent_id, fig, f"optuna/{name}.png")
+            store.figure(parent_id, fig, f"optuna/{name}.png")
             plots.close(fig)
         except (ValueError, RuntimeError, ZeroDivisionError) as e:  # too few complete trials for this plot
             print(f"note: no {name} plot yet ({e}).", file=sys.stderr)
-    client.set_terminated(parent_id, "FINISHED")
+    store.end(parent_id, RunState.FINISHED)
 
 
 def best_yaml(study: optuna.Study) -> str:

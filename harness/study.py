@@ -117,10 +117,10 @@ def requeue_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 def on_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    mark_lost(tracking.client(), study, trial)
+    mark_lost(tracking.Store(), study, trial)
 
 
-def mark_lost(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+def mark_lost(store: tracking.Store, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """A trial whose worker died (stopped heartbeating, or its process is gone) was failed: its MLflow
     run, which nobody will end, is marked FAILED with the reason, and the trial is asked again, to resume
     that run from its checkpoint (requeue_lost)."""
@@ -129,6 +129,5 @@ def mark_lost(client, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
         lost = {"state": "error", "optuna.state": "fail",
                 "failure.reason": f"worker {trial.user_attrs.get('worker.host', '?')} died or stopped "
                                   "heartbeating; Optuna failed the trial and asked it again"}
-        tracking.set_tags(client, run_id, lost)
-        client.set_terminated(run_id, "FAILED")
+        store.end(run_id, tracking.RunState.FAILED, lost)
     requeue_lost(study, trial)

@@ -7,13 +7,14 @@ so parents, children and several seeds in one process never tangle.
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import os
 import time
 from pathlib import Path
 
-# mlflow is imported inside the functions: the train loop and bench import this module, and they
-# also run where MLflow is not installed (the accelerator image), logging to another client.
+# mlflow is imported inside the functions: the train loop imports this module, and it also runs where
+# MLflow is not installed (an accelerator machine), writing to a JSONL sink (harness/sink.py).
 
 _MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _MAX_PARAMS = 100
@@ -45,8 +46,9 @@ def store_lock():
 
 
 def client():
-    """A client over a store that exists. Several processes creating one SQLite store at once race on
-    its schema migrations, so creation happens once, under a file lock; later opens skip the lock."""
+    """A raw MLflow client over a store that exists (Store's own; tests read the store through it).
+    Several processes creating one SQLite store at once race on its schema migrations, so creation
+    happens once, under a file lock; later opens skip the lock."""
     from mlflow.tracking import MlflowClient
     uri = tracking_uri()
     db = _sqlite_path(uri)
@@ -57,115 +59,204 @@ def client():
     return MlflowClient(uri)
 
 
+class RunState(enum.StrEnum):
+    """MLflow's run states as the harness uses them (a str: equal to the status MLflow reports).
+    The harness's own `state` tag says why a run ended (finished, diverged, interrupted, error, pruned)."""
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"  # diverged, or an error
+    KILLED = "KILLED"  # interrupted or pruned: it may continue
+
+
 # MLflow's experiment kind for model training: its UI then opens runs in the model-training view, not
 # the GenAI one ("Evaluation runs", traces, judges) that MLflow 3.17 shows an experiment without it.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-
-
-def experiment_id(c, name: str) -> str:
-    """The experiment's id, created if needed; either way it carries EXPERIMENT_KIND (older ones get it)."""
-    found = c.get_experiment_by_name(name)
-    if found is None:
-        with store_lock():
-            found = c.get_experiment_by_name(name)
-            if found is None:
-                return c.create_experiment(name, tags=EXPERIMENT_KIND)
-    mark_kind(c, found)
-    return found.experiment_id
-
-
-def mark_kind(c, experiment) -> None:
-    """Tag an experiment with EXPERIMENT_KIND unless it already has it."""
-    for key, value in EXPERIMENT_KIND.items():
-        if experiment.tags.get(key) != value:
-            c.set_experiment_tag(experiment.experiment_id, key, value)
-
-
-def start_run(c, experiment: str, run_name: str, tags: dict, parent_id: str | None = None) -> str:
-    tags = {k: str(v) for k, v in tags.items()}
-    if parent_id:
-        tags["mlflow.parentRunId"] = parent_id
-    run = c.create_run(experiment_id(c, experiment), run_name=run_name, tags=tags)
-    return run.info.run_id
-
-
-def all_runs(c, experiment: str) -> list:
-    """Every run of an MLflow experiment (all pages), oldest first; [] when it does not exist."""
-    found = c.get_experiment_by_name(experiment)
-    if found is None:
-        return []
-    mark_kind(c, found)
-    runs, token = [], None
-    while True:
-        page = c.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"], max_results=5000,
-                             page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def mark_harness_experiments(c) -> int:
-    """Give EXPERIMENT_KIND to every experiment in the store that holds harness runs (ones made before
-    the harness tagged them included); returns how many were marked now."""
-    marked = 0
-    for experiment in c.search_experiments():
-        if experiment.tags.get("mlflow.experimentKind") == EXPERIMENT_KIND["mlflow.experimentKind"]:
-            continue
-        runs = c.search_runs([experiment.experiment_id], max_results=200)
-        if any("experiment" in r.data.tags or "kind" in r.data.tags for r in runs):
-            mark_kind(c, experiment)
-            marked += 1
-    return marked
-
-
-def read_text(c, run_id: str, path: str) -> str | None:
-    """A text artifact of a run (as log_text wrote it), or None when it has none."""
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            return Path(c.download_artifacts(run_id, path, tmp)).read_text()
-        except Exception:  # MLflow raises several kinds for a missing artifact
-            return None
-
-
-def log_params(c, run_id: str, params: dict) -> None:
-    from mlflow.entities import Param
-    items = [Param(k, str(v)) for k, v in params.items()]
-    for i in range(0, len(items), _MAX_PARAMS):
-        c.log_batch(run_id, params=items[i:i + _MAX_PARAMS])
-
-
-def log_metrics(c, run_id: str, rows: list[tuple[str, float, int]]) -> None:
-    """rows of (key, value, step), sent in batches of up to 1,000."""
-    from mlflow.entities import Metric
-    now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, int(s)) for k, v, s in rows]
-    for i in range(0, len(items), _MAX_BATCH):
-        c.log_batch(run_id, metrics=items[i:i + _MAX_BATCH])
-
-
-def set_tags(c, run_id: str, tags: dict) -> None:
-    from mlflow.entities import RunTag
-    c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
 
 HEARTBEAT_S = 60.0  # a training run tags its last step and the time this often (heartbeat.time, heartbeat.step)
 STALE_AFTER_S = 10 * HEARTBEAT_S  # a RUNNING run silent this long has lost its process (machines' clocks must agree)
 
 
-def heartbeat(c, run_id: str, step: int) -> None:
-    set_tags(c, run_id, {"heartbeat.time": f"{time.time():.0f}", "heartbeat.step": step})
+def heartbeat_tags(step: int) -> dict:
+    """The tags a training run refreshes every HEARTBEAT_S to say it is alive at this step."""
+    return {"heartbeat.time": f"{time.time():.0f}", "heartbeat.step": step}
 
 
 def is_stale(run, now: float | None = None) -> bool:
     """A RUNNING run whose process died without a word: no heartbeat for STALE_AFTER_S. A run from before
     heartbeats is judged by its start time."""
-    if run.info.status != "RUNNING":
+    if run.info.status != RunState.RUNNING:
         return False
     beat = run.data.tags.get("heartbeat.time")
     last = float(beat) if beat else run.info.start_time / 1000
     return (now or time.time()) - last > STALE_AFTER_S
+
+
+class Store:
+    """The tracking store, the harness's one door to MLflow: experiments, the run lifecycle (start,
+    reopen, end in a RunState), what runs log, and the queries run, compare and search make. Runs come
+    back as MLflow's Run records (run.info, run.data), read only."""
+
+    def __init__(self):
+        self._c = client()
+
+    # experiments
+    def experiment_id(self, name: str) -> str:
+        """The experiment's id, created if needed; either way it carries EXPERIMENT_KIND (older ones get it)."""
+        found = self._c.get_experiment_by_name(name)
+        if found is None:
+            with store_lock():
+                found = self._c.get_experiment_by_name(name)
+                if found is None:
+                    return self._c.create_experiment(name, tags=EXPERIMENT_KIND)
+        self._mark_kind(found)
+        return found.experiment_id
+
+    def _mark_kind(self, experiment) -> None:
+        for key, value in EXPERIMENT_KIND.items():
+            if experiment.tags.get(key) != value:
+                self._c.set_experiment_tag(experiment.experiment_id, key, value)
+
+    def runs(self, experiment: str, where: str = "", newest_first: bool = False, limit: int | None = None,
+             by: str = "start_time") -> list:
+        """The runs of an experiment (all pages) matching an MLflow filter, oldest first (by start or
+        end time); [] when it does not exist."""
+        found = self._c.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        self._mark_kind(found)
+        return self._search(found.experiment_id, where, newest_first, limit, by)
+
+    def _search(self, experiment_id: str, where: str, newest_first: bool = False, limit: int | None = None,
+                by: str = "start_time") -> list:
+        order = [f"attributes.{by} {'DESC' if newest_first else 'ASC'}"]
+        runs, token = [], None
+        while True:
+            page = self._c.search_runs([experiment_id], where, order_by=order,
+                                       max_results=min(limit or 5000, 5000), page_token=token)
+            runs += list(page)
+            token = page.token
+            if not token or (limit and len(runs) >= limit):
+                return runs[:limit] if limit else runs
+
+    def siblings(self, run_id: str, where: str, limit: int | None = None) -> list:
+        """Runs in run_id's experiment matching an MLflow filter."""
+        return self._search(self.get(run_id).info.experiment_id, where, limit=limit)
+
+    def mark_harness_experiments(self) -> int:
+        """Give EXPERIMENT_KIND to every experiment in the store that holds harness runs (ones made before
+        the harness tagged them included); returns how many were marked now."""
+        marked = 0
+        for experiment in self._c.search_experiments():
+            if experiment.tags.get("mlflow.experimentKind") == EXPERIMENT_KIND["mlflow.experimentKind"]:
+                continue
+            runs = self._c.search_runs([experiment.experiment_id], max_results=200)
+            if any("experiment" in r.data.tags or "kind" in r.data.tags for r in runs):
+                self._mark_kind(experiment)
+                marked += 1
+        return marked
+
+    # a run's lifecycle
+    def start(self, experiment: str, run_name: str, tags: dict, parent_id: str | None = None) -> str:
+        tags = {k: str(v) for k, v in tags.items()}
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        return self._c.create_run(self.experiment_id(experiment), run_name=run_name, tags=tags).info.run_id
+
+    def get(self, run_id: str):
+        """The run; LookupError when the store has none of that id."""
+        try:
+            return self._c.get_run(run_id)
+        except Exception:  # MLflow raises its own kinds for an unknown or malformed id
+            raise LookupError(f"no run with id {run_id} in {shown(tracking_uri())}.") from None
+
+    def reopen(self, run_id: str) -> None:
+        """A run that continues (resumed, or a study's parent again): RUNNING until it ends again."""
+        self._c.update_run(run_id, status=RunState.RUNNING.value)
+
+    def end(self, run_id: str, state: RunState, tags: dict | None = None) -> None:
+        if tags:
+            self.tags(run_id, tags)
+        self._c.set_terminated(run_id, RunState(state).value)
+
+    # what a run logs
+    def params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for i in range(0, len(items), _MAX_PARAMS):
+            self._c.log_batch(run_id, params=items[i:i + _MAX_PARAMS])
+
+    def metrics(self, run_id: str, rows: list[tuple[str, float, int]]) -> None:
+        """rows of (key, value, step), sent in batches of up to 1,000."""
+        from mlflow.entities import Metric
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, int(s)) for k, v, s in rows]
+        for i in range(0, len(items), _MAX_BATCH):
+            self._c.log_batch(run_id, metrics=items[i:i + _MAX_BATCH])
+
+    def tags(self, run_id: str, tags: dict) -> None:
+        from mlflow.entities import RunTag
+        self._c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def text(self, run_id: str, text: str, path: str) -> None:
+        self._c.log_text(run_id, text, path)
+
+    def figure(self, run_id: str, fig, path: str) -> None:
+        self._c.log_figure(run_id, fig, path)
+
+    def artifact(self, run_id: str, local: str | Path, folder: str | None = None) -> None:
+        self._c.log_artifact(run_id, str(local), folder)
+
+    def sink(self, run_id: str) -> "RunSink":
+        return RunSink(self, run_id)
+
+    # what a run holds
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """A metric's logged values as (step, value), in step order."""
+        return sorted((h.step, h.value) for h in self._c.get_metric_history(run_id, key))
+
+    def artifacts(self, run_id: str, folder: str) -> list[str]:
+        return sorted(f.path for f in self._c.list_artifacts(run_id, folder))
+
+    def download(self, run_id: str, path: str, dest: str | Path | None = None) -> Path:
+        """An artifact (file or folder) copied to dest, or a temporary folder; raises when it has none."""
+        return Path(self._c.download_artifacts(run_id, path, str(dest) if dest else None))
+
+    def read_text(self, run_id: str, path: str) -> str | None:
+        """A text artifact of a run (as text() wrote it), or None when it has none."""
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                return self.download(run_id, path, tmp).read_text()
+            except Exception:  # MLflow raises several kinds for a missing artifact
+                return None
+
+    def artifact_folder(self, run_id: str) -> Path | None:
+        """The run's artifact folder when it is on this machine's disk; None for a server's."""
+        from urllib.parse import urlparse
+        parsed = urlparse(self.get(run_id).info.artifact_uri)
+        return Path(parsed.path) if parsed.scheme in ("", "file") else None
+
+
+class RunSink:
+    """One MLflow run as a sink (harness/sink.py): where the training loop writes."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store, self.run_id = store, run_id
+
+    def metrics(self, rows: list[tuple[str, float, int]]) -> None:
+        self.store.metrics(self.run_id, rows)
+
+    def tags(self, tags: dict) -> None:
+        self.store.tags(self.run_id, tags)
+
+    def text(self, text: str, path: str) -> None:
+        self.store.text(self.run_id, text, path)
+
+    def figure(self, fig, path: str) -> None:
+        self.store.figure(self.run_id, fig, path)
+
+    def artifact(self, local: str | Path, folder: str | None = None) -> None:
+        self.store.artifact(self.run_id, local, folder)
 
 
 CLASSIFIERS = "classifiers"  # the experiment that holds a store's metric classifiers, one run each
@@ -175,16 +266,12 @@ class ClassifierShare:
     """The metric classifiers of one tracking store (metrics/classifier.py load_or_train's `share`): a run
     per classifier in the experiment `classifiers`, named by its cache name; the first published wins."""
 
-    def __init__(self, c):
-        self.c = c
+    def __init__(self, store: Store):
+        self.store = store
 
     def _first(self, name: str):
-        found = self.c.get_experiment_by_name(CLASSIFIERS)
-        if found is None:
-            return None
-        runs = self.c.search_runs([found.experiment_id], f"tags.`classifier.name` = '{name}' and "
-                                  "attributes.status = 'FINISHED'", order_by=["attributes.end_time ASC"],
-                                  max_results=1)
+        runs = self.store.runs(CLASSIFIERS, f"tags.`classifier.name` = '{name}' and attributes.status = 'FINISHED'",
+                               limit=1, by="end_time")
         return runs[0] if runs else None
 
     def fetch(self, name: str, folder: Path) -> bool:
@@ -200,7 +287,7 @@ class ClassifierShare:
             return True
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            local = Path(self.c.download_artifacts(run.info.run_id, "classifier", tmp))
+            local = self.store.download(run.info.run_id, "classifier", tmp)
             for suffix in (".keras", ".json"):  # the model first: a reader takes the pair by its json
                 os.replace(local / f"{name}{suffix}", folder / f"{name}{suffix}")
         return True
@@ -208,11 +295,11 @@ class ClassifierShare:
     def publish(self, name: str, files: list[Path]) -> None:
         import json
         weights = json.loads(next(f for f in files if f.suffix == ".json").read_text())["weights"]
-        run_id = start_run(self.c, CLASSIFIERS, name, {"classifier.name": name, "classifier.weights": weights,
-                                                       "kind": "classifier"})
+        run_id = self.store.start(CLASSIFIERS, name, {"classifier.name": name, "classifier.weights": weights,
+                                                      "kind": "classifier"})
         for f in files:
-            self.c.log_artifact(run_id, str(f), "classifier")
-        self.c.set_terminated(run_id, "FINISHED")
+            self.store.artifact(run_id, f, "classifier")
+        self.store.end(run_id, RunState.FINISHED)
 
 
 def shown(uri: str) -> str:

@@ -305,7 +305,7 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert row and designs[0].info.run_id in report and "Pocock-type" in report
     seeds = int(row.group(2))
     assert len(_runs("smoothing")) == seeds and len(_runs("base")) == seeds  # base went on only while smoothing did
-    recorded = json.loads(tracking.read_text(tracking.client(), designs[0].info.run_id, "looks.json"))
+    recorded = json.loads(tracking.Store().read_text(designs[0].info.run_id, "looks.json"))
     assert sorted(recorded) == [str(n) for n in range(2, seeds + 1)] and len(recorded["2"]["smoothing"]) == 2
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # the same command: the same design, nothing trained

@@ -72,7 +72,6 @@ def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(store, tmp_p
 def test_resume_refuses_other_settings_and_continues_runs_from_before_identities(store, capsys):
     import json
     from harness import checkpoint, run as run_lib
-    from harness import resume as resume_lib
     proc = _start(store)
     for line in proc.stderr:
         if f"step 48/{STEPS}" in line:
@@ -86,7 +85,7 @@ def test_resume_refuses_other_settings_and_continues_runs_from_before_identities
     assert "train.lr_g: 0.0002 -> 0.001" in err and err.count("\n") == 1
 
     c, (run,) = _runs("batchnorm")
-    path = resume_lib.local_artifact_dir(run.info.artifact_uri) / "checkpoint" / "state.npz"
+    path = tracking.Store().artifact_folder(run.info.run_id) / "checkpoint" / "state.npz"
     step, arrays, meta = checkpoint.load(path)
     assert meta["identity"]["numerics"] == run_lib.identity.NUMERICS_VERSION
     checkpoint.save(path.parent, step, arrays, {**meta, "identity": {**meta["identity"], "numerics": 99}})
@@ -117,7 +116,6 @@ def test_nan_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(st
 def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store, tmp_path):
     # Fault injection: the step's outputs turn NaN from step 5 on; evaluations after steps 2 and 4 were good.
     from harness import checkpoint, loop, registry, run as run_lib
-    from harness import resume as resume_lib
     from metrics.scorer import Scorer
     _, config = registry.resolve("base", smoke=True, sets=["eval.n_images=100"])
     dataset = run_lib.load_dataset(config, quiet=True)
@@ -144,7 +142,7 @@ def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store,
     run = runs[-1]
     assert run.info.status == "FAILED"
     assert [h.step for h in c.get_metric_history(run.info.run_id, "eval/fid")] == [2, 4]  # the good evaluations stay
-    local = resume_lib.local_artifact_dir(run.info.artifact_uri)
+    local = tracking.Store().artifact_folder(run.info.run_id)
     step, arrays, _ = checkpoint.load(local / "checkpoint" / "state.npz")
     assert step == 4 and all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")
 

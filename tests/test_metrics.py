@@ -243,7 +243,7 @@ def test_one_tracking_store_shares_one_classifier(store, scorer_5k, mnist_5k, tm
     b = run.classifier_info(mnist_5k, quiet=True)
     assert b["weights"] == a["weights"] and b["train_seconds"] == a["train_seconds"]
     assert Path(b["path"]).is_relative_to(tmp_path / "machine-b")
-    assert len(tracking.all_runs(tracking.client(), tracking.CLASSIFIERS)) == 1  # nothing trained or published twice
+    assert len(tracking.Store().runs(tracking.CLASSIFIERS)) == 1  # nothing trained or published twice
 
 
 def test_metrics_import_nothing_from_harness():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from extras import requires_jax
 
-from harness import identity, registry, tracking
+from harness import identity, registry, sink, tracking
 from harness.__main__ import main
 
 pytestmark = requires_jax
@@ -22,23 +22,34 @@ def test_offline_results_import_as_runs_of_their_own_identity(store, capsys, sco
     spec = importlib.util.spec_from_file_location("recipe_gpu", SCRIPT)
     recipe_gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe_gpu)
-    recipe_gpu.export_data(data)  # what `recipe_gpu.py OUT --export-data` does, in this process
+    data_file = recipe_gpu.export_data(data, "mnist-5k")  # what `recipe_gpu.py DIR --export-data` does, here
     env = {**os.environ, "KERAS_BACKEND": "jax", "HARNESS_CACHE": str(data / "cache")}
-    p = subprocess.run([sys.executable, str(SCRIPT), str(out), "--data", str(data / "mnist-5k.npz"), "--quick",
-                        "--arms", "2"], capture_output=True, text=True, timeout=900, env=env)
+    p = subprocess.run([sys.executable, str(SCRIPT), str(out), "--data", str(data_file), "--quick", "--arms", "2"],
+                       capture_output=True, text=True, timeout=900, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert (out / "grids.npz").exists() and (out / "generators-0.npz").exists()
-    assert len((out / "recipe.jsonl").read_text().splitlines()) == 4  # base and smoothing, 2 seeds each
+    # the harness's own loop wrote each member's run through a JSONL sink, as it writes an MLflow run
+    folders = sorted(d.name for d in (out / "runs").iterdir())
+    assert folders == ["base-s0", "base-s1", "smoothing-s0", "smoothing-s1"]  # 2 arms, 2 seeds each
+    written = sink.read(out / "runs" / "base-s0")
+    evaluated = sorted({s for e in written for k, _, s in e.get("metrics", []) if k == "eval/fid"})
+    assert evaluated == [20, 40] and (out / "runs" / "base-s0" / "artifacts" / "model" / "generator.keras").exists()
+    (out / "runs" / "tanh-s0").mkdir()  # an arm cut off before its end: named, not imported
 
     assert main(["import-results", str(out)]) == 0
+    assert "tanh-s0: its arm was cut off" in capsys.readouterr().err
     assert main(["import-results", str(out)]) == 0  # again: nothing twice
     c = tracking.client()
-    members = [r for r in tracking.all_runs(c, "base") if r.data.tags.get("kind") != "group"]
+    members = [r for r in tracking.Store().runs("base") if r.data.tags.get("kind") != "group"]
     assert len(members) == 2 and all(r.info.status == "FINISHED" for r in members)
     tags = members[0].data.tags
     assert (tags["backend"], tags["platform"], tags["numerics.version"]) == ("jax", "cpu", str(identity.NUMERICS_VERSION))
+    assert tags["state"] == "finished" and tags["collapse"] in ("true", "false")  # the loop's tags, replayed
     files = {f.path for f in c.list_artifacts(members[0].info.run_id, "model")}
     assert files == {"model/generator.keras"} and "final/fid" in members[0].data.metrics
+    assert [h.step for h in c.get_metric_history(members[0].info.run_id, "eval/fid")] == [20, 40]
+    assert len(c.get_metric_history(members[0].info.run_id, "train/d_loss")) == 40  # every step's loss
+    samples = {f.path for f in c.list_artifacts(members[0].info.run_id, "samples")}
+    assert samples == {"samples/step_0000020.png", "samples/step_0000040.png"}
 
     args = ["compare", "base", "smoothing", "--smoke", "--seeds", "2", "--steps", "40", "--backend", "jax",
             "--platform", "cpu"]

@@ -25,8 +25,7 @@ def _harness(cwd, *args, check=True) -> subprocess.CompletedProcess:
 
 
 def _members(experiment: str) -> dict:
-    c = tracking.client()
-    runs = tracking.all_runs(c, experiment)
+    runs = tracking.Store().runs(experiment)
     return {r.info.run_id: r for r in runs if r.data.tags.get("kind") != "group"}
 
 

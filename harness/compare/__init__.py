@@ -15,8 +15,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import machine, registry, tracking
+from harness import machine, registry
 from harness.config import UserError
+from harness.tracking import RunState, Store
 from harness.compare import looks
 from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, collapse_over_training, collect
@@ -43,11 +44,11 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
     if until_decided and retry_diverged:
         raise UserError("--retry-diverged would train again seeds that earlier looks counted; a sequential "
                         "design keeps every look's outcomes, so the two do not combine.")
-    client = tracking.client()
+    store = Store()
     arms, datasets = collect(names, smoke, flags, sets, backend, platform, sweeps, storage)
     sequential = None
     if until_decided:
-        decisions, done, fam = looks.until_decided(arms, datasets, client, REPORT_EXPERIMENT,
+        decisions, done, fam = looks.until_decided(arms, datasets, store, REPORT_EXPERIMENT,
                                                    arms[0].config.train.seeds, max_seeds, margin, spending, gamma,
                                                    budget)
         rows = analyse(arms)
@@ -57,7 +58,7 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
                 row["verdict"] = f"{d.verdict} (sequential, at {d.seeds} seeds a side)"
         sequential = decisions_section(decisions, fam)
     else:
-        done = fill(arms, datasets, client, retry_diverged)
+        done = fill(arms, datasets, store, retry_diverged)
         rows = analyse(arms)
     out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -65,15 +66,15 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
                       (sequential or []) + confirmations_section(arms, rows))
     (out / "report.md").write_text(report + "\n![FID over training](fid_over_training.png)\n\n"
                                    "![final FID](final_fid.png)\n\n![samples](samples.png)\n")
-    paths = figures(arms, client, out)
-    run_id = tracking.start_run(client, REPORT_EXPERIMENT, f"compare-{'-'.join(names)}"[:200],
+    paths = figures(arms, store, out)
+    run_id = store.start(REPORT_EXPERIMENT, f"compare-{'-'.join(names)}"[:200],
                                 {"kind": "report", "experiments": ",".join(names), **machine.tags()})
     for path in [out / "report.md", *paths]:
-        client.log_artifact(run_id, str(path))
-    tracking.log_params(client, run_id, {"seeds": arms[0].config.train.seeds, "trained": done["trained"],
+        store.artifact(run_id, path)
+    store.params(run_id, {"seeds": arms[0].config.train.seeds, "trained": done["trained"],
                                          "resumed": done["resumed"], "left_out": len(done["left_out"]),
                                          "arms": len(arms)})
-    client.set_terminated(run_id, "FINISHED")
+    store.end(run_id, RunState.FINISHED)
     text = terminal_table(rows)
     if done["left_out"]:
         kinds: dict = {}

@@ -9,6 +9,7 @@ from harness import config as cfg
 from harness import identity, registry, tracking
 from harness import run as run_lib
 from harness.config import Config
+from harness.tracking import RunState, Store
 from metrics import collapse
 from metrics.scorer import HEADLINE
 
@@ -43,11 +44,7 @@ class Arm:
 
     @property
     def label(self) -> str:
-        if self.title:
-            return self.title
-        if not self.point:
-            return self.experiment
-        return self.experiment + "[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in self.point.items()) + "]"
+        return self.title or registry.arm_label(self.experiment, self.point)
 
     @property
     def group(self) -> tuple:
@@ -114,10 +111,10 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
             arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
             arms.append(arm)
     if studies:
-        client = tracking.client()
+        store = Store()
     for name in studies:  # each study's best, retrained on fresh seeds at the study's own settings
         experiment, best = confirm.best_trial(name, storage)
-        config = confirm.confirmed_config(client, experiment, best, smoke, flags, sets)
+        config = confirm.confirmed_config(store, experiment, best, smoke, flags, sets)
         key = data_key(config)
         if key not in datasets:
             datasets[key] = run_lib.load_dataset(config)
@@ -143,41 +140,41 @@ def latest(runs: list, arm: Arm, seed: int, test) -> object | None:
 
 def is_outcome(run) -> bool:
     """A result of the variant: it finished, or it diverged (a non-finite loss counts against it)."""
-    return run.info.status == "FINISHED" or run.data.tags.get("state") == "diverged"
+    return run.info.status == RunState.FINISHED or run.data.tags.get("state") == "diverged"
 
 
 def is_resumable(run) -> bool:
     """Its checkpoint continues it: stopped by a signal, ended by an error (not a divergence), or RUNNING
     with no heartbeat for tracking.STALE_AFTER_S (its process died without a word)."""
     state = run.data.tags.get("state")
-    return ((run.info.status == "KILLED" and state == "interrupted") or (run.info.status == "FAILED" and state == "error")
+    return ((run.info.status == RunState.KILLED and state == "interrupted") or (run.info.status == RunState.FAILED and state == "error")
             or tracking.is_stale(run))
 
 
 def is_alive(run) -> bool:
     """RUNNING with a recent heartbeat: training in another process or on another machine."""
-    return run.info.status == "RUNNING" and not tracking.is_stale(run)
+    return run.info.status == RunState.RUNNING and not tracking.is_stale(run)
 
 
-def outcome(client, run, arm: Arm) -> dict:
+def outcome(store: Store, run, arm: Arm) -> dict:
     metrics = {k[len("final/"):]: v for k, v in run.data.metrics.items() if k.startswith("final/")}
     floor = {k[len("floor/"):]: v for k, v in run.data.metrics.items() if k.startswith("floor/")}
-    finished = run.info.status == "FINISHED"
+    finished = run.info.status == RunState.FINISHED
     e = arm.config.eval
     return {"run_id": run.info.run_id, "seed": int(run.data.tags["seed"]),
             "outcome": "finished" if finished else "diverged", "metrics": metrics,
             "reason": run.data.tags.get("failure.reason", ""),
             "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
-            "fid_history": sorted((h.step, h.value) for h in client.get_metric_history(run.info.run_id, "eval/fid")),
-            "collapse_history": _collapse_history(client, run.info.run_id, floor, e),
+            "fid_history": store.history(run.info.run_id, "eval/fid"),
+            "collapse_history": _collapse_history(store, run.info.run_id, floor, e),
             "versions": {k: v for k, v in run.data.tags.items() if k.startswith("version.")}}
 
 
-def _collapse_history(client, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
+def _collapse_history(store: Store, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
     """(step, collapsed) at each evaluation, by the rule the final samples are judged with."""
     if not {"modes", "recall"} <= floor.keys():
         return []
-    seen = {m: {h.step: h.value for h in client.get_metric_history(run_id, f"eval/{m}")} for m in ("modes", "recall")}
+    seen = {m: dict(store.history(run_id, f"eval/{m}")) for m in ("modes", "recall")}
     steps = sorted(seen["modes"].keys() & seen["recall"].keys())
     return [(s, bool(collapse.judge({m: seen[m][s] for m in seen}, floor, e.collapse_modes, e.collapse_recall)))
             for s in steps]
@@ -195,9 +192,8 @@ def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, 
     return steps, rows
 
 
-def last_step(client, run) -> int:
-    history = client.get_metric_history(run.info.run_id, "train/d_loss")
-    return max((h.step for h in history), default=0)
+def last_step(store: Store, run) -> int:
+    return max((step for step, _ in store.history(run.info.run_id, "train/d_loss")), default=0)
 
 
 def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
@@ -238,7 +234,7 @@ def _left_out_reason(run, arms: list[Arm]) -> tuple[str, str]:
         return "error, trained again", f"error, not an outcome of the variant: {tags.get('failure.reason', '?')[:120]}"
     if state == "diverged":
         return "diverged, trained again", "diverged, trained again (--retry-diverged)"
-    if run.info.status == "RUNNING":
+    if run.info.status == RunState.RUNNING:
         if tracking.is_stale(run):
             return "lost", "RUNNING without a heartbeat: its process died without a word"
         return "running", (f"still RUNNING elsewhere (heartbeat at step {run.data.tags.get('heartbeat.step', '?')}); "

@@ -13,6 +13,7 @@ from harness import config as cfg
 from harness import identity, registry, tracking
 from harness import study as study_lib
 from harness.config import UserError
+from harness.tracking import Store
 
 PREFIX = "study:"
 
@@ -40,13 +41,13 @@ def best_trial(name: str, storage_url: str | None) -> tuple[str, dict]:
                         "params": dict(best.params), "run_id": run_id}
 
 
-def confirmed_config(client, experiment: str, best: dict, smoke: bool, flags: dict, sets: list[str]):
+def confirmed_config(store: Store, experiment: str, best: dict, smoke: bool, flags: dict, sets: list[str]):
     """The experiment at this comparison's settings with the best params, starting at the first seed no
     trial of the study used; a setting in which the study's trials differ from this comparison is an error
     that names the flags to give."""
     _, config = registry.resolve(experiment, smoke, flags, sets)
     config = cfg.replace(config, best["params"])
-    trial = client.get_run(best["run_id"]).data.params  # the trial's whole config, as strings
+    trial = store.get(best["run_id"]).data.params  # the trial's whole config, as strings
     skip = set(identity.NOT_IDENTITY) | set(best["params"])
     differ = {k: trial[k] for k, v in cfg.flat(config).items()
               if k in trial and k not in skip and not k.startswith("search.") and trial[k] != str(v)}
@@ -54,6 +55,6 @@ def confirmed_config(client, experiment: str, best: dict, smoke: bool, flags: di
         raise UserError(f"study {best['study']} trained with " + ", ".join(f"{k}={v}" for k, v in sorted(differ.items()))
                         + "; compare at its settings (" + " ".join(f"--set {k}={v}" for k, v in sorted(differ.items()))
                         + ") so that its best is confirmed as it was found.")
-    used = {int(r.data.tags["seed"]) for r in tracking.all_runs(client, experiment)
+    used = {int(r.data.tags["seed"]) for r in store.runs(experiment)
             if r.data.tags.get("optuna.study") == best["study"] and "seed" in r.data.tags}
     return cfg.replace(config, {"train.seed": max(used | {config.train.seed - 1}) + 1})

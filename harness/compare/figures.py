@@ -9,9 +9,10 @@ import numpy as np
 
 from harness import plots
 from harness.compare.arms import Arm
+from harness.tracking import Store
 
 
-def figures(arms: list[Arm], client, out: Path) -> list[Path]:
+def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     arms = [a for a in arms if not a.twin]  # a twin's runs are drawn once, under the arm that made them
     paths = []
@@ -55,9 +56,9 @@ def figures(arms: list[Arm], client, out: Path) -> list[Path]:
             if not arm.runs:
                 continue
             run_id = arm.runs[0]["run_id"]
-            grids = sorted(f.path for f in client.list_artifacts(run_id, "samples"))
+            grids = store.artifacts(run_id, "samples")
             if grids:
-                ax.imshow(mpimg.imread(client.download_artifacts(run_id, grids[-1], tmp)))
+                ax.imshow(mpimg.imread(store.download(run_id, grids[-1], tmp)))
     fig.tight_layout()
     paths.append(_save(fig, out / "samples.png"))
     return paths

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness import config as cfg
-from harness import loop, plan, tracking
+from harness import loop, plan
 from harness import sequential as sq
 from harness import statistics as st
 from harness.compare.arms import Arm, data_key, left_out, outcome
 from harness.compare.schedule import fill
 from harness.config import UserError
+from harness.tracking import RunState, Store
 
 DESIGN_KIND = "design"
 LOOKS = "looks.json"  # the design run's record of each look's outcome runs: {"seeds": {arm label: [run ids]}}
@@ -71,15 +72,15 @@ def family_key(base: Arm, tested: list[Arm], first: int, most: int, spending: st
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _designs(client, experiment: str) -> list:
-    return [r for r in tracking.all_runs(client, experiment) if r.data.tags.get("kind") == DESIGN_KIND]
+def _designs(store: Store, experiment: str) -> list:
+    return [r for r in store.runs(experiment) if r.data.tags.get("kind") == DESIGN_KIND]
 
 
-def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm], first: int, most: int,
+def open_family(store: Store, experiment: str, key: str, base: Arm, tested: list[Arm], first: int, most: int,
                 margin: float | None, spending: str, gamma: float, budget: int | None = None) -> Family:
     """This family's design from the store, or a new one written there now (its margin still open when it
     is to come from the first look)."""
-    runs = _designs(client, experiment)
+    runs = _designs(store, experiment)
     mine = next((r for r in runs if r.data.tags.get("design.family") == key), None)
     digests = {a.digest for a in tested}
     others = [(r.info.run_id, json.loads(r.data.params.get("arms", "[]")),
@@ -87,17 +88,17 @@ def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm],
               for r in runs if r is not mine and digests & set(json.loads(r.data.params.get("digests", "[]")))]
     labels = tuple(a.label for a in tested)
     if mine is None:
-        run_id = tracking.start_run(client, experiment, f"design-{key[:8]}", {"kind": DESIGN_KIND, "design.family": key})
-        tracking.log_params(client, run_id, {"arms": json.dumps(list(labels)), "digests": json.dumps(sorted(digests)),
+        run_id = store.start(experiment, f"design-{key[:8]}", {"kind": DESIGN_KIND, "design.family": key})
+        store.params(run_id, {"arms": json.dumps(list(labels)), "digests": json.dumps(sorted(digests)),
                                              "base": base.digest, "K": len(tested), "first": first, "most": most,
                                              "alpha": st.ALPHA, "level": st.ALPHA / max(1, len(tested)),
                                              "spending": spending, "gamma": gamma, "endpoint": ENDPOINT,
                                              "budget": "none" if budget is None else budget})
-        client.set_terminated(run_id, "FINISHED")
+        store.end(run_id, RunState.FINISHED)
         params, looks = {}, {}
     else:
         run_id, params = mine.info.run_id, mine.data.params
-        looks = json.loads(tracking.read_text(client, run_id, LOOKS) or "{}")
+        looks = json.loads(store.read_text(run_id, LOOKS) or "{}")
     if "margin" in params:
         if margin is not None and not math.isclose(margin, float(params["margin"])):
             raise UserError(f"this family's design (run {run_id}) registered the margin {float(params['margin']):g} "
@@ -109,7 +110,7 @@ def open_family(client, experiment: str, key: str, base: Arm, tested: list[Arm],
                   others=others, budget=budget)
 
 
-def set_margin(client, fam: Family, base: Arm, margin: float | None) -> None:
+def set_margin(store: Store, fam: Family, base: Arm, margin: float | None) -> None:
     """At the first look, before any arm is judged: the given margin, or one from base's seeds alone."""
     d = fam.design
     if margin is not None:
@@ -126,7 +127,7 @@ def set_margin(client, fam: Family, base: Arm, margin: float | None) -> None:
                   f"80% probability; {len(pilot)} seeds estimate a spread loosely, so that chance is uncertain")
         extra = {"pilot_sd": sd, "pilot_seeds": len(pilot)}
         fam.pilot = (sd, len(pilot))
-    tracking.log_params(client, fam.run_id, {"margin": value, "margin_source": source, **extra})
+    store.params(fam.run_id, {"margin": value, "margin_source": source, **extra})
     fam.design = sq.Design(d.arms, d.first, d.most, d.alpha, value, source, d.spending, d.gamma)
 
 
@@ -146,7 +147,7 @@ def judge(arm: Arm, base: Arm, design: sq.Design, look: int) -> tuple[str, tuple
     return verdict, (d, low, high), ""
 
 
-def _replay(client, fam: Family, look: int, arms: list[Arm]) -> None:
+def _replay(store: Store, fam: Family, look: int, arms: list[Arm]) -> None:
     """Hold each arm to the runs recorded for this look (a later run of a seed does not rewrite it), or
     record them now."""
     recorded = fam.looks.get(str(look), {})
@@ -155,13 +156,13 @@ def _replay(client, fam: Family, look: int, arms: list[Arm]) -> None:
         if arm.label in recorded and recorded[arm.label] != ids:
             print(f"  {arm.label}: the runs recorded at this look are used, not newer ones of the same seeds",
                   file=sys.stderr)
-            arm.runs = [outcome(client, client.get_run(run_id), arm) for run_id in recorded[arm.label]]
+            arm.runs = [outcome(store, store.get(run_id), arm) for run_id in recorded[arm.label]]
         recorded[arm.label] = [r["run_id"] for r in arm.runs]
     fam.looks[str(look)] = recorded
-    client.log_text(fam.run_id, json.dumps(fam.looks, indent=1), LOOKS)
+    store.text(fam.run_id, json.dumps(fam.looks, indent=1), LOOKS)
 
 
-def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, first: int, most: int,
+def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str, first: int, most: int,
                   margin: float | None, spending: str = "pocock", gamma: float = 1.0,
                   budget: int | None = None) -> tuple[dict, dict, Family]:
     """Run the looks; returns (arm label -> Decision, fill's totals, the family). budget: the most runs
@@ -180,7 +181,7 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
         raise UserError(f"--until-decided compares arms of one data, backend and metric setting with base; "
                         f"{', '.join(other)} differ.")
     key = family_key(base, tested, first, most, spending, gamma, budget)
-    fam = open_family(client, experiment, key, base, tested, first, most, margin, spending, gamma, budget)
+    fam = open_family(store, experiment, key, base, tested, first, most, margin, spending, gamma, budget)
     c = base.config
     n_train = len(datasets[data_key(c)].train_images)
     most_runs = (len(tested) + 1) * most if budget is None else min(budget, (len(tested) + 1) * most)
@@ -208,13 +209,13 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
         for arm in [base, *active]:
             arm.config, arm.runs = cfg.replace(arm.config, {"train.seeds": look}), []
         print(f"look at {look} seeds a side: {', '.join(a.label for a in active)}", file=sys.stderr)
-        done = fill([base, *active], datasets, client)
+        done = fill([base, *active], datasets, store)
         totals["trained"] += done["trained"]
         totals["resumed"] += done["resumed"]
         run_seconds = done["seconds_per_run"] or run_seconds
-        _replay(client, fam, look, [base, *active])
+        _replay(store, fam, look, [base, *active])
         if math.isnan(fam.design.margin):  # the first look: the margin, before any arm is judged
-            set_margin(client, fam, base, margin)
+            set_margin(store, fam, base, margin)
         for arm in active:
             verdict, interval, note = judge(arm, base, fam.design, look)
             histories[arm.label].append((look, *interval))
@@ -229,9 +230,9 @@ def until_decided(arms: list[Arm], datasets: dict, client, experiment: str, firs
             runs_left = (len(still) + 1) * (most - look)
             print(f"  at most {runs_left} more runs to {most} seeds"
                   + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
-    tracking.set_tags(client, fam.run_id, {f"decision.{label}": f"{d.verdict} at {d.seeds} seeds"
+    store.tags(fam.run_id, {f"decision.{label}": f"{d.verdict} at {d.seeds} seeds"
                                            for label, d in decisions.items()})
-    runs_of = {a.experiment: tracking.all_runs(client, a.experiment) for a in arms}
+    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in arms:  # a twin's runs are its original's
         if arm.twin:
             arm.runs = next(a for a in arms if a.label == arm.twin).runs

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from harness import loop, machine, models, plan, tracking
+from harness import loop, machine, models, plan
 from harness import resume as resume_lib
+from harness import stop as stop_lib
 from harness import run as run_lib
+from harness.tracking import RunState, Store
 from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, last_step, latest,
                                   left_out, outcome)
 
 
-def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) -> dict:
+def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False) -> dict:
     """Train what each arm lacks: resume its interrupted seeds, train seeds without an outcome (and
     diverged ones when retry_diverged), then read every arm's outcomes. Prints the plan with an estimate
     first, and one bar over all of it. Returns {"trained", "resumed", "left_out"}.
@@ -27,13 +29,13 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
         "(bench/recipe_gpu.py, harness import-results): nothing is trained here" if elsewhere else ""))
     measured = None
     for arm in arms:
-        runs = runs_of.setdefault(arm.experiment, tracking.all_runs(client, arm.experiment))
+        runs = runs_of.setdefault(arm.experiment, store.runs(arm.experiment))
         c = arm.config
         total = loop.total_steps(c, len(datasets[data_key(c)].train_images))
         if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
             the_plan.rows.append((f"{arm.label} (= {arm.twin})", len(arm.seeds), total, len(arm.seeds), 0, 0))
             continue
-        test = (lambda r: r.info.status == "FINISHED") if retry_diverged else is_outcome
+        test = (lambda r: r.info.status == RunState.FINISHED) if retry_diverged else is_outcome
         todo = [s for s in arm.seeds if not latest(runs, arm, s, test)]
         alive = {s: r for s in todo if (r := latest(runs, arm, s, lambda r: True)) is not None and is_alive(r)}
         for seed, run in alive.items():  # never a second copy of a live run
@@ -49,31 +51,24 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
         evals = loop.evaluations(c, datasets[data_key(c)])[1]
         cost = models.step_flops(c) / models.step_flops(measured) if measured else 1.0
         the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumable), len(fresh),
-                     sum(total - last_step(client, r) for r in resumable.values()), evals, cost)
-    scorers: dict = {}
-
-    def scorer_for(c, dataset):
-        key = (dataset.fingerprint, c.eval.n_images, c.eval.kid_subsets, c.eval.kid_subset_size)
-        if key not in scorers:
-            scorers[key] = run_lib.make_scorer(c, dataset)
-        return scorers[key]
-
+                     sum(total - last_step(store, r) for r in resumable.values()), evals, cost)
+    scorer_for = run_lib.Scorers()
     if measured is not None:
         dataset = datasets[data_key(measured)]
         the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
         the_plan.note = "; other widths scaled by their FLOPs" if len({models.step_flops(a.config) for a in arms}) > 1 else ""
     print(the_plan.text(), file=sys.stderr)
     bar = the_plan.bar() if the_plan.steps_to_train else None
-    stop, previous = loop.install_stop_handlers()
+    stop, previous = stop_lib.install()
     try:
         for arm, resumable, fresh in work:
             c = arm.config
             dataset = datasets[data_key(c)]
             scorer = scorer_for(c, dataset)
-            common = dict(config=c, dataset=dataset, scorer=scorer, client=client, point=arm.point,
+            common = dict(config=c, dataset=dataset, scorer=scorer, store=store, point=arm.point,
                           extra_tags={"launched_by": "compare", **arm.tags}, stop=stop, progress=bar)
             for seed, run in resumable.items():  # resumed one by one, each exactly its own run
-                if is_alive(client.get_run(run.info.run_id)):  # another process took it up since the plan
+                if is_alive(store.get(run.info.run_id)):  # another process took it up since the plan
                     print(f"{arm.label} seed {seed}: run {run.info.run_id[:8]} is training elsewhere now; "
                           "not started here.", file=sys.stderr)
                     continue
@@ -82,21 +77,19 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
                     done["resumed"] += 1
                 except resume_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
                     print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
-                    if run.info.status == "RUNNING":  # a lost process's run: ended, with why
-                        tracking.set_tags(client, run.info.run_id, {"state": "error", "failure.reason":
+                    if run.info.status == RunState.RUNNING:  # a lost process's run: ended, with why
+                        store.tags(run.info.run_id, {"state": "error", "failure.reason":
                                           "its process died without a word (no heartbeat); trained afresh"})
-                        client.set_terminated(run.info.run_id, "FAILED")
+                        store.end(run.info.run_id, RunState.FAILED)
                     fresh.append(seed)
             if run_lib.population_on(c, len(fresh)):  # JAX on a GPU (or true): the fresh seeds as one population
-                parent = tracking.start_run(client, arm.experiment, f"{arm.label}-x{len(fresh)}",
-                                            {"experiment": arm.experiment, "kind": "group", "launched_by": "compare",
-                                             **machine.tags()})
+                parent = run_lib.open_group(store, arm.experiment, arm.label, len(fresh), {"launched_by": "compare"})
                 try:
                     results = run_lib.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
                 except BaseException:
-                    client.set_terminated(parent, "KILLED")
+                    store.end(parent, RunState.KILLED)
                     raise
-                client.set_terminated(parent, "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED")
+                store.end(parent, run_lib.group_state(results))
             else:
                 for seed in fresh:
                     run_lib.run(arm.experiment, seed=seed, **common)
@@ -106,18 +99,18 @@ def fill(arms: list[Arm], datasets: dict, client, retry_diverged: bool = False) 
               "the same command resumes it.", file=sys.stderr)
         raise
     finally:
-        loop.restore_handlers(previous)
+        stop_lib.restore(previous)
         if bar is not None:
             bar.close()
     for experiment in {arm.experiment for arm, resumable, fresh in work if resumable or fresh}:
-        runs_of[experiment] = tracking.all_runs(client, experiment)  # with what was just trained
+        runs_of[experiment] = store.runs(experiment)  # with what was just trained
     for arm in arms:
         if arm.twin:
             continue
         for seed in arm.seeds:
             run = latest(runs_of[arm.experiment], arm, seed, is_outcome)
             if run is not None:
-                arm.runs.append(outcome(client, run, arm))
+                arm.runs.append(outcome(store, run, arm))
     for arm in arms:
         if arm.twin:
             arm.runs = next(a for a in arms if a.label == arm.twin).runs
