@@ -61,7 +61,7 @@ def export_data(folder: Path, name: str = "mnist") -> Path:
     dataset = data.load(name)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.npz"
-    np.savez(path, name=name, train_images=dataset.train_images, train_labels=dataset.train_labels,
+    np.savez_compressed(path, name=name, train_images=dataset.train_images, train_labels=dataset.train_labels,
              test_images=dataset.test_images, test_labels=dataset.test_labels)
     scorer = Scorer(dataset, quiet=True)  # trains or loads the classifier, computes the reference: cached
     shutil.copytree(classifier.cache_dir(), folder / "cache", dirs_exist_ok=True)
@@ -71,11 +71,12 @@ def export_data(folder: Path, name: str = "mnist") -> Path:
 
 def load_data(path: Path) -> Dataset:
     with np.load(path) as f:
-        return Dataset(str(f["name"]), f"exported ({path.name})", f["train_images"], f["train_labels"],
+        name = str(f["name"]) if "name" in f.files else "mnist-5k"  # exports before the name was saved
+        return Dataset(name, f"exported ({path.name})", f["train_images"], f["train_labels"],
                        f["test_images"], f["test_labels"])
 
 
-def train_arm(experiment: str, point: dict, config, dataset: Dataset, scorer, out: Path, record: dict) -> None:
+def run_arm(experiment: str, point: dict, config, dataset: Dataset, scorer, out: Path, record: dict) -> None:
     """One arm's seeds as one population in loop.train, each member written to OUT/runs/NAME (a JsonlSink);
     its run.json is written last, so a folder without one is an arm cut off mid-way."""
     import keras
@@ -140,7 +141,7 @@ def main() -> None:
         config = config_for(experiment, point, dataset.name, args.epochs, args.quick)
         arm_started = time.perf_counter()
         print(f"{experiment}{point or ''}: {config.train.seeds} seeds as one population", flush=True)
-        train_arm(experiment, point, config, dataset, scorer, args.out, {"versions": versions})
+        run_arm(experiment, point, config, dataset, scorer, args.out, {"versions": versions})
         last = time.perf_counter() - arm_started
         print(f"{experiment}{point or ''}: {last:.0f} s; written", flush=True)
 

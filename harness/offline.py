@@ -2,9 +2,10 @@
 ordinary MLflow runs: one per member folder that the training loop wrote through a JSONL sink
 (harness/sink.py). Each becomes a run with its identity (backend, platform, numerics and metrics
 versions, data fingerprint) as the machine that trained it reported it; what the loop wrote (losses,
-evaluations, collapse tags, sample grids, plots, the generator) is replayed into it, and it ends as
-`harness run` ends its runs (run.end_run). `compare` then reads them like any runs and never pools them
-with runs of another identity. Importing twice records nothing twice.
+evaluations, collapse tags, sample grids, plots, the generator) is replayed into it, and each member
+ends as `harness run` ends its members (run.end_run); each arm's parent run ends FINISHED once its
+members are recorded. `compare` then reads them like any runs and never pools them with runs of another
+identity. Importing twice records nothing twice.
 """
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def config_diff(old: dict, config: Config) -> list[str]:
 
 def find_resumable(store: Store, experiment: str, seed: int) -> str:
     """The latest unfinished run of an experiment and seed."""
-    runs = store.runs(experiment, f"tags.seed = '{seed}' and attributes.status != 'FINISHED'", newest_first=True,
+    runs = store.runs(experiment, f"tags.seed = '{seed}' and attributes.status != '{RunState.FINISHED}'", newest_first=True,
                       limit=20)
     runs = [r for r in runs if r.data.tags.get("mlflow.runName", "").endswith(f"-s{seed}")
             and r.data.tags.get("state") != "diverged"]

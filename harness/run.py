@@ -167,8 +167,8 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
     results = []
     for m in members:
         status = end_run(store, m.ctx.run_id, m.diverged, m.ctx.evals)
-        if m.diverged:
-            print(f"run {m.ctx.name} diverged: {m.diverged}; marked FAILED, last good checkpoint kept.",
+        if status != RunState.FINISHED:
+            print(f"run {m.ctx.name} diverged: {m.diverged or 'no evaluation'}; marked FAILED, last good checkpoint kept.",
                   file=sys.stderr)
             results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, status, {}, m.diverged))
             continue

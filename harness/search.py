@@ -51,7 +51,8 @@ def parent_run(store: Store, experiment: str, study_name: str, config: Config) -
     """The study's parent MLflow run: found by tag, so a resumed study keeps one parent."""
     store.experiment_id(experiment)  # created before the lock: creating takes the lock itself
     with tracking.store_lock():
-        found = store.runs(experiment, f"tags.`optuna.study` = '{study_name}' and tags.kind = 'study'", limit=1)
+        found = store.runs(experiment, f"tags.`optuna.study` = '{study_name}' and tags.kind = 'study'",
+                           newest_first=True, limit=1)
         if found:
             store.reopen(found[0].info.run_id)
             return found[0].info.run_id

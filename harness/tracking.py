@@ -139,7 +139,7 @@ class Store:
                 return runs[:limit] if limit else runs
 
     def siblings(self, run_id: str, where: str, limit: int | None = None) -> list:
-        """Runs in run_id's experiment matching an MLflow filter."""
+        """Runs in run_id's experiment matching an MLflow filter, oldest first."""
         return self._search(self.get(run_id).info.experiment_id, where, limit=limit)
 
     def mark_harness_experiments(self) -> int:
@@ -164,9 +164,12 @@ class Store:
 
     def get(self, run_id: str):
         """The run; LookupError when the store has none of that id."""
+        from mlflow.exceptions import MlflowException
         try:
             return self._c.get_run(run_id)
-        except Exception:  # MLflow raises its own kinds for an unknown or malformed id
+        except MlflowException as e:  # an unknown or malformed id; a store that is down says so itself
+            if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
             raise LookupError(f"no run with id {run_id} in {shown(tracking_uri())}.") from None
 
     def reopen(self, run_id: str) -> None:
@@ -270,7 +273,7 @@ class ClassifierShare:
         self.store = store
 
     def _first(self, name: str):
-        runs = self.store.runs(CLASSIFIERS, f"tags.`classifier.name` = '{name}' and attributes.status = 'FINISHED'",
+        runs = self.store.runs(CLASSIFIERS, f"tags.`classifier.name` = '{name}' and attributes.status = '{RunState.FINISHED}'",
                                limit=1, by="end_time")
         return runs[0] if runs else None
 

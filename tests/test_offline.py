@@ -23,7 +23,14 @@ def test_offline_results_import_as_runs_of_their_own_identity(store, capsys, sco
     recipe_gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe_gpu)
     data_file = recipe_gpu.export_data(data, "mnist-5k")  # what `recipe_gpu.py DIR --export-data` does, here
-    env = {**os.environ, "KERAS_BACKEND": "jax", "HARNESS_CACHE": str(data / "cache")}
+    # A GPU machine may have JAX and nothing of TensorFlow, MLflow or Optuna: here they are made to fail
+    # on import, so the script shows it needs none of them.
+    absent = store / "absent"
+    for name in ("mlflow", "tensorflow", "optuna"):
+        (absent / name).mkdir(parents=True)
+        (absent / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "HARNESS_CACHE": str(data / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(absent), *filter(None, [os.environ.get("PYTHONPATH")])])}
     p = subprocess.run([sys.executable, str(SCRIPT), str(out), "--data", str(data_file), "--quick", "--arms", "2"],
                        capture_output=True, text=True, timeout=900, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -41,6 +48,10 @@ def test_offline_results_import_as_runs_of_their_own_identity(store, capsys, sco
     c = tracking.client()
     members = [r for r in tracking.Store().runs("base") if r.data.tags.get("kind") != "group"]
     assert len(members) == 2 and all(r.info.status == "FINISHED" for r in members)
+    (group,) = [r for r in tracking.Store().runs("base") if r.data.tags.get("kind") == "group"]  # once, after two imports
+    assert group.info.run_name == "base-x2" and group.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in members} == {group.info.run_id}
+    assert {r.data.tags["population.parent"] for r in members} == {group.info.run_id}
     tags = members[0].data.tags
     assert (tags["backend"], tags["platform"], tags["numerics.version"]) == ("jax", "cpu", str(identity.NUMERICS_VERSION))
     assert tags["state"] == "finished" and tags["collapse"] in ("true", "false")  # the loop's tags, replayed
