@@ -166,3 +166,31 @@ def test_a_folder_sink_replays_into_an_mlflow_run(store):
     assert db.artifacts(run_id, "plots") == ["plots/losses.png"] and db.artifacts(run_id, "model") == ["model/generator.keras"]
     assert db.download(run_id, "model/generator.keras").read_bytes() == b"weights"
     assert sum("artifact" in e for e in sink.read(store / "member")) == 3  # two drawings, one file on disk
+
+
+def test_a_member_that_diverged_elsewhere_is_imported_failed_with_its_good_steps(store):
+    """A folder from a GPU machine whose member's loss became NaN: imported as a FAILED run in state
+    diverged (an outcome counted against its variant), keeping the losses logged before it; a metric
+    the sink wrote as "nan" comes back as NaN."""
+    import json
+    import math
+    from harness import config as cfg, identity, offline, sink
+    _, config = registry.resolve("base", smoke=True)
+    member = store / "out" / "runs" / "base-s0"
+    folder = sink.JsonlSink(member)
+    folder.metrics([("train/d_loss", 0.7, 1), ("train/d_loss", 0.6, 2), ("eval/kid", float("nan"), 2)])
+    ident = identity.of(config, "0123456789abcdef", backend="jax", device="gpu", classifier="feedbeef")
+    (member / "run.json").write_text(json.dumps({
+        "experiment": "base", "point": {}, "seed": 0, "config": cfg.to_dict(config), "dataset": "mnist-5k",
+        "identity": ident, "floor": {"fid": 1.0}, "population": {"size": 1, "index": 0},
+        "diverged": "d_loss became nan at step 3", "evals": [], "versions": {"version.jax": "0.0"}}))
+
+    (run_id,) = offline.import_results(store / "out")
+    db = tracking.Store()
+    run = db.get(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["state"] == "diverged"
+    assert run.data.tags["failure.reason"] == "d_loss became nan at step 3"
+    assert (run.data.tags["backend"], run.data.tags["platform"]) == ("jax", "gpu")
+    assert db.history(run_id, "train/d_loss") == [(1, 0.7), (2, 0.6)] and "final/fid" not in run.data.metrics
+    assert math.isnan(db.history(run_id, "eval/kid")[0][1])
+    assert offline.import_results(store / "out") == []  # nothing twice
