@@ -36,6 +36,7 @@ def import_results(folder: Path, store: Store | None = None) -> list[str]:
         print(f"{name}: its arm was cut off before it ended (no run.json); not imported", file=sys.stderr)
     store = store or Store()
     parents: dict = {}
+    imported: dict = {}  # experiment -> {(imported_from, identity)} of the runs already in the store
     made = []
     for path in members:
         record = json.loads(path.read_text())
@@ -43,8 +44,10 @@ def import_results(folder: Path, store: Store | None = None) -> list[str]:
         ident, name = record["identity"], path.parent.name
         label = name.rsplit("-s", 1)[0]
         source = f"{folder.resolve()}:{name}"
-        if any(r.data.tags.get("imported_from") == source and r.data.tags.get("identity") == identity.digest(ident)
-               for r in store.runs(record["experiment"])):
+        if record["experiment"] not in imported:  # each experiment's runs read once, not once per member
+            imported[record["experiment"]] = {(r.data.tags.get("imported_from"), r.data.tags.get("identity"))
+                                              for r in store.runs(record["experiment"])}
+        if (source, identity.digest(ident)) in imported[record["experiment"]]:
             print(f"{name}: already imported", file=sys.stderr)
             continue
         size = record["population"]["size"]
