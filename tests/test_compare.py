@@ -32,6 +32,11 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     report = (store / "r1" / "report.md").read_text()
     assert "| base | 2 | 0 | 2 |" in report and "| smoothing | 2 | 0 | 2 |" in report  # finished, diverged, collapsed
     assert "(n=2)" in report and "numerics v" in report and "backend tensorflow on cpu" in report
+    floor = re.search(r"^\| \*floor: real digits \(mnist-5k\)\* \| ([^|]+) \| ([^|]+) \|", report, re.M)
+    base_fid = float(re.search(r"^\| base \| 2 \| 0 \| 2 \| ([\d.]+)", report, re.M).group(1))
+    assert floor and 0 <= float(floor.group(1)) < base_fid and 1 <= float(floor.group(2)) <= 10  # real digits' FID, IS
+    for run in _runs("base"):  # every seed under its full run id
+        assert f"| {run.data.tags['seed']} | {run.info.run_id} | finished |" in report.split("## Every run")[1]
     over = re.search(r"^\| base \| (\d+ of \d+(?: \| \d+ of \d+)*) \|$", report.split("## Collapse over training")[1], re.M)
     assert over and over.group(1).split(" | ")[-1] == "2 of 2"  # every evaluation of both seeds; the last is the final one
     assert len(over.group(1).split(" | ")) == 3  # 12 evaluations over 4 runs: 3 a run
@@ -60,12 +65,14 @@ def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
     base = Arm("base", {}, None, "mnist-5k", {}, runs=[
         {"collapse_history": [(150, True), (300, False), (450, False)]},  # recovers
         {"collapse_history": [(150, True), (300, True), (450, True)]},
-        {"collapse_history": [(150, True)]}])  # diverged after its first evaluation
+        {"collapse_history": [(150, True)], "outcome": "diverged"}])  # diverged after its first evaluation
     twin = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, twin="base")
     late = Arm("tanh", {}, None, "mnist-5k", {}, runs=[{"collapse_history": [(150, False), (300, True), (450, True)]}])
     steps, rows = collapse_over_training([base, twin, late])
     assert steps == [150, 300, 450]
-    assert rows == [("base", [(3, 3), (1, 2), (1, 2)]), ("tanh", [(0, 1), (1, 1), (1, 1)])]
+    assert rows == [("base", [(3, 3, 0), (1, 2, 1), (1, 2, 1)]), ("tanh", [(0, 1, 0), (1, 1, 0), (1, 1, 0)])]
+    from harness.compare.report import _over_cell
+    assert [_over_cell(*c) for c in rows[0][1]] == ["3 of 3", "1 of 2, 1 diverged", "1 of 2, 1 diverged"]
 
 
 def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(store, capsys):
@@ -114,7 +121,8 @@ def test_error_runs_resume_from_their_checkpoint_and_runs_from_before_identities
     assert "identity v1 (made before run identities were recorded): 1 run" in report
     resumed = tracking.client().get_run(errored.info.run_id)
     assert resumed.info.status == "FINISHED" and resumed.data.tags["resumed"] == "true"
-    assert errored.info.run_id[:8] in report.split("Runs used:")[1]
+    every_run = report.split("## Every run")[1]
+    assert f"| base | 1 | {errored.info.run_id} | finished |" in every_run  # the full id: a scorer can find it
 
 
 STEPS = 120

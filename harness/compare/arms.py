@@ -162,7 +162,7 @@ def outcome(store: Store, run, arm: Arm) -> dict:
     finished = run.info.status == RunState.FINISHED
     e = arm.config.eval
     return {"run_id": run.info.run_id, "seed": int(run.data.tags["seed"]),
-            "outcome": "finished" if finished else "diverged", "metrics": metrics,
+            "outcome": "finished" if finished else "diverged", "metrics": metrics, "floor": floor,
             "reason": run.data.tags.get("failure.reason", ""),
             "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
             "fid_history": store.history(run.info.run_id, "eval/fid"),
@@ -180,15 +180,18 @@ def _collapse_history(store: Store, run_id: str, floor: dict, e) -> list[tuple[i
             for s in steps]
 
 
-def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int]]]]]:
-    """Evaluation steps, and per arm (a twin once, under the arm that made its runs) how many seeds
-    were collapsed at each step, of those evaluated there: [(collapsed, evaluated), ...]."""
+def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int, int]]]]]:
+    """Evaluation steps, and per arm (a twin once, under the arm that made its runs) at each step:
+    (collapsed, evaluated, diverged before it) -- a diverged seed is evaluated until it stopped and
+    counted as diverged at every later evaluation."""
     arms = [a for a in arms if not a.twin]
     steps = sorted({s for a in arms for r in a.runs for s, _ in r.get("collapse_history", [])})
     rows = []
     for arm in arms:
         at = [dict(r.get("collapse_history", [])) for r in arm.runs]
-        rows.append((arm.label, [(sum(h[s] for h in at if s in h), sum(s in h for h in at)) for s in steps]))
+        stopped = [max(h, default=-1) for r, h in zip(arm.runs, at) if r.get("outcome") == "diverged"]
+        rows.append((arm.label, [(sum(h[s] for h in at if s in h), sum(s in h for h in at),
+                                  sum(last < s for last in stopped)) for s in steps]))
     return steps, rows
 
 

@@ -169,24 +169,36 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
     if steps:
         lines += ["", "## Collapse over training", "",
                   "Seeds collapsed at each evaluation, by the rule the final samples are judged with, of the seeds "
-                  "evaluated at that step (a diverged seed counts until it stopped); a seed can collapse and "
-                  "recover. A finished seed's last evaluation is its final samples, counted above.", "",
+                  "evaluated at that step; a seed can collapse and recover. A diverged seed is evaluated until it "
+                  "stopped, and named as diverged at every later evaluation. A finished seed's last evaluation is "
+                  "its final samples, counted above.", "",
                   "| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
-        lines += [f"| {label} | " + " | ".join(f"{k} of {n}" if n else "-" for k, n in cells) + " |"
-                  for label, cells in over]
+        lines += [f"| {label} | " + " | ".join(_over_cell(*cell) for cell in cells) + " |" for label, cells in over]
     lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals, clipped to "
-              "where a metric can lie (precision and recall in [0, 1], modes in [0, 10], IS in [1, 10]); the "
-              "real-data floor of each metric is logged with every run (`floor/*`).", "",
-              "| arm | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|"]
+              "where a metric can lie (precision and recall in [0, 1], modes in [0, 10], IS in [1, 10]). The "
+              "floor is the same metrics for as many real training digits as images scored: the best a generator "
+              "could hope for (logged with every run as `floor/*`).", "",
+              "| arm | FID | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['arm']} | {_fmt(r['is'])} | {_fmt(r['kid'])} | {_fmt(r['modes'])} | "
+        lines.append(f"| {r['arm']} | {_fmt(r['fid'])} | {_fmt(r['is'])} | {_fmt(r['kid'])} | {_fmt(r['modes'])} | "
                      f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
+    for dataset, floor in _floors(arms):
+        lines.append(f"| *floor: real digits ({dataset})* | " + " | ".join(
+            _num(floor[m]) if m in floor else "-" for m in ("fid", "is", "kid", "modes", "precision", "recall")) + " |")
     groups = {a.group for a in arms}
     if len(groups) > 1:
         lines += ["", "Arms of different data, backend, platform, precision, code version or metric settings were "
                   "not pooled or compared: " + "; ".join(f"{g[0]} ({g[1]}), {g[2]} on {g[3]}, N={g[7]}"
                                                         for g in groups) + "."]
-    lines += ["", "Runs used: " + ", ".join(f"{a.label}: " + " ".join(r["run_id"][:8] for r in a.runs) for a in arms)]
+    lines += ["", "## Every run", "", "Each seed's outcome, with its full MLflow run id (a twin arm's runs are listed "
+              "once, under the arm that made them).", "", "| arm | seed | run id | outcome | final FID | at the end |",
+              "|---|---|---|---|---|---|"]
+    for arm in (a for a in arms if not a.twin):
+        for r in sorted(arm.runs, key=lambda r: r["seed"]):
+            fid = r["metrics"].get("fid", float("nan"))
+            end = (r["collapse"] or "not collapsed") if r["outcome"] == "finished" else (r.get("reason") or "-")[:100]
+            lines.append(f"| {arm.label} | {r['seed']} | {r['run_id']} | {r['outcome']} | "
+                         f"{'-' if math.isnan(fid) else _num(fid)} | {end} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
         by_reason: dict = {}
@@ -195,6 +207,21 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
         lines += [f"- {experiment}: {reason}: {len(ids)} run{'s' * (len(ids) > 1)} ({' '.join(ids)})"
                   for (experiment, reason), ids in sorted(by_reason.items())]
     return "\n".join(lines + [""])
+
+
+def _over_cell(collapsed: int, evaluated: int, diverged: int) -> str:
+    cell = f"{collapsed} of {evaluated}" if evaluated else "-"
+    return f"{cell}, {diverged} diverged" if diverged else cell
+
+
+def _floors(arms: list[Arm]) -> list[tuple[str, dict]]:
+    """One real-data floor per dataset compared (every run of a dataset logs the same floor)."""
+    floors: dict = {}
+    for arm in arms:
+        floor = next((r["floor"] for r in arm.runs if r.get("floor")), None)
+        if floor and arm.dataset not in floors:
+            floors[arm.dataset] = floor
+    return list(floors.items())
 
 
 def terminal_table(rows: list[dict]) -> str:
