@@ -13,25 +13,18 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import optuna
 
+import tracking_server
 from harness import search, server
 from harness import study as study_lib
 
 TRIALS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _request(url: str, user: str | None = None, password: str | None = None, data: dict | None = None):
@@ -50,18 +43,6 @@ def _request(url: str, user: str | None = None, password: str | None = None, dat
         return 0, b""
 
 
-def _wait_for(proc, pattern: str, deadline: float = 300) -> str:
-    end, seen = time.time() + deadline, ""
-    while time.time() < end:
-        line = proc.stderr.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen += line
-        if pattern in line:
-            return seen
-    raise AssertionError(f"never saw {pattern!r}; the process said: {seen[-3000:]}")
-
-
 def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server(tmp_path, postgres, scorer_5k,
                                                                                  classifier_cache):
     """scorer_5k: the classifier is trained here first; machine A's cache is a copy of this one, machine B's
@@ -73,91 +54,81 @@ def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server
         f"database_uri = sqlite:///{tmp_path / 'auth.db'}\n"
         f"admin_username = admin\nadmin_password = {admin_password}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PGPASSFILE": str(postgres.pgpass), "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "auth.ini"),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}  # the basic-auth app's CSRF key
-    command = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-               "--backend-store-uri", mlflow_db.replace("postgresql://", "postgresql+psycopg2://"),
-               "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1"]  # one server process is plenty for two workers (the default starts 4)
-    assert not any(p in " ".join(command) for p in (admin_password, worker_password, "harness:"))  # no secret on argv
-    mlflow_server = subprocess.Popen(command, cwd=tmp_path, env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     workers = []
-    try:
-        end = time.time() + 180
-        while _request(f"{base}/health")[0] != 200:
-            assert time.time() < end and mlflow_server.poll() is None, "the tracking server never came up"
-            time.sleep(1)
-        assert _request(f"{base}/api/2.0/mlflow/users/create", "admin", admin_password,
-                        {"username": "worker", "password": worker_password})[0] == 200
-        search_url = f"{base}/api/2.0/mlflow/experiments/search?max_results=5"
-        assert _request(search_url)[0] == 401  # nobody gets in anonymously
-        assert _request(search_url, "worker", "not-the-password")[0] == 401
-        assert _request(search_url, "worker", worker_password)[0] == 200
+    with tracking_server.serving(tmp_path, mlflow_db.replace("postgresql://", "postgresql+psycopg2://"), env,
+                                 ("--app-name", "basic-auth")) as (base, mlflow_server):
+        argv = server.cmdline(mlflow_server.pid)  # what `ps` shows anyone on the machine
+        assert "mlflow" in argv and not any(p in argv for p in (admin_password, worker_password, "harness:"))
+        try:
+            assert _request(f"{base}/api/2.0/mlflow/users/create", "admin", admin_password,
+                            {"username": "worker", "password": worker_password})[0] == 200
+            search_url = f"{base}/api/2.0/mlflow/experiments/search?max_results=5"
+            assert _request(search_url)[0] == 401  # nobody gets in anonymously
+            assert _request(search_url, "worker", "not-the-password")[0] == 401
+            assert _request(search_url, "worker", worker_password)[0] == 200
 
-        def start(name: str) -> subprocess.Popen:
-            folder = tmp_path / name
-            if name == "machine-a":  # B starts with an empty cache of its own
-                shutil.copytree(classifier_cache, folder / "cache")
-            (folder / "cache").mkdir(parents=True, exist_ok=True)
-            worker_env = {**env, "MLFLOW_TRACKING_URI": base, "MLFLOW_TRACKING_USERNAME": "worker",
-                          "MLFLOW_TRACKING_PASSWORD": worker_password, "HARNESS_WORKER": name,
-                          "HARNESS_CACHE": str(folder / "cache"), "PYTHONUNBUFFERED": "1"}
-            for key in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_FLASK_SERVER_SECRET_KEY"):  # the server's, not theirs
-                worker_env.pop(key)
-            return subprocess.Popen(
-                [sys.executable, "-m", "harness", "search", "smoothing", "--study", "shared", "--storage", optuna_db,
-                 "--until", str(TRIALS), "--smoke", "--steps", "40", "--set", "eval.n_images=100",
-                 "--set", "search.heartbeat=2", "--set", "train.print_every_steps=10"],
-                cwd=folder, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            def start(name: str) -> subprocess.Popen:
+                folder = tmp_path / name
+                if name == "machine-a":  # B starts with an empty cache of its own
+                    shutil.copytree(classifier_cache, folder / "cache")
+                (folder / "cache").mkdir(parents=True, exist_ok=True)
+                worker_env = {**env, "MLFLOW_TRACKING_URI": base, "MLFLOW_TRACKING_USERNAME": "worker",
+                              "MLFLOW_TRACKING_PASSWORD": worker_password, "HARNESS_WORKER": name,
+                              "HARNESS_CACHE": str(folder / "cache"), "PYTHONUNBUFFERED": "1"}
+                for key in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_FLASK_SERVER_SECRET_KEY"):  # the server's, not theirs
+                    worker_env.pop(key)
+                return subprocess.Popen(
+                    [sys.executable, "-m", "harness", "search", "smoothing", "--study", "shared", "--storage", optuna_db,
+                     "--until", str(TRIALS), "--smoke", "--steps", "40", "--set", "eval.n_images=100",
+                     "--set", "search.heartbeat=2", "--set", "train.print_every_steps=10"],
+                    cwd=folder, env=worker_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-        workers.append(start("machine-a"))
-        _wait_for(workers[0], "run smoothing-t0-s0")
-        workers.append(start("machine-b"))
-        _wait_for(workers[0], "step 20/40")  # mid-trial
-        workers[0].send_signal(signal.SIGKILL)
-        workers[0].wait(timeout=30)
-        _, err = workers[1].communicate(timeout=900)
-        assert workers[1].returncode == 0, err[-3000:]
+            workers.append(start("machine-a"))
+            tracking_server.wait_for(workers[0], "run smoothing-t0-s0")
+            workers.append(start("machine-b"))
+            tracking_server.wait_for(workers[0], "step 20/40")  # mid-trial
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=30)
+            _, err = workers[1].communicate(timeout=900)
+            assert workers[1].returncode == 0, err[-3000:]
 
-        os.environ["PGPASSFILE"] = str(postgres.pgpass)  # this process reads the study as the workers did
-        study = optuna.load_study(study_name="smoothing/shared", storage=study_lib.storage_for(optuna_db))
-        counted = [t for t in study.trials if t.state in search.COUNTED]
-        lost = [t for t in study.trials if t.user_attrs.get("worker.host") == "machine-a"]
-        assert len(counted) >= TRIALS  # counted for the study, not per worker
-        assert len(lost) == 1 and lost[0].state == optuna.trial.TrialState.FAIL
-        assert "fail_reason" not in lost[0].system_attrs  # failed by the heartbeat, not by a same-host pid check
+            os.environ["PGPASSFILE"] = str(postgres.pgpass)  # this process reads the study as the workers did
+            study = optuna.load_study(study_name="smoothing/shared", storage=study_lib.storage_for(optuna_db))
+            counted = [t for t in study.trials if t.state in search.COUNTED]
+            lost = [t for t in study.trials if t.user_attrs.get("worker.host") == "machine-a"]
+            assert len(counted) >= TRIALS  # counted for the study, not per worker
+            assert len(lost) == 1 and lost[0].state == optuna.trial.TrialState.FAIL
+            assert "fail_reason" not in lost[0].system_attrs  # failed by the heartbeat, not by a same-host pid check
 
-        from mlflow.tracking import MlflowClient
-        os.environ.update(MLFLOW_TRACKING_USERNAME="worker", MLFLOW_TRACKING_PASSWORD=worker_password)
-        client = MlflowClient(base)
-        experiment = client.get_experiment_by_name("smoothing")
-        runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
-        parent = next(r for r in runs.values() if r.data.tags.get("kind") == "study")
-        for trial in study.trials:
-            run = runs[trial.user_attrs["mlflow_run_id"]]
-            assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        dead = runs[lost[0].user_attrs["mlflow_run_id"]]
-        assert "stopped heartbeating" in dead.data.tags["failure.reason"]
-        retry = [t for t in study.trials if t.user_attrs.get("retry.of") == lost[0].number]
-        assert len(retry) == 1 and retry[0].user_attrs["mlflow_run_id"] == dead.info.run_id  # asked again, on B
-        assert dead.data.tags["resumed"] == "true" and f"resumed smoothing-t{retry[0].number}-s0 at step" in err
-        weights = {r.data.tags["classifier.weights"] for r in runs.values() if "classifier.weights" in r.data.tags}
-        assert len(weights) == 1 and dead.data.tags["classifier.weights"] in weights  # A's and B's: one classifier
-        shared = client.search_runs([client.get_experiment_by_name("classifiers").experiment_id])
-        assert len(shared) == 1  # A published it, B downloaded it: B trained none of its own
-        assert list((tmp_path / "machine-b" / "cache" / "classifier").glob("mnist-5k-*.keras"))
-        finished = runs[counted[0].user_attrs["mlflow_run_id"]]
-        status, body = _request(f"{base}/get-artifact?path=plots/losses.png&run_uuid={finished.info.run_id}",
-                                "worker", worker_password)
-        assert status == 200 and body[:4] == b"\x89PNG"  # artifacts readable over HTTP
-        assert _request(f"{base}/get-artifact?path=plots/losses.png&run_uuid={finished.info.run_id}")[0] == 401
-    finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.kill()
-        server.stop_tree(mlflow_server)
-        for key in ("PGPASSFILE", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            os.environ.pop(key, None)
+            from mlflow.tracking import MlflowClient
+            os.environ.update(MLFLOW_TRACKING_USERNAME="worker", MLFLOW_TRACKING_PASSWORD=worker_password)
+            client = MlflowClient(base)
+            experiment = client.get_experiment_by_name("smoothing")
+            runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+            parent = next(r for r in runs.values() if r.data.tags.get("kind") == "study")
+            for trial in study.trials:
+                run = runs[trial.user_attrs["mlflow_run_id"]]
+                assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            dead = runs[lost[0].user_attrs["mlflow_run_id"]]
+            assert "stopped heartbeating" in dead.data.tags["failure.reason"]
+            retry = [t for t in study.trials if t.user_attrs.get("retry.of") == lost[0].number]
+            assert len(retry) == 1 and retry[0].user_attrs["mlflow_run_id"] == dead.info.run_id  # asked again, on B
+            assert dead.data.tags["resumed"] == "true" and f"resumed smoothing-t{retry[0].number}-s0 at step" in err
+            weights = {r.data.tags["classifier.weights"] for r in runs.values() if "classifier.weights" in r.data.tags}
+            assert len(weights) == 1 and dead.data.tags["classifier.weights"] in weights  # A's and B's: one classifier
+            shared = client.search_runs([client.get_experiment_by_name("classifiers").experiment_id])
+            assert len(shared) == 1  # A published it, B downloaded it: B trained none of its own
+            assert list((tmp_path / "machine-b" / "cache" / "classifier").glob("mnist-5k-*.keras"))
+            finished = runs[counted[0].user_attrs["mlflow_run_id"]]
+            status, body = _request(f"{base}/get-artifact?path=plots/losses.png&run_uuid={finished.info.run_id}",
+                                    "worker", worker_password)
+            assert status == 200 and body[:4] == b"\x89PNG"  # artifacts readable over HTTP
+            assert _request(f"{base}/get-artifact?path=plots/losses.png&run_uuid={finished.info.run_id}")[0] == 401
+        finally:
+            for proc in workers:
+                if proc.poll() is None:
+                    proc.kill()
+            for key in ("PGPASSFILE", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                os.environ.pop(key, None)

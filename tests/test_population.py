@@ -98,3 +98,41 @@ def test_a_diverging_member_stops_the_others_go_on_and_a_signal_checkpoints_them
     steps_logged = sorted(h.step for h in c.get_metric_history(members["2"].info.run_id, "train/g_loss"))
     assert steps_logged == list(range(1, steps + 1))  # each step once across the interruption
     assert max(h.step for h in c.get_metric_history(members["0"].info.run_id, "train/g_loss")) == 2
+
+
+def test_a_population_on_a_server_resumes_on_another_machine_from_its_parents_checkpoint(tmp_path, monkeypatch):
+    """Artifacts on a server (proxied, so no machine sees another's files): the population's checkpoint
+    goes to its parent run there, and a second working folder with nothing on disk (another machine)
+    resumes from it."""
+    import tracking_server
+    steps = 60
+    args = ["run", "base", "--smoke", "--seeds", "2", "--steps", str(steps), "--set", "eval.n_images=100",
+            "--set", "train.log_every_steps=1", "--set", "train.population=true"]
+    (tmp_path / "server").mkdir()
+    with tracking_server.serving(tmp_path / "server", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
+                                 dict(os.environ)) as (url, _):
+        env = {**JAX, "MLFLOW_TRACKING_URI": url}
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        for machine in ("a", "b"):
+            (tmp_path / machine).mkdir()
+        proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path / "a", env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        tracking_server.wait_for(proc, f"base-s1 step 24/{steps}")  # past the first evaluation (step 20)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 130, err[-3000:]
+        members = {r.data.tags["seed"]: r for r in _members("base").values()}
+        assert {s: r.data.tags["state"] for s, r in members.items()} == {"0": "interrupted", "1": "interrupted"}
+        parent = members["0"].data.tags["population.parent"]
+        store = tracking.Store()
+        folder = f"checkpoint/population-{members['0'].data.tags['population.id']}"
+        assert store.artifacts(parent, folder) == [f"{folder}/state.npz"]  # on the server, in the parent run
+
+        resumed = subprocess.run([sys.executable, "-m", "harness", *args, "--resume", parent], cwd=tmp_path / "b",
+                                 env=env, capture_output=True, text=True, timeout=900)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        members = {r.data.tags["seed"]: r for r in _members("base").values()}
+        for run in members.values():
+            assert run.info.status == "FINISHED" and run.data.tags["resumed"] == "true"
+            logged = [step for step, _ in store.history(run.info.run_id, "train/g_loss")]
+            assert logged == list(range(1, steps + 1))  # each step once, across two machines
