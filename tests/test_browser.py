@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need
+from tracking_server import free_port
 from harness import tracking
 from harness.__main__ import main
 
@@ -50,12 +50,6 @@ def shots(tmp_path, record_property) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(store, *args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=store, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -82,7 +76,7 @@ def test_mlflow_ui_shows_a_finished_run_and_its_sample_grid(store, browser, shot
     c = tracking.client()
     experiment = c.get_experiment_by_name("smoothing")
     (run,) = c.search_runs([experiment.experiment_id])
-    port = _free_port()
+    port = free_port()
     proc = _serve(store, "ui", "--port", str(port))
     try:
         base = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
@@ -107,7 +101,7 @@ def test_mlflow_ui_shows_a_finished_run_and_its_sample_grid(store, browser, shot
 def test_optuna_dashboard_shows_the_study_and_its_trials(store, browser, shots):
     need(importlib.util.find_spec("optuna_dashboard") is not None, "optuna-dashboard (pip install -e \".[test]\")")
     assert main(["search", "tanh", "--trials", "2", *SMOKE]) == 0
-    port = _free_port()
+    port = free_port()
     proc = _serve(store, "dashboard", "--port", str(port))
     try:
         _open(browser, f"http://127.0.0.1:{port}/dashboard", "tanh/default")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,16 +12,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from conftest import need
+from tracking_server import free_port
 from harness import server
 
 SMOKE = ["--smoke", "--set", "eval.n_images=100"]
 
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _watched(args: list[str], cwd: Path, env: dict, secret: str, serve_s: float = 0.0) -> str:
@@ -63,8 +57,8 @@ def test_a_password_in_a_store_uri_is_on_no_command_line_and_in_no_output(tmp_pa
         "compare": _watched(["compare", "base", *SMOKE, "--seeds", "1", "--out", "r"], tmp_path, env, secret),
         "search": _watched(["search", "tanh", "--trials", "2", "--workers", "2", *SMOKE],
                            tmp_path, {**env, "HARNESS_STORAGE": optuna_db}, secret),
-        "ui": _watched(["ui", "--port", str(_free_port())], tmp_path, env, secret, serve_s=20),
-        "dashboard": _watched(["dashboard", "--storage", optuna_db, "--port", str(_free_port())], tmp_path, env,
+        "ui": _watched(["ui", "--port", str(free_port())], tmp_path, env, secret, serve_s=20),
+        "dashboard": _watched(["dashboard", "--storage", optuna_db, "--port", str(free_port())], tmp_path, env,
                               secret, serve_s=20),
     }
     for command, output in outputs.items():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ import urllib.request
 
 import pytest
 
+from tracking_server import free_port
 from harness import server, tracking
 from harness.__main__ import main
 
 SMOKE = ["--smoke", "--set", "eval.n_images=100"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, data: dict | None = None, deadline: float = 120):
@@ -65,7 +59,7 @@ def test_ui_serves_runs_lean_in_the_model_training_view_and_stops_its_tree(store
     c = tracking.client()
     old = c.create_experiment("made-before-this-change")  # an experiment without the kind tag, with a harness run
     c.create_run(old, tags={"experiment": "x"})
-    port = _free_port()
+    port = free_port()
     proc = _start(store, "ui", "--port", str(port))
     try:
         body = _get(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
@@ -86,7 +80,7 @@ def test_dashboard_serves_the_search_storage_and_stops_its_tree(store, capsys):
     assert main(["search", "tanh", "--trials", "2", *SMOKE]) == 0
     assert main(["dashboard", "--study", "tanh/nope"]) == 2  # an unknown study: a sentence naming the known ones
     assert "tanh/default" in capsys.readouterr().err
-    port = _free_port()
+    port = free_port()
     proc = _start(store, "dashboard", "--study", "tanh/default", "--port", str(port))
     try:
         (study,) = _get(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
