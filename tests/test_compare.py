@@ -33,7 +33,9 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert "| base | 2 | 0 | 2 |" in report and "| smoothing | 2 | 0 | 2 |" in report  # finished, diverged, collapsed
     assert "(n=2)" in report and "numerics v" in report and "backend tensorflow on cpu" in report
     floor = re.search(r"^\| \*floor: real digits \(mnist-5k\)\* \| ([^|]+) \| ([^|]+) \|", report, re.M)
-    base_fid = float(re.search(r"^\| base \| 2 \| 0 \| 2 \| ([\d.]+)", report, re.M).group(1))
+    fid_cell = re.search(r"^\| base \| 2 \| 0 \| 2 \| ([^|]+) \(n=2\) \|", report, re.M).group(1)
+    assert f"| base | {fid_cell} | " in report.split("## Every final metric")[1]  # FID beside the other metrics
+    base_fid = float(fid_cell.split()[0])
     assert floor and 0 <= float(floor.group(1)) < base_fid and 1 <= float(floor.group(2)) <= 10  # real digits' FID, IS
     for run in _runs("base"):  # every seed under its full run id
         assert f"| {run.data.tags['seed']} | {run.info.run_id} | finished |" in report.split("## Every run")[1]
@@ -63,16 +65,24 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
 def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
     from harness.compare import Arm, collapse_over_training
     base = Arm("base", {}, None, "mnist-5k", {}, runs=[
-        {"collapse_history": [(150, True), (300, False), (450, False)]},  # recovers
-        {"collapse_history": [(150, True), (300, True), (450, True)]},
-        {"collapse_history": [(150, True)], "outcome": "diverged"}])  # diverged after its first evaluation
+        {"collapse_history": [(150, True), (300, False), (450, False)], "outcome": "finished"},  # recovers
+        {"collapse_history": [(150, True), (300, True), (450, True)], "outcome": "finished"},
+        {"collapse_history": [(150, True)], "outcome": "diverged", "last_step": 160}])  # after its first evaluation
     twin = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, twin="base")
-    late = Arm("tanh", {}, None, "mnist-5k", {}, runs=[{"collapse_history": [(150, False), (300, True), (450, True)]}])
-    steps, rows = collapse_over_training([base, twin, late])
+    late = Arm("tanh", {}, None, "mnist-5k", {}, runs=[
+        {"collapse_history": [(150, False), (300, True), (450, True)], "outcome": "finished"},
+        {"collapse_history": [], "outcome": "diverged", "last_step": 3},  # before its first evaluation
+        {"collapse_history": [], "outcome": "diverged", "last_step": 320}])  # no judged evaluations: its last step
+    short = Arm("smoothing", {}, None, "mnist-5k", {}, runs=[  # an arm of 300 steps beside arms of 450
+        {"collapse_history": [(150, True), (300, False)], "outcome": "finished"},
+        {"collapse_history": [], "outcome": "diverged", "last_step": 10}])
+    steps, rows = collapse_over_training([base, twin, late, short])
     assert steps == [150, 300, 450]
-    assert rows == [("base", [(3, 3, 0), (1, 2, 1), (1, 2, 1)]), ("tanh", [(0, 1, 0), (1, 1, 0), (1, 1, 0)])]
+    assert rows == [("base", [(3, 3, 0), (1, 2, 1), (1, 2, 1)]), ("tanh", [(0, 1, 1), (1, 1, 1), (1, 1, 2)]),
+                    ("smoothing", [(1, 1, 1), (0, 1, 1), (0, 0, 0)])]
     from harness.compare.report import _over_cell
     assert [_over_cell(*c) for c in rows[0][1]] == ["3 of 3", "1 of 2, 1 diverged", "1 of 2, 1 diverged"]
+    assert _over_cell(0, 0, 2) == "2 diverged" and [_over_cell(*c) for c in rows[2][1]][-1] == "-"
 
 
 def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(store, capsys):
@@ -85,6 +95,12 @@ def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(sto
     assert "| explode | 0 | 2 | 0 | - (n=0) |" in report  # finished 0, diverged 2: counted, not dropped
     explode = _runs("explode")
     assert len(explode) == 2 and all(r.data.tags["state"] == "diverged" for r in explode)
+    over = report.split("## Collapse over training")[1].split("\n## ")[0]
+    assert re.search(r"^\| explode \| 2 diverged( \| 2 diverged)* \|$", over, re.M)  # before its first evaluation
+    every_run = report.split("## Every run")[1]
+    for run in explode:
+        reason = run.data.tags["failure.reason"][:40]
+        assert f"| explode | {run.data.tags['seed']} | {run.info.run_id} | diverged | - | {reason}" in every_run
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # a divergence is reused, not retrained
     assert len(_runs("explode")) == 2 and "| explode | 0 | 2 |" in (store / "r2" / "report.md").read_text()

@@ -117,9 +117,13 @@ def test_a_population_on_a_server_resumes_on_another_machine_from_its_parents_ch
             (tmp_path / machine).mkdir()
         proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path / "a", env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        tracking_server.wait_for(proc, f"base-s1 step 24/{steps}")  # past the first evaluation (step 20)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
+        try:
+            tracking_server.wait_for(proc, f"base-s1 step 24/{steps}")  # past the first evaluation (step 20)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
         assert proc.returncode == 130, err[-3000:]
         members = {r.data.tags["seed"]: r for r in _members("base").values()}
         assert {s: r.data.tags["state"] for s, r in members.items()} == {"0": "interrupted", "1": "interrupted"}

@@ -20,7 +20,8 @@ def free_port() -> int:
 
 
 def wait_for(proc: subprocess.Popen, pattern: str, deadline: float = 300) -> str:
-    """Read proc's stderr until a line holds pattern; what it said so far."""
+    """Read proc's stderr until a line holds pattern; what it said so far. The deadline is checked between
+    lines: a process that falls silent is caught by the test's own timeouts."""
     end, seen = time.time() + deadline, ""
     while time.time() < end:
         line = proc.stderr.readline()

@@ -164,6 +164,7 @@ def outcome(store: Store, run, arm: Arm) -> dict:
     return {"run_id": run.info.run_id, "seed": int(run.data.tags["seed"]),
             "outcome": "finished" if finished else "diverged", "metrics": metrics, "floor": floor,
             "reason": run.data.tags.get("failure.reason", ""),
+            "last_step": last_step(store, run) if not finished else None,  # where a diverged seed stopped
             "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
             "fid_history": store.history(run.info.run_id, "eval/fid"),
             "collapse_history": _collapse_history(store, run.info.run_id, floor, e),
@@ -183,15 +184,19 @@ def _collapse_history(store: Store, run_id: str, floor: dict, e) -> list[tuple[i
 def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int, int]]]]]:
     """Evaluation steps, and per arm (a twin once, under the arm that made its runs) at each step:
     (collapsed, evaluated, diverged before it) -- a diverged seed is evaluated until it stopped and
-    counted as diverged at every later evaluation."""
+    counted as diverged at every later evaluation of its arm (up to the arm's last: arms of another
+    length are not counted at steps they never reach)."""
     arms = [a for a in arms if not a.twin]
     steps = sorted({s for a in arms for r in a.runs for s, _ in r.get("collapse_history", [])})
     rows = []
     for arm in arms:
         at = [dict(r.get("collapse_history", [])) for r in arm.runs]
-        stopped = [max(h, default=-1) for r, h in zip(arm.runs, at) if r.get("outcome") == "diverged"]
+        stopped = [r.get("last_step") or max(h, default=0) for r, h in zip(arm.runs, at)
+                   if r.get("outcome") == "diverged"]
+        reached = [s for r, h in zip(arm.runs, at) if r.get("outcome") == "finished" for s in h]
+        end = max(reached) if reached else (steps[-1] if steps else 0)  # the arm's last evaluation
         rows.append((arm.label, [(sum(h[s] for h in at if s in h), sum(s in h for h in at),
-                                  sum(last < s for last in stopped)) for s in steps]))
+                                  sum(last < s for last in stopped) if s <= end else 0) for s in steps]))
     return steps, rows
 
 

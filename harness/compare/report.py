@@ -195,10 +195,15 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
               "|---|---|---|---|---|---|"]
     for arm in (a for a in arms if not a.twin):
         for r in sorted(arm.runs, key=lambda r: r["seed"]):
-            fid = r["metrics"].get("fid", float("nan"))
-            end = (r["collapse"] or "not collapsed") if r["outcome"] == "finished" else (r.get("reason") or "-")[:100]
-            lines.append(f"| {arm.label} | {r['seed']} | {r['run_id']} | {r['outcome']} | "
-                         f"{'-' if math.isnan(fid) else _num(fid)} | {end} |")
+            fid, m = r["metrics"].get("fid", float("nan")), r["metrics"]
+            if r["outcome"] != "finished":
+                end = (r.get("reason") or "-")[:100]
+            elif any(math.isnan(m.get(k, float("nan"))) for k in ("modes", "recall")):
+                end = "not judged: no finite modes and recall"
+            else:
+                end = r["collapse"] or "not collapsed"
+            lines.append(f"| {_cell(arm.label)} | {r['seed']} | {r['run_id']} | {r['outcome']} | "
+                         f"{'-' if math.isnan(fid) else _num(fid)} | {_cell(end)} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
         by_reason: dict = {}
@@ -210,18 +215,26 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
 
 
 def _over_cell(collapsed: int, evaluated: int, diverged: int) -> str:
-    cell = f"{collapsed} of {evaluated}" if evaluated else "-"
-    return f"{cell}, {diverged} diverged" if diverged else cell
+    if not evaluated:
+        return f"{diverged} diverged" if diverged else "-"
+    return f"{collapsed} of {evaluated}" + (f", {diverged} diverged" if diverged else "")
+
+
+def _cell(text: str) -> str:
+    """Text from a run's tags, safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _floors(arms: list[Arm]) -> list[tuple[str, dict]]:
-    """One real-data floor per dataset compared (every run of a dataset logs the same floor)."""
+    """One real-data floor per group of arms compared (its runs score the same real images the same way),
+    labelled by its data, and by its number of images scored when groups differ."""
     floors: dict = {}
     for arm in arms:
         floor = next((r["floor"] for r in arm.runs if r.get("floor")), None)
-        if floor and arm.dataset not in floors:
-            floors[arm.dataset] = floor
-    return list(floors.items())
+        if floor and arm.group not in floors:
+            floors[arm.group] = floor
+    several = len(floors) > 1
+    return [(f"{g[0]}, N={g[7] or 'all held-out'}" if several else g[0], f) for g, f in floors.items()]
 
 
 def terminal_table(rows: list[dict]) -> str:
