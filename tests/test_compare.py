@@ -400,3 +400,18 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
     assert "| tanh | **undecided** | 2 |" in report and "the run budget (8) ran out before 3 seeds" in report
     assert main(args[:-4] + ["--budget", "5", "--steps", "4"]) == 2
     assert "cannot pay for the first look" in capsys.readouterr().err
+
+
+def test_the_settings_say_when_earlier_evaluations_scored_fewer_images():
+    """FID's bias grows as fewer images are scored, so a curve whose last point scored more drops there
+    for that reason too: the report's settings say so whenever eval.interim_images is smaller."""
+    from harness import config as cfg
+    from harness.compare.report import settings_line
+    arms = _synthetic_arms({"base": [500, 510]})
+    done = {"trained": 0, "resumed": 0, "left_out": []}
+    arms[0].config = cfg.replace(arms[0].config, {"eval.n_images": 1000, "eval.interim_images": 200})
+    line = settings_line(arms, {}, done)
+    assert "N = 1000 generated images scored against the held-out reference at the end and 200 at the" in line
+    assert "FID reads higher on fewer images" in line
+    arms[0].config = cfg.replace(arms[0].config, {"eval.interim_images": None})
+    assert "FID reads higher" not in settings_line(arms, {}, done)

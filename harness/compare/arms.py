@@ -200,6 +200,18 @@ def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, 
     return steps, rows
 
 
+def floors(arms: list[Arm]) -> list[tuple[str, dict]]:
+    """One real-data floor per group of arms compared (its runs score the same real images the same way),
+    labelled by its data, and by its number of images scored when groups differ."""
+    found: dict = {}
+    for arm in arms:
+        floor = next((r["floor"] for r in arm.runs if r.get("floor")), None)
+        if floor and arm.group not in found:
+            found[arm.group] = floor
+    several = len(found) > 1
+    return [(f"{g[0]}, N={g[7] or 'all held-out'}" if several else g[0], f) for g, f in found.items()]
+
+
 def last_step(store: Store, run) -> int:
     return max((step for step, _ in store.history(run.info.run_id, "train/d_loss")), default=0)
 

@@ -8,7 +8,7 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from harness import plots
-from harness.compare.arms import Arm
+from harness.compare.arms import Arm, floors
 from harness.tracking import Store
 
 
@@ -28,7 +28,10 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
         values = np.array([[h[s] for s in steps] for h in histories])
         ax.plot(steps, values.mean(axis=0), color=colors[i % 10], label=f"{arm.label} (n={len(histories)})")
         ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=colors[i % 10], alpha=0.15)
-    ax.set(xlabel="step", ylabel="classifier-FID", title="FID over training: mean and range over seeds")
+    # The floor (real digits scored the same way) in words: as a line it would squash the arms' differences.
+    floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
+    ax.set(xlabel="step", ylabel="classifier-FID",
+           title="FID over training: mean and range over seeds" + (f"\nfloor: {floor}" if floor else ""))
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -5,7 +5,7 @@ import math
 
 from harness import statistics as st
 from harness.compare.analysis import EFFECT_OF_INTEREST
-from harness.compare.arms import Arm, collapse_over_training, data_key
+from harness.compare.arms import Arm, collapse_over_training, data_key, floors
 
 
 def _num(x: float) -> str:
@@ -182,7 +182,7 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
     for r in rows:
         lines.append(f"| {r['arm']} | {_fmt(r['fid'])} | {_fmt(r['is'])} | {_fmt(r['kid'])} | {_fmt(r['modes'])} | "
                      f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
-    for dataset, floor in _floors(arms):
+    for dataset, floor in floors(arms):
         lines.append(f"| *floor: real digits ({dataset})* | " + " | ".join(
             _num(floor[m]) if m in floor else "-" for m in ("fid", "is", "kid", "modes", "precision", "recall")) + " |")
     groups = {a.group for a in arms}
@@ -225,18 +225,6 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _floors(arms: list[Arm]) -> list[tuple[str, dict]]:
-    """One real-data floor per group of arms compared (its runs score the same real images the same way),
-    labelled by its data, and by its number of images scored when groups differ."""
-    floors: dict = {}
-    for arm in arms:
-        floor = next((r["floor"] for r in arm.runs if r.get("floor")), None)
-        if floor and arm.group not in floors:
-            floors[arm.group] = floor
-    several = len(floors) > 1
-    return [(f"{g[0]}, N={g[7] or 'all held-out'}" if several else g[0], f) for g, f in floors.items()]
-
-
 def terminal_table(rows: list[dict]) -> str:
     header = (f"{'arm':<26} {'fin':>3} {'div':>3} {'col':>3}  {'FID [t 95%]':<22} {'Δ vs base [Welch 95%]':<26} "
               f"{'p Holm':>8}  verdict")
@@ -254,10 +242,13 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
     c, i = arms[0].config, arms[0].identity
     n_scored = c.eval.n_images or len(datasets[data_key(c)].test_images)
     versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r["versions"].items()})
+    interim = (f" and {c.eval.interim_images} at the evaluations before it (FID reads higher on fewer images: "
+               "compare a curve's earlier points with each other, not with its last)"
+               if c.eval.interim_images and c.eval.interim_images < n_scored else "")
     return (f"Settings: dataset {arms[0].dataset} (fingerprint {i['data']}); "
             f"{c.train.steps or str(c.train.epochs) + ' epochs'}{' steps' if c.train.steps else ''} at batch "
             f"{c.train.batch_size}; widths G {c.model.g_filters} / D {c.model.d_filters}; N = {n_scored} generated "
-            f"images scored against the held-out reference; {c.train.seeds} seeds per arm starting at "
+            f"images scored against the held-out reference at the end{interim}; {c.train.seeds} seeds per arm starting at "
             f"{c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
             f"v{i['numerics']}, metrics v{i['metrics']}. Libraries: {', '.join(versions) or 'unknown'}. "
             f"{done['trained']} runs trained and {done['resumed']} resumed now, the rest reused; "
