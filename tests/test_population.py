@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import tracking_server
 from extras import requires_jax
 
 from harness import tracking
@@ -76,9 +77,7 @@ def test_a_diverging_member_stops_the_others_go_on_and_a_signal_checkpoints_them
             "--set", "train.log_every_steps=1", "--set", "train.population=true"]
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=store, env=JAX, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for line in proc.stderr:  # past the first evaluation (step 20): a checkpoint of all three exists
-        if f"wild-s2 step 24/{steps}" in line:
-            break
+    tracking_server.wait_for(proc, f"wild-s2 step 24/{steps}")  # past the first evaluation: a checkpoint of all three
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-3000:]
@@ -104,7 +103,6 @@ def test_a_population_on_a_server_resumes_on_another_machine_from_its_parents_ch
     """Artifacts on a server (proxied, so no machine sees another's files): the population's checkpoint
     goes to its parent run there, and a second working folder with nothing on disk (another machine)
     resumes from it."""
-    import tracking_server
     steps = 60
     args = ["run", "base", "--smoke", "--seeds", "2", "--steps", str(steps), "--set", "eval.n_images=100",
             "--set", "train.log_every_steps=1", "--set", "train.population=true"]
