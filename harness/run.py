@@ -208,8 +208,9 @@ def collapse_message(name: str, since: int, metrics: dict, floor: dict, config: 
     from metrics import collapse
     reason = collapse.judge(metrics, floor, config.eval.collapse_modes, config.eval.collapse_recall)
     return (f"{name} ended COLLAPSED (since the evaluation at step {since}): {reason}; "
-            f"{collapse.describe(metrics)}. On little data the recipe collapses on some seeds: try other seeds "
-            f"or a longer run (some seeds recover); docs/results.md gives every experiment's collapse rate.")
+            f"{collapse.describe(metrics)}. Early in training, and on little data, the recipe collapses on many "
+            f"seeds and some recover: try other seeds or more epochs; docs/results.md gives each arm's collapse "
+            f"rate.")
 
 
 def run_experiment(experiment: Experiment, config: Config, resume: str | None = None, store: Store | None = None,
