@@ -392,6 +392,7 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
     args = ["compare", "smoothing", "tanh", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
             "--budget", "8", "--margin", "0.001", "--steps", "4", "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
+    assert "at most 2 more runs to 3 seeds" in capsys.readouterr().err  # the budget's 2, not 3 seeds' 3
     report = (store / "r1" / "report.md").read_text()
     runs = _runs("base") + _runs("smoothing") + _runs("tanh")
     # 6 runs at the first look (2 seeds a side are far too few to decide); at the second the budget pays

@@ -193,11 +193,14 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
     histories: dict = {a.label: [] for a in tested}  # (seeds, difference, low, high) at each look
     totals = {"trained": 0, "resumed": 0, "left_out": []}
     run_seconds = 0.0
+
+    def held() -> int:  # runs the family holds so far
+        return len(base.runs) + sum(len(a.runs) for a in tested)
+
     for look in range(first, most + 1):
         active = [a for a in tested if a.label not in decisions]
         if budget is not None and look > first:  # this look's seeds, in the order named, while the budget lasts
-            held = len(base.runs) + sum(len(a.runs) for a in tested)
-            paid = active[:max(0, budget - held - 1)]
+            paid = active[:max(0, budget - held() - 1)]
             for arm in active[len(paid):]:
                 last = histories[arm.label][-1]
                 decisions[arm.label] = Decision("undecided", look - 1, last[1:],
@@ -228,6 +231,8 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
         still = [a for a in tested if a.label not in decisions]
         if still and look < most:
             runs_left = (len(still) + 1) * (most - look)
+            if budget is not None:
+                runs_left = min(runs_left, budget - held())
             print(f"  at most {runs_left} more runs to {most} seeds"
                   + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
     store.tags(fam.run_id, {f"decision.{label}": f"{d.verdict} at {d.seeds} seeds"
