@@ -30,12 +30,17 @@ def classifier_cache(tmp_path_factory) -> Path:
     return Path(os.environ["HARNESS_CACHE"])
 
 
+def _work_in(folder: Path, monkeypatch) -> Path:
+    """Make folder the working folder, with its own SQLite MLflow store; artifacts land in ./mlruns there."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    return folder
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> Path:
-    """A fresh working folder with its own SQLite MLflow store; artifacts land in ./mlruns there."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return tmp_path
+    """A fresh working folder with its own store."""
+    return _work_in(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +51,7 @@ def shared_store(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def in_shared_store(shared_store, monkeypatch) -> Path:
-    monkeypatch.chdir(shared_store)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{shared_store / 'mlflow.db'}")
-    return shared_store
+    return _work_in(shared_store, monkeypatch)
 
 
 @pytest.fixture(scope="session")
