@@ -327,6 +327,7 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     report = (store / "r1" / "report.md").read_text()
     row = re.search(r"^\| smoothing \| \*\*(better|worse|equivalent|undecided)\*\* \| ([23]) \|", report, re.M)
     assert row and designs[0].info.run_id in report and "Pocock-type" in report
+    assert re.search(r"The margin is \d+% of base's mean final FID \(", report)  # its scale, beside base's FID
     seeds = int(row.group(2))
     assert len(_runs("smoothing")) == seeds and len(_runs("base")) == seeds  # base went on only while smoothing did
     recorded = json.loads(tracking.Store().read_text(designs[0].info.run_id, "looks.json"))
@@ -389,16 +390,21 @@ def test_until_decided_resumes_at_its_look_after_sigterm_and_trains_nothing_twic
 
 
 def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(store, capsys):
-    args = ["compare", "smoothing", "tanh", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
-            "--budget", "8", "--margin", "0.001", "--steps", "4", "--set", "eval.n_images=100"]
+    # a sweep's arm last: its label, latent[latent_dim=32], is no valid MLflow key as it stands
+    args = ["compare", "smoothing", "latent", "--sweep", "model.latent_dim=32", "--smoke", "--until-decided",
+            "--seeds", "2", "--max-seeds", "3", "--budget", "8", "--margin", "0.001", "--steps", "4",
+            "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
     assert "at most 2 more runs to 3 seeds" in capsys.readouterr().err  # the budget's 2, not 3 seeds' 3
     report = (store / "r1" / "report.md").read_text()
-    runs = _runs("base") + _runs("smoothing") + _runs("tanh")
+    runs = _runs("base") + _runs("smoothing") + _runs("latent")
     # 6 runs at the first look (2 seeds a side are far too few to decide); at the second the budget pays
-    # for base's third seed and the first arm named, so tanh, named second, ends undecided at 2
-    assert len(runs) == 8 and len(_runs("tanh")) == 2
-    assert "| tanh | **undecided** | 2 |" in report and "the run budget (8) ran out before 3 seeds" in report
+    # for base's third seed and the first arm named, so latent, named second, ends undecided at 2
+    assert len(runs) == 8 and len(_runs("latent")) == 2
+    assert "| latent[latent_dim=32] | **undecided** | 2 |" in report
+    assert "the run budget (8) ran out before 3 seeds" in report
+    design = next(r for r in _runs("compare") if r.data.tags.get("kind") == "design")
+    assert design.data.tags["decision.latent:latent_dim:32"] == "undecided at 2 seeds"
     assert main(args[:-4] + ["--budget", "5", "--steps", "4"]) == 2
     assert "cannot pay for the first look" in capsys.readouterr().err
 

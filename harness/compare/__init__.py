@@ -56,7 +56,7 @@ def compare(names: list[str], smoke: bool, flags: dict, sets: list[str], out: Pa
             if row["arm"] in decisions:
                 d = decisions[row["arm"]]
                 row["verdict"] = f"{d.verdict} (sequential, at {d.seeds} seeds a side)"
-        sequential = decisions_section(decisions, fam)
+        sequential = decisions_section(decisions, fam, arms[0].values("fid"))
     else:
         done = fill(arms, datasets, store, retry_diverged)
         rows = analyse(arms)

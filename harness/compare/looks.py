@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -72,6 +73,12 @@ def family_key(base: Arm, tested: list[Arm], first: int, most: int, spending: st
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def decision_tag(label: str) -> str:
+    """The design run's tag for an arm's decision. MLflow keys take no brackets or '=':
+    latent[latent_dim=32] -> decision.latent:latent_dim:32."""
+    return "decision." + re.sub(r"[^0-9A-Za-z_\-. /]", ":", label).rstrip(":")
+
+
 def _designs(store: Store, experiment: str) -> list:
     return [r for r in store.runs(experiment) if r.data.tags.get("kind") == DESIGN_KIND]
 
@@ -83,9 +90,12 @@ def open_family(store: Store, experiment: str, key: str, base: Arm, tested: list
     runs = _designs(store, experiment)
     mine = next((r for r in runs if r.data.tags.get("design.family") == key), None)
     digests = {a.digest for a in tested}
-    others = [(r.info.run_id, json.loads(r.data.params.get("arms", "[]")),
-               {k[len("decision."):]: v for k, v in r.data.tags.items() if k.startswith("decision.")})
-              for r in runs if r is not mine and digests & set(json.loads(r.data.params.get("digests", "[]")))]
+    others = []
+    for r in runs:
+        if r is not mine and digests & set(json.loads(r.data.params.get("digests", "[]"))):
+            arms = json.loads(r.data.params.get("arms", "[]"))
+            made = {arm: r.data.tags[decision_tag(arm)] for arm in arms if decision_tag(arm) in r.data.tags}
+            others.append((r.info.run_id, arms, made))
     labels = tuple(a.label for a in tested)
     if mine is None:
         run_id = store.start(experiment, f"design-{key[:8]}", {"kind": DESIGN_KIND, "design.family": key})
@@ -235,7 +245,7 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
                 runs_left = min(runs_left, budget - held())
             print(f"  at most {runs_left} more runs to {most} seeds"
                   + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
-    store.tags(fam.run_id, {f"decision.{label}": f"{d.verdict} at {d.seeds} seeds"
+    store.tags(fam.run_id, {decision_tag(label): f"{d.verdict} at {d.seeds} seeds"
                                            for label, d in decisions.items()})
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in arms:  # a twin's runs are its original's

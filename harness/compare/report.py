@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from harness import statistics as st
 from harness.compare.analysis import EFFECT_OF_INTEREST
 from harness.compare.arms import Arm, collapse_over_training, data_key, floors
@@ -51,8 +53,9 @@ def _rate(r: dict, outcome: str, n_key: str) -> str:
     return f"{r[outcome]} of {r[n_key]}: p {r[outcome + '_p']:.2g} (Holm {r[outcome + '_p_holm']:.2g}); {could}"
 
 
-def decisions_section(decisions: dict, fam) -> list[str]:
-    """The sequential design's record and each arm's decision (harness/compare/looks.py)."""
+def decisions_section(decisions: dict, fam, base_fid: list[float]) -> list[str]:
+    """The sequential design's record and each arm's decision (harness/compare/looks.py). base_fid: base's final
+    FIDs at the last look, to set the margin beside."""
     from harness import sequential as sq
     from harness.compare.looks import ENDPOINT
     design = fam.design
@@ -65,6 +68,12 @@ def decisions_section(decisions: dict, fam) -> list[str]:
                  f"{'over 10,000' if equivalent >= 10_000 else equivalent} to show equivalence within it")
     else:
         fixed = "- (no pilot: the margin was given)"
+    scale = ""
+    if base_fid:  # a margin near base's own FID makes 'equivalent' say little; the reader should see it
+        ratio = design.margin / float(np.mean(base_fid))
+        scale = (f" The margin is {ratio:.0%} of base's mean final FID ({_num(float(np.mean(base_fid)))})"
+                 + (": an equivalence this wide says little about whether an arm differs from base." if ratio >= 0.5
+                    else "."))
     lines = ["## The decisions: seeds spent until each arm is decided", "",
              f"A sequential design, registered in the store before its first look (design run {fam.run_id}): each "
              f"of the K = {k} arms against base by repeated confidence intervals for the FID difference (arm minus "
@@ -74,7 +83,7 @@ def decisions_section(decisions: dict, fam) -> list[str]:
              "approximation: conservative with equal spreads, somewhat liberal when one arm's spread is 2 to 3 times "
              "the other's). The intervals of all looks hold together whatever the stopping, so an arm stops as "
              f"better or worse when its interval excludes 0, as equivalent when it lies inside ±{_num(design.margin)} "
-             f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds. "
+             f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds.{scale} "
              f"Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop when they "
              "happen to look extreme); its interval still holds."
              + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
