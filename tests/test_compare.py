@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -44,6 +45,8 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert len(over.group(1).split(" | ")) == 3  # 12 evaluations over 4 runs: 3 a run
     for figure in ("fid_over_training.png", "final_fid.png", "samples.png"):
         assert (store / "r1" / figure).read_bytes()[:4] == b"\x89PNG"
+    height, width = plt.imread(store / "r1" / "samples.png").shape[:2]  # every seed's grid: 2 arms x 2 seeds
+    assert (height, width) == (round(1.9 * 2 * 90), round((1.7 * 2 + 1.0) * 90))
     reports = _runs("compare")
     assert len(reports) == 1
     logged = {f.path for f in tracking.client().list_artifacts(reports[0].info.run_id)}

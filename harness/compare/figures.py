@@ -1,4 +1,4 @@
-"""The report's figures: FID over training with a band over seeds, final FID per arm, a sample grid per arm."""
+"""The report's figures: FID over training with a band over seeds, final FID per arm, every seed's last samples."""
 from __future__ import annotations
 
 import tempfile
@@ -50,24 +50,30 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out / "final_fid.png"))
 
-    # One sample grid per arm (its first seed's last evaluation), side by side.
-    fig, axes = plt.subplots(1, len(arms), figsize=(2.4 * len(arms), 2.8), squeeze=False)
+    # Every seed's last sample grid, a row per arm: early in training seeds of one arm split between
+    # collapsed and not, so one seed's grid would speak for the arm wrongly.
+    cols = max((len(a.runs) for a in arms), default=1) or 1
+    fig, axes = plt.subplots(len(arms), cols, figsize=(1.7 * cols + 1.0, 1.9 * len(arms)), squeeze=False)
     with tempfile.TemporaryDirectory() as tmp:
-        for ax, arm in zip(axes[0], arms):
-            ax.axis("off")
-            ax.set_title(arm.label, fontsize=8)
-            if not arm.runs:
-                continue
-            run_id = arm.runs[0]["run_id"]
-            grids = store.artifacts(run_id, "samples")
-            if grids:
-                ax.imshow(mpimg.imread(store.download(run_id, grids[-1], tmp)))
+        for row, arm in zip(axes, arms):
+            for ax in row:
+                ax.set_xticks([]), ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            row[0].set_ylabel(arm.label, fontsize=8)
+            for ax, r in zip(row, sorted(arm.runs, key=lambda r: r["seed"])):
+                fid = r["metrics"].get("fid")
+                ax.set_title(f"s{r['seed']}: " + ("diverged" if r["outcome"] == "diverged" else
+                             f"FID {fid:.3g}" + (", collapsed" if r["collapse"] else "")), fontsize=7)
+                grids = store.artifacts(r["run_id"], "samples")
+                if grids:
+                    ax.imshow(mpimg.imread(store.download(r["run_id"], grids[-1], tmp)))
     fig.tight_layout()
-    paths.append(_save(fig, out / "samples.png"))
+    paths.append(_save(fig, out / "samples.png", dpi=90))  # about 0.1 MB a grid: a page of them stays small
     return paths
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    fig.savefig(path, dpi=dpi)
     plots.close(fig)
     return path
