@@ -1,4 +1,4 @@
-"""The report's figures: FID over training with a band over seeds, final FID per arm, every seed's last samples."""
+"""The report's figures: every seed's FID over training, final FID per arm, every seed's last samples."""
 from __future__ import annotations
 
 import tempfile
@@ -18,23 +18,34 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     paths = []
     colors = plt.cm.tab10.colors
 
-    # FID over training: mean line and min-max band over seeds.
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, arm in enumerate(arms):
-        histories = [dict(r["fid_history"]) for r in arm.runs if r["fid_history"]]
-        if not histories:
-            continue
-        steps = sorted(set.intersection(*[set(h) for h in histories]))
-        values = np.array([[h[s] for s in steps] for h in histories])
-        ax.plot(steps, values.mean(axis=0), color=colors[i % 10], label=f"{arm.label} (n={len(histories)})")
-        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=colors[i % 10], alpha=0.15)
+    # FID over training, a panel per arm: every seed a line (a mean of collapsed and recovered seeds would
+    # describe no seed), x where that evaluation was judged collapsed, base's seeds in grey behind.
+    cols = min(4, len(arms))
+    rows = -(-len(arms) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.5), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[len(arms):]:
+        ax.set_visible(False)
+    for i, (ax, arm) in enumerate(zip(axes.flat, arms)):
+        if arm is not arms[0]:
+            for r in arms[0].runs:
+                _seed_line(ax, r, "0.75", zorder=1)
+        for r in arm.runs:
+            _seed_line(ax, r, colors[i % 10], zorder=2)
+        ax.set_title(f"{arm.label} ({len(arm.runs)} seeds)", fontsize=8)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for i, ax in enumerate(axes.flat[:len(arms)]):
+        if i + cols >= len(arms):  # the lowest panel of its column: it carries the step axis
+            ax.set_xlabel("step", fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("classifier-FID", fontsize=8)
     # The floor (real digits scored the same way) in words: as a line it would squash the arms' differences.
     floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
-    ax.set(xlabel="step", ylabel="classifier-FID",
-           title="FID over training: mean and range over seeds" + (f"\nfloor: {floor}" if floor else ""))
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    fig.suptitle("FID over training, one line a seed; x: judged collapsed there; grey: base's seeds"
+                 + (f"\nfloor: {floor}" if floor else ""), fontsize=9)
     fig.tight_layout()
     paths.append(_save(fig, out / "fid_over_training.png"))
 
@@ -71,6 +82,18 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out / "samples.png", dpi=90))  # about 0.1 MB a grid: a page of them stays small
     return paths
+
+
+def _seed_line(ax, run: dict, color, zorder: int) -> None:
+    """One seed's FID at each evaluation; an x on each evaluation judged collapsed."""
+    if not run["fid_history"]:
+        return
+    steps, values = zip(*sorted(run["fid_history"]))
+    ax.plot(steps, values, color=color, linewidth=1, zorder=zorder)
+    collapsed = {s for s, c in run.get("collapse_history", []) if c}
+    marked = [(s, v) for s, v in zip(steps, values) if s in collapsed]
+    if marked:
+        ax.scatter(*zip(*marked), marker="x", s=18, color=color, zorder=zorder, linewidths=1)
 
 
 def _save(fig, path: Path, dpi: int = 110) -> Path:
