@@ -49,14 +49,17 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out / "fid_over_training.png"))
 
-    # Final FID per arm: every seed a dot, the box its spread.
+    # Final FID per arm: every finished seed a dot (x if its final samples are collapsed), the box its spread.
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(arms)), 4.5))
-    data = [arm.values("fid") for arm in arms]
-    ax.boxplot([d if d else [np.nan] for d in data], showfliers=False)
+    ax.boxplot([arm.values("fid") or [np.nan] for arm in arms], showfliers=False)
     ax.set_xticks(range(1, len(arms) + 1), [a.label for a in arms], rotation=30, ha="right", fontsize=8)
-    for i, d in enumerate(data, start=1):
-        ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)), d, s=14, color=colors[i % 10], zorder=3)
-    ax.set(ylabel="final classifier-FID (lower is better)", title="final FID per experiment, one dot per seed")
+    for i, arm in enumerate(arms):
+        done = [r for r in arm.runs if r["outcome"] == "finished" and "fid" in r["metrics"]]
+        for x, r in zip(np.linspace(-0.12, 0.12, len(done)) + i + 1, done):
+            ax.scatter(x, r["metrics"]["fid"], s=20 if r["collapse"] else 14, marker="x" if r["collapse"] else "o",
+                       color=colors[i % 10], zorder=3)
+    ax.set(ylabel="final classifier-FID (lower is better)",
+           title="final FID per experiment, one mark per seed (x: collapsed)")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     paths.append(_save(fig, out / "final_fid.png"))
