@@ -327,6 +327,9 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     designs = [r for r in _runs("compare") if r.data.tags.get("kind") == "design"]
     assert len(designs) == 1 and designs[0].data.params["K"] == "1" and float(designs[0].data.params["margin"]) > 0
     assert int(designs[0].data.params["pilot_seeds"]) == 2  # the margin from base's first look
+    look_one = [r.data.metrics["final/fid"] for r in _runs("base") if r.data.tags["seed"] in ("0", "1")]
+    wide = float(designs[0].data.params["margin"]) >= 0.5 * np.mean(look_one)
+    assert ("'equivalent' within it will say little" in err) == wide  # said when the margin rivals base's FID
     report = (store / "r1" / "report.md").read_text()
     row = re.search(r"^\| smoothing \| \*\*(better|worse|equivalent|undecided)\*\* \| ([23]) \|", report, re.M)
     assert row and designs[0].info.run_id in report and "Pocock-type" in report
@@ -425,3 +428,16 @@ def test_the_settings_say_when_earlier_evaluations_scored_fewer_images():
     assert "FID reads higher on fewer images" in line
     arms[0].config = cfg.replace(arms[0].config, {"eval.interim_images": None})
     assert "FID reads higher" not in settings_line(arms, {}, done)
+
+
+def test_the_report_says_when_the_margin_rivals_bases_own_fid():
+    """Seeds far apart give a margin from base's spread near base's FID itself: 'equivalent' then says
+    little, and the decisions section says so beside the margin."""
+    from harness import sequential as sq
+    from harness.compare.looks import Family
+    from harness.compare.report import decisions_section
+    fam = Family(sq.Design(("smoothing",), 3, 5, 0.05, 700.0, "from base's spread", "pocock", 1.0), "design-run")
+    wide = " ".join(decisions_section({}, fam, [400.0, 500.0]))
+    assert "The margin is 156% of base's mean final FID (450): an equivalence this wide says little" in wide
+    narrow = " ".join(decisions_section({}, fam, [7000.0]))
+    assert "The margin is 10% of base's mean final FID (7000)." in narrow and "says little" not in narrow

@@ -137,6 +137,11 @@ def set_margin(store: Store, fam: Family, base: Arm, margin: float | None) -> No
                   f"80% probability; {len(pilot)} seeds estimate a spread loosely, so that chance is uncertain")
         extra = {"pilot_sd": sd, "pilot_seeds": len(pilot)}
         fam.pilot = (sd, len(pilot))
+        if value >= 0.5 * float(np.mean(pilot)):  # seeds this spread apart make equivalence nearly free
+            print(f"  note: the margin, {value:.3g} FID, is {value / float(np.mean(pilot)):.0%} of base's mean FID "
+                  f"({float(np.mean(pilot)):.3g}) at this look: 'equivalent' within it will say little, and the report "
+                  "says so. A margin that matters is given with --margin before a design's first look.",
+                  file=sys.stderr)
     store.params(fam.run_id, {"margin": value, "margin_source": source, **extra})
     fam.design = sq.Design(d.arms, d.first, d.most, d.alpha, value, source, d.spending, d.gamma)
 
