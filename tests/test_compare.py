@@ -441,3 +441,36 @@ def test_the_report_says_when_the_margin_rivals_bases_own_fid():
     assert "The margin is 156% of base's mean final FID (450): an equivalence this wide says little" in wide
     narrow = " ".join(decisions_section({}, fam, [7000.0]))
     assert "The margin is 10% of base's mean final FID (7000)." in narrow and "says little" not in narrow
+
+
+def test_a_margin_that_rivals_bases_fid_is_noted_at_the_first_look(store, capsys):
+    from harness import sequential as sq
+    from harness.compare.looks import Family, set_margin
+    s = tracking.Store()
+    for fids, wide in (([100.0, 400.0, 700.0], True), ([1000.0, 1010.0, 1020.0], False)):
+        base = _synthetic_arms({"base": fids})[0]
+        run_id = s.start("compare", "design-test", {"kind": "design"})
+        fam = Family(sq.Design(("smoothing",), 3, 5, 0.05, math.nan, "", "pocock", 1.0), run_id)
+        set_margin(s, fam, base, None)
+        assert float(s.get(run_id).data.params["margin"]) == fam.design.margin > 0  # registered
+        assert ("'equivalent' within it will say little" in capsys.readouterr().err) == wide
+
+
+def test_other_families_decisions_are_read_back_under_their_arms_labels(store):
+    """A sweep arm's label is no valid tag key as it stands: the design tags it sanitised, and a later
+    family over the same arms finds the decision under the label again (and an earlier design's
+    decision tagged with the label as it stood)."""
+    from harness.compare.looks import decision_tag, open_family
+    base, latent, study = _synthetic_arms({"base": [1.0], "latent": [1.0], "study": [1.0]})
+    latent.point = {"model.latent_dim": 32}
+    study.title = "study:smoothing/default"
+    s = tracking.Store()
+    run_id = s.start("compare", "design-old", {"kind": "design", "design.family": "other",
+                                               decision_tag(latent.label): "better at 3 seeds",
+                                               f"decision.{study.label}": "worse at 4 seeds"})
+    s.params(run_id, {"arms": json.dumps([latent.label, study.label]),
+                      "digests": json.dumps([latent.digest, study.digest])})
+    fam = open_family(s, "compare", "new", base, [latent, study], 3, 5, None, "pocock", 1.0)
+    assert latent.label == "latent[latent_dim=32]"
+    assert fam.others == [(run_id, [latent.label, study.label],
+                           {latent.label: "better at 3 seeds", study.label: "worse at 4 seeds"})]

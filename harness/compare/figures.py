@@ -16,14 +16,14 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     arms = [a for a in arms if not a.twin]  # a twin's runs are drawn once, under the arm that made them
     paths = []
-    colors = plt.cm.tab10.colors
+    colors = [c for i, c in enumerate(plt.cm.tab10.colors) if i != 7]  # tab10's 8th is grey: base's, behind
 
     # FID over training, a panel per arm: every seed a line (a mean of collapsed and recovered seeds would
     # describe no seed), x where that evaluation was judged collapsed, base's seeds in grey behind.
     cols = min(4, len(arms))
     rows = -(-len(arms) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows + 0.5), sharex=True, sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 3.2 * cols), 2.6 * rows + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
     for ax in axes.flat[len(arms):]:
         ax.set_visible(False)
     for i, (ax, arm) in enumerate(zip(axes.flat, arms)):
@@ -31,7 +31,7 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
             for r in arms[0].runs:
                 _seed_line(ax, r, "0.75", zorder=1)
         for r in arm.runs:
-            _seed_line(ax, r, colors[i % 10], zorder=2)
+            _seed_line(ax, r, colors[i % len(colors)], zorder=2)
         ax.set_title(f"{arm.label} ({len(arm.runs)} seeds)", fontsize=8)
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -44,7 +44,9 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
         ax.set_ylabel("classifier-FID", fontsize=8)
     # The floor (real digits scored the same way) in words: as a line it would squash the arms' differences.
     floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
-    fig.suptitle("FID over training, one line a seed; x: judged collapsed there; grey: base's seeds"
+    diverged = any(r["outcome"] == "diverged" for a in arms for r in a.runs)
+    fig.suptitle("FID over training, one line a seed; x: judged collapsed there"
+                 + ("; ■: diverged after it" if diverged else "") + ("; grey: base's seeds" if len(arms) > 1 else "")
                  + (f"\nfloor: {floor}" if floor else ""), fontsize=9)
     fig.tight_layout()
     paths.append(_save(fig, out / "fid_over_training.png"))
@@ -57,7 +59,7 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
         done = [r for r in arm.runs if r["outcome"] == "finished" and "fid" in r["metrics"]]
         for x, r in zip(np.linspace(-0.12, 0.12, len(done)) + i + 1, done):
             ax.scatter(x, r["metrics"]["fid"], s=20 if r["collapse"] else 14, marker="x" if r["collapse"] else "o",
-                       color=colors[i % 10], zorder=3)
+                       color=colors[i % len(colors)], zorder=3)
     ax.set(ylabel="final classifier-FID (lower is better)",
            title="final FID per experiment, one mark per seed (x: collapsed)")
     ax.grid(alpha=0.3, axis="y")
@@ -66,19 +68,21 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
 
     # Every seed's last sample grid, a row per arm: early in training seeds of one arm split between
     # collapsed and not, so one seed's grid would speak for the arm wrongly.
-    cols = max((len(a.runs) for a in arms), default=1) or 1
+    cols = max(len(a.runs) for a in arms) or 1
     fig, axes = plt.subplots(len(arms), cols, figsize=(1.7 * cols + 1.0, 1.9 * len(arms)), squeeze=False)
     with tempfile.TemporaryDirectory() as tmp:
         for row, arm in zip(axes, arms):
             for ax in row:
-                ax.set_xticks([]), ax.set_yticks([])
+                ax.set_xticks([])
+                ax.set_yticks([])
                 for spine in ax.spines.values():
                     spine.set_visible(False)
             row[0].set_ylabel(arm.label, fontsize=8)
             for ax, r in zip(row, sorted(arm.runs, key=lambda r: r["seed"])):
                 fid = r["metrics"].get("fid")
-                ax.set_title(f"s{r['seed']}: " + ("diverged" if r["outcome"] == "diverged" else
-                             f"FID {fid:.3g}" + (", collapsed" if r["collapse"] else "")), fontsize=7)
+                said = ("diverged" if r["outcome"] == "diverged" else ("FID -" if fid is None else f"FID {fid:.3g}")
+                        + (", collapsed" if r["collapse"] else ""))
+                ax.set_title(f"s{r['seed']}: {said}", fontsize=7)
                 grids = store.artifacts(r["run_id"], "samples")
                 if grids:
                     ax.imshow(mpimg.imread(store.download(r["run_id"], grids[-1], tmp)))
@@ -93,6 +97,8 @@ def _seed_line(ax, run: dict, color, zorder: int) -> None:
         return
     steps, values = zip(*sorted(run["fid_history"]))
     ax.plot(steps, values, color=color, linewidth=1, zorder=zorder)
+    if run["outcome"] == "diverged":  # its line stops early for that reason, not a shorter run
+        ax.scatter(steps[-1], values[-1], marker="s", s=16, color=color, zorder=zorder)
     collapsed = {s for s, c in run.get("collapse_history", []) if c}
     marked = [(s, v) for s, v in zip(steps, values) if s in collapsed]
     if marked:

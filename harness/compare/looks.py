@@ -36,6 +36,7 @@ from harness.tracking import RunState, Store
 
 DESIGN_KIND = "design"
 LOOKS = "looks.json"  # the design run's record of each look's outcome runs: {"seeds": {arm label: [run ids]}}
+WIDE_MARGIN = 0.5  # a margin this share of base's mean FID or more makes "equivalent" say little
 ENDPOINT = ("final classifier-FID of the finished seeds (Welch); a diverged seed has none and counts under the "
             "failed-seeds rule: an arm with more diverged plus collapsed seeds than base stops neither as better "
             "nor as equivalent")
@@ -74,9 +75,9 @@ def family_key(base: Arm, tested: list[Arm], first: int, most: int, spending: st
 
 
 def decision_tag(label: str) -> str:
-    """The design run's tag for an arm's decision. MLflow keys take no brackets or '=':
-    latent[latent_dim=32] -> decision.latent:latent_dim:32."""
-    return "decision." + re.sub(r"[^0-9A-Za-z_\-. /]", ":", label).rstrip(":")
+    """The design run's tag for an arm's decision. MLflow keys take no brackets or '=' (and '/' only where
+    a path would keep it): latent[latent_dim=32] -> decision.latent:latent_dim:32."""
+    return "decision." + re.sub(r"[^0-9A-Za-z_\-. ]", ":", label).rstrip(":")
 
 
 def _designs(store: Store, experiment: str) -> list:
@@ -94,9 +95,14 @@ def open_family(store: Store, experiment: str, key: str, base: Arm, tested: list
     for r in runs:
         if r is not mine and digests & set(json.loads(r.data.params.get("digests", "[]"))):
             arms = json.loads(r.data.params.get("arms", "[]"))
-            made = {arm: r.data.tags[decision_tag(arm)] for arm in arms if decision_tag(arm) in r.data.tags}
+            tags = r.data.tags  # earlier designs tagged 'decision.<label>' as it stood, slashes kept
+            made = {arm: tags.get(decision_tag(arm), tags.get(f"decision.{arm}")) for arm in arms}
+            made = {arm: v for arm, v in made.items() if v is not None}
             others.append((r.info.run_id, arms, made))
     labels = tuple(a.label for a in tested)
+    if len({decision_tag(label) for label in labels}) < len(labels):
+        raise UserError(f"arms {', '.join(labels)}: two of them differ only in characters an MLflow tag cannot "
+                        "hold, so their decisions could not be told apart; compare them in separate commands.")
     if mine is None:
         run_id = store.start(experiment, f"design-{key[:8]}", {"kind": DESIGN_KIND, "design.family": key})
         store.params(run_id, {"arms": json.dumps(list(labels)), "digests": json.dumps(sorted(digests)),
@@ -137,11 +143,12 @@ def set_margin(store: Store, fam: Family, base: Arm, margin: float | None) -> No
                   f"80% probability; {len(pilot)} seeds estimate a spread loosely, so that chance is uncertain")
         extra = {"pilot_sd": sd, "pilot_seeds": len(pilot)}
         fam.pilot = (sd, len(pilot))
-        if value >= 0.5 * float(np.mean(pilot)):  # seeds this spread apart make equivalence nearly free
-            print(f"  note: the margin, {value:.3g} FID, is {value / float(np.mean(pilot)):.0%} of base's mean FID "
-                  f"({float(np.mean(pilot)):.3g}) at this look: 'equivalent' within it will say little, and the report "
-                  "says so. A margin that matters is given with --margin before a design's first look.",
-                  file=sys.stderr)
+        mean = float(np.mean(pilot))
+        if value >= WIDE_MARGIN * mean:  # seeds this spread apart make equivalence nearly free
+            print(f"  note: the margin, {value:.3g} FID, is {value / mean:.0%} of base's mean FID ({mean:.3g}) at "
+                  "this look: 'equivalent' within it will say little, and the report says so. This design's margin "
+                  "is registered now; a margin that matters is given with --margin at a new design's first look "
+                  "(other arms, looks or budget).", file=sys.stderr)
     store.params(fam.run_id, {"margin": value, "margin_source": source, **extra})
     fam.design = sq.Design(d.arms, d.first, d.most, d.alpha, value, source, d.spending, d.gamma)
 
@@ -248,8 +255,13 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
             runs_left = (len(still) + 1) * (most - look)
             if budget is not None:
                 runs_left = min(runs_left, budget - held())
-            print(f"  at most {runs_left} more runs to {most} seeds"
-                  + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""), file=sys.stderr)
+            if runs_left < 2:  # a look needs base's seed and one arm's: none can come
+                print(f"  the run budget ({budget}) is spent: {', '.join(a.label for a in still)} end undecided "
+                      f"at {look} seeds", file=sys.stderr)
+            else:
+                print(f"  at most {runs_left} more runs to {most} seeds"
+                      + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""),
+                      file=sys.stderr)
     store.tags(fam.run_id, {decision_tag(label): f"{d.verdict} at {d.seeds} seeds"
                                            for label, d in decisions.items()})
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}

@@ -57,7 +57,7 @@ def decisions_section(decisions: dict, fam, base_fid: list[float]) -> list[str]:
     """The sequential design's record and each arm's decision (harness/compare/looks.py). base_fid: base's final
     FIDs at the last look, to set the margin beside."""
     from harness import sequential as sq
-    from harness.compare.looks import ENDPOINT
+    from harness.compare.looks import ENDPOINT, WIDE_MARGIN
     design = fam.design
     k = len(design.arms)
     shape = ("Lan-DeMets Pocock-type" if design.spending == "pocock"
@@ -70,10 +70,10 @@ def decisions_section(decisions: dict, fam, base_fid: list[float]) -> list[str]:
         fixed = "- (no pilot: the margin was given)"
     scale = ""
     if base_fid:  # a margin near base's own FID makes 'equivalent' say little; the reader should see it
-        ratio = design.margin / float(np.mean(base_fid))
-        scale = (f" The margin is {ratio:.0%} of base's mean final FID ({_num(float(np.mean(base_fid)))})"
-                 + (": an equivalence this wide says little about whether an arm differs from base." if ratio >= 0.5
-                    else "."))
+        mean = float(np.mean(base_fid))
+        scale = (f" The margin is {design.margin / mean:.0%} of base's mean final FID ({_num(mean)})"
+                 + (": an equivalence this wide says little about whether an arm differs from base."
+                    if design.margin >= WIDE_MARGIN * mean else "."))
     lines = ["## The decisions: seeds spent until each arm is decided", "",
              f"A sequential design, registered in the store before its first look (design run {fam.run_id}): each "
              f"of the K = {k} arms against base by repeated confidence intervals for the FID difference (arm minus "
@@ -83,8 +83,8 @@ def decisions_section(decisions: dict, fam, base_fid: list[float]) -> list[str]:
              "approximation: conservative with equal spreads, somewhat liberal when one arm's spread is 2 to 3 times "
              "the other's). The intervals of all looks hold together whatever the stopping, so an arm stops as "
              f"better or worse when its interval excludes 0, as equivalent when it lies inside ±{_num(design.margin)} "
-             f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds.{scale} "
-             f"Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop when they "
+             f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds."
+             f"{scale} Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop when they "
              "happen to look extreme); its interval still holds."
              + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
                 "would pass it, arms got their seed in the order named, and those left without one ended undecided "
