@@ -474,3 +474,22 @@ def test_other_families_decisions_are_read_back_under_their_arms_labels(store):
     assert latent.label == "latent[latent_dim=32]"
     assert fam.others == [(run_id, [latent.label, study.label],
                            {latent.label: "better at 3 seeds", study.label: "worse at 4 seeds"})]
+
+
+def test_the_figures_draw_diverged_collapsed_and_unscored_seeds(store):
+    """Every seed is drawn, whatever its outcome: a diverged seed, a collapsed one, and a finished seed
+    with no final FID (none of them may stop the figures after a comparison's training)."""
+    from harness.compare.figures import figures
+    arms = _synthetic_arms({"base": [500.0, 510.0], "tanh": [300.0, 305.0]}, diverged={"tanh": 1},
+                           collapsed={"tanh": 1})
+    arms[1].runs[1]["metrics"] = {}  # finished, but its final metrics are missing
+    s = tracking.Store()
+    for arm in arms:
+        for r in arm.runs:  # real runs in the store, so the figures find (no) sample grids there
+            r["run_id"] = s.start(arm.experiment, f"{arm.experiment}-s{r['seed']}", {})
+            r["fid_history"] = [(10, 600.0), (20, 400.0)][:1 if r["outcome"] == "diverged" else 2]
+            r["collapse_history"] = [(10, True), (20, bool(r["collapse"]))]
+    paths = figures(arms, s, store)
+    assert sorted(p.name for p in paths) == ["fid_over_training.png", "final_fid.png", "samples.png"]
+    height, width = plt.imread(store / "samples.png").shape[:2]  # 2 arms x 3 seeds (tanh's diverged one too)
+    assert (height, width) == (round(1.9 * 2 * 90), round((1.7 * 3 + 1.0) * 90))
