@@ -413,6 +413,11 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
     assert design.data.tags["decision.latent:latent_dim:32"] == "undecided at 2 seeds"
     assert main(args[:-4] + ["--budget", "5", "--steps", "4"]) == 2
     assert "cannot pay for the first look" in capsys.readouterr().err
+    assert main(args[:-4] + ["--budget", "6", "--steps", "4", "--set", "eval.n_images=100",
+                             "--out", str(store / "r2")]) == 0  # the first look's runs, reused: nothing left
+    err = capsys.readouterr().err
+    assert "the run budget (6) is spent: smoothing, latent[latent_dim=32] end undecided at 2 seeds" in err
+    assert "more runs to" not in err and len(_runs("base") + _runs("smoothing") + _runs("latent")) == 8
 
 
 def test_the_settings_say_when_earlier_evaluations_scored_fewer_images():
