@@ -181,6 +181,13 @@ def _collapse_history(store: Store, run_id: str, floor: dict, e) -> list[tuple[i
             for s in steps]
 
 
+def fewer_before_last(c, n_scored: int | None = None) -> bool:
+    """Whether evaluations before the last scored fewer images than the last (eval.interim_images), so that
+    FID reads higher there. n_scored: the last one's images when eval.n_images is None (the test set)."""
+    interim, last = c.eval.interim_images, c.eval.n_images or n_scored
+    return bool(interim) and (last is None or interim < last)
+
+
 def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int, int]]]]]:
     """Evaluation steps, and per arm (a twin once, under the arm that made its runs) at each step:
     (collapsed, evaluated, diverged before it) -- a diverged seed is evaluated until it stopped and

@@ -8,7 +8,7 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from harness import plots
-from harness.compare.arms import Arm, floors
+from harness.compare.arms import Arm, fewer_before_last, floors
 from harness.tracking import Store
 
 
@@ -45,13 +45,12 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     # The floor (real digits scored the same way) in words: as a line it would squash the arms' differences.
     floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
     diverged = any(r["outcome"] == "diverged" for a in arms for r in a.runs)
-    e = arms[0].config.eval
-    fewer = e.interim_images and (e.n_images is None or e.interim_images < e.n_images)
+    interim = arms[0].config.eval.interim_images
     fig.suptitle("FID over training, one line a seed; x: judged collapsed there"
                  + ("; ■: diverged after it" if diverged else "") + ("; grey: base's seeds" if len(arms) > 1 else "")
                  + (f"\nfloor: {floor}" if floor else "")
-                 + (f"\nearlier points on {e.interim_images} images, the last on more: FID reads higher on fewer"
-                    if fewer else ""), fontsize=9)
+                 + (f"\nearlier points on {interim} images, the last on more: FID reads higher on fewer"
+                    if fewer_before_last(arms[0].config) else ""), fontsize=9)
     fig.tight_layout()
     paths.append(_save(fig, out / "fid_over_training.png"))
 

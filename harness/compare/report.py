@@ -7,7 +7,7 @@ import numpy as np
 
 from harness import statistics as st
 from harness.compare.analysis import EFFECT_OF_INTEREST
-from harness.compare.arms import Arm, collapse_over_training, data_key, floors
+from harness.compare.arms import Arm, collapse_over_training, data_key, fewer_before_last, floors
 
 
 def _num(x: float) -> str:
@@ -253,7 +253,7 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
     versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r["versions"].items()})
     interim = (f" and {c.eval.interim_images} at the evaluations before it (FID reads higher on fewer images: "
                "compare a curve's earlier points with each other, not with its last)"
-               if c.eval.interim_images and c.eval.interim_images < n_scored else "")
+               if fewer_before_last(c, n_scored) else "")
     return (f"Settings: dataset {arms[0].dataset} (fingerprint {i['data']}); "
             f"{c.train.steps or str(c.train.epochs) + ' epochs'}{' steps' if c.train.steps else ''} at batch "
             f"{c.train.batch_size}; widths G {c.model.g_filters} / D {c.model.d_filters}; N = {n_scored} generated "
