@@ -84,8 +84,8 @@ def decisions_section(decisions: dict, fam, base_fid: list[float]) -> list[str]:
              "the other's). The intervals of all looks hold together whatever the stopping, so an arm stops as "
              f"better or worse when its interval excludes 0, as equivalent when it lies inside ±{_num(design.margin)} "
              f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds."
-             f"{scale} Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop when they "
-             "happen to look extreme); its interval still holds."
+             f"{scale} Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop "
+             "when they happen to look extreme); its interval still holds."
              + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
                 "would pass it, arms got their seed in the order named, and those left without one ended undecided "
                 "at their last look." if fam.budget else ""), "",
