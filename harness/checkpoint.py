@@ -27,3 +27,9 @@ def load(path: Path) -> tuple[int, list[np.ndarray], dict]:
     with np.load(path, allow_pickle=False) as f:
         keys = sorted(k for k in f.files if k.startswith("v"))
         return int(f["step"]), [f[k] for k in keys], json.loads(str(f["meta"]))
+
+
+def step_of(path: Path) -> int:
+    """The step a checkpoint continues from, without reading its arrays."""
+    with np.load(path, allow_pickle=False) as f:
+        return int(f["step"])

@@ -55,6 +55,16 @@ def checkpoint_for(store: Store, run_id: str, config: Config, ident: dict | None
     return path
 
 
+def checkpoint_step(store: Store, run_id: str, config: Config) -> int | None:
+    """The step a run would continue from, or None where it cannot (no checkpoint yet, another config)."""
+    try:
+        path = checkpoint_for(store, run_id, config)
+    except ResumeError:
+        return None
+    from harness import checkpoint
+    return checkpoint.step_of(path)
+
+
 def config_diff(old: dict, config: Config) -> list[str]:
     """Differences in the keys that change a run; keys absent from an older checkpoint read as their
     old behaviour (identity.LEGACY), keys no longer in the schema are ignored."""

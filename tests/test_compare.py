@@ -149,12 +149,13 @@ COMPARE = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(STEPS), 
            "--set", "train.log_every_steps=1"]
 
 
-def _compare_past_its_first_checkpoint(store) -> subprocess.Popen:
-    """COMPARE in a process of its own, returned once past its first evaluation (step 40): a checkpoint exists."""
+def _compare_past_its_first_checkpoint(store, step: int = 48) -> subprocess.Popen:
+    """COMPARE in a process of its own, returned once it prints step (a multiple of 12): past its first
+    evaluation at step 40, where a checkpoint exists, unless step is earlier."""
     proc = subprocess.Popen([sys.executable, "-m", "harness", *COMPARE, "--out", "r1"], cwd=store, text=True,
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     for line in proc.stderr:
-        if f"step 48/{STEPS}" in line:
+        if f"step {step}/{STEPS}" in line:
             break
     return proc
 
@@ -180,6 +181,23 @@ def test_a_run_whose_process_died_is_resumed_and_a_live_one_is_not_started_twice
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"  # resumed, not retrained
     history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")
     assert sorted(h.step for h in history)[-1] == steps and min(h.step for h in history) == 1
+
+
+def test_a_run_lost_before_its_first_checkpoint_is_planned_and_trained_afresh(store, capsys, monkeypatch):
+    proc = _compare_past_its_first_checkpoint(store, step=12)  # the console prints every 12 steps of 120
+    proc.kill()  # lost at step 12, before the first evaluation (step 40) wrote a checkpoint
+    proc.communicate(timeout=60)
+    (lost,) = _runs("base")
+    monkeypatch.setattr(tracking, "STALE_AFTER_S", 0.0)
+    assert main(COMPARE + ["--out", str(store / "r2")]) == 0
+    err = capsys.readouterr().err
+    assert re.search(rf"base +1 +{STEPS} +0 +0 +1\n", err), err[:2000]  # reuse 0, resume 0, train 1
+    assert f"1 run to train or resume, {STEPS} steps" in err  # every step, not those after its last log
+    runs = {r.info.run_id: r for r in _runs("base")}
+    assert runs[lost.info.run_id].info.status == "FAILED" and "trained afresh" in runs[lost.info.run_id].data.tags[
+        "failure.reason"]
+    (fresh,) = [r for r in runs.values() if r.info.run_id != lost.info.run_id]
+    assert fresh.info.status == "FINISHED"
 
 
 def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(store, capsys):

@@ -9,7 +9,7 @@ from harness import resume as resume_lib
 from harness import stop as stop_lib
 from harness import run as run_lib
 from harness.tracking import RunState, Store
-from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, last_step, latest,
+from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, latest,
                                   left_out, outcome)
 
 
@@ -50,8 +50,12 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
         measured = measured or (c if todo else None)
         evals = loop.evaluations(c, datasets[data_key(c)])[1]
         cost = models.step_flops(c) / models.step_flops(measured) if measured else 1.0
-        the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumable), len(fresh),
-                     sum(total - last_step(store, r) for r in resumable.values()), evals, cost)
+        # where each would continue: a run lost before its first checkpoint is trained afresh, so the plan
+        # counts it there, and a resumed one's remaining steps from its checkpoint, not its last logged step
+        starts = [resume_lib.checkpoint_step(store, r.info.run_id, c) for r in resumable.values()]
+        resumes = [step for step in starts if step is not None]
+        the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumes),
+                     len(todo) - len(resumes), sum(total - step for step in resumes), evals, cost)
     scorer_for = run_lib.Scorers()
     if measured is not None:
         dataset = datasets[data_key(measured)]
