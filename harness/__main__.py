@@ -94,8 +94,11 @@ def parser() -> argparse.ArgumentParser:
                         "first look (default 3), --max-seeds the last")
     s.add_argument("--max-seeds", type=int, default=8, help="--until-decided: seeds a side at the last look (default 8)")
     s.add_argument("--margin", type=float,
-                   help="--until-decided: the FID difference within which an arm is equivalent to base (default: "
-                        "chosen at the first look from base's spread, so that equivalence is reachable)")
+                   help="the difference in escaped seeds' FID within which an arm's escaped quality is equivalent to "
+                        "base's, fixed before the first look (default: base's compare.margin; none: no equivalence "
+                        "is claimed)")
+    s.add_argument("--primary", metavar="ARM",
+                   help="decide only this arm, at the full alpha; the others are reported as estimates")
     s.add_argument("--storage", help="Optuna storage of the studies named study:EXPERIMENT/NAME, or HARNESS_STORAGE "
                                      "(default: the journal file `harness search` uses)")
     s.add_argument("--budget", type=int, help="--until-decided: the most runs the comparison may hold (base's and the "

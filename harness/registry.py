@@ -16,7 +16,7 @@ import yaml
 from harness import config as cfg
 from harness.config import ConfigError
 
-EXPERIMENT_KEYS = ("data", "model", "train", "eval", "search", "sweep")
+EXPERIMENT_KEYS = ("data", "model", "train", "eval", "search", "compare", "sweep")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def config_diff(old: dict, config: Config) -> list[str]:
     old behaviour (identity.LEGACY), keys no longer in the schema are ignored."""
     out = []
     for key, value in cfg.flat(config).items():
-        if key in identity.NOT_IDENTITY or key.startswith("search."):
+        if key in identity.NOT_IDENTITY or key.startswith(("search.", "compare.")):
             continue
         before = identity.read_old(key, old)
         if before != value:

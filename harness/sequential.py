@@ -1,4 +1,5 @@
-"""Group-sequential decisions: spend seeds only until an arm is decided.
+"""Group-sequential intervals: spend seeds only until an arm is decided (here: the escaped seeds' FID, the
+secondary endpoint of harness/compare/design.py).
 
 Each arm is compared with base (the shared control) by two-sided repeated confidence intervals (RCIs)
 for the FID difference (Jennison & Turnbull, Group Sequential Methods with Applications to Clinical
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, stats
@@ -107,107 +107,33 @@ def t_critical(c: float, df: float) -> float:
     return float(stats.t.isf(stats.norm.sf(c), max(df, 1e-6)))
 
 
-@dataclass(frozen=True)
-class Design:
-    """A family's design, fixed at its first look: arms, looks, spending, margin, level."""
-    arms: tuple  # labels of the K arms compared with base
-    first: int  # seeds a side at the first look
-    most: int  # seeds a side at the last look
-    alpha: float  # family-wise level; each arm's RCIs use alpha / K
-    margin: float  # equivalence margin on the FID difference
-    margin_source: str  # how the margin was chosen, in words
-    spending: str = "pocock"
-    gamma: float = 1.0
-
-    @property
-    def level(self) -> float:
-        return self.alpha / max(1, len(self.arms))
-
-    @property
-    def looks(self) -> list[int]:
-        return list(range(self.first, self.most + 1))
-
-    def critical(self, n: int) -> float:
-        """The normal critical value at the look with n seeds a side (its place among the looks)."""
-        looks = self.looks
-        return _boundaries(tuple(m / self.most for m in looks[:looks.index(n) + 1]), self.level, self.spending,
-                           self.gamma)[-1]
-
-
-def rci(values, reference, design: Design, look: int) -> tuple[float, float, float, float]:
-    """(difference of means, low, high, Welch df) of the repeated confidence interval at the look with
-    `look` seeds a side; values and reference: the finished seeds' FIDs (fewer than the look's seeds
-    where some diverged, so the look is given, not counted)."""
+def rci(values, reference, c: float) -> tuple[float, float, float, float]:
+    """(difference of means, low, high, Welch df) of the repeated confidence interval whose normal
+    critical value is c (a look's boundary). With no spread on either side there is no interval to give:
+    the bounds are nan (never a zero-width interval)."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     d = float(a.mean() - b.mean())
     se, df = welch(a, b)
-    half = t_critical(design.critical(look), df) * se
+    if se == 0:
+        return d, math.nan, math.nan, df
+    half = t_critical(c, df) * se
     return d, d - half, d + half, df
 
 
-def decide(low: float, high: float, margin: float) -> str:
-    """better / worse (the interval excludes 0; lower FID is better), equivalent (inside +-margin), or ''."""
+def decide(low: float, high: float, margin: float | None) -> str:
+    """better / worse (the interval excludes 0; lower FID is better), equivalent (inside +-margin; never
+    without a margin fixed in advance), or ''."""
+    if math.isnan(low) or math.isnan(high):
+        return ""
     if high < 0:
         return "better"
     if low > 0:
         return "worse"
-    if -margin < low and high < margin:
+    if margin is not None and -margin < low and high < margin:
         return "equivalent"
     return ""
 
 
-def _last_half_width(design: Design, sd: float, n: int) -> float:
-    """The last look's interval half width at n seeds a side and spread sd (t quantile at 2 n - 2 df)."""
-    return t_critical(design.critical(design.most), 2 * n - 2) * sd * math.sqrt(2 / n)
-
-
-def default_margin(pilot_sd: float, first: int, most: int, alpha: float, arms: int, spending: str = "pocock",
-                   gamma: float = 1.0, power: float = 0.8) -> float:
-    """An equivalence margin reachable by the last look if the pilot's spread is the true one: with no
-    true difference an arm's interval at `most` seeds lies inside +-margin with probability `power`
-    (normal approximation: the last look's half width plus the difference's own spread). A pilot of a
-    few seeds estimates the spread loosely, so the real chance is uncertain."""
-    design = Design(tuple(range(arms)), first, most, alpha, 0.0, "", spending, gamma)
-    return _last_half_width(design, pilot_sd, most) + stats.norm.isf((1 - power) / 2) * pilot_sd * math.sqrt(2 / most)
-
-
-def fixed_seeds(margin: float, sd: float, level: float, power: float = 0.8, most: int = 10_000) -> tuple[int, int]:
-    """Seeds a side a fixed (one-look) design at `level` would need, at spread sd: (to detect a difference
-    of the margin with `power` by Welch's interval excluding 0, to show equivalence within +-margin with
-    `power` when there is no difference). most: the answer when even that many are not enough."""
-    def need(extra: float) -> int:  # the smallest n with t(df 2n-2) se + extra se <= margin
-        for n in range(2, most):
-            se = sd * math.sqrt(2 / n)
-            if float(stats.t.isf(level / 2, 2 * n - 2)) * se + extra * se <= margin:
-                return n
-        return most
-    z = float(stats.norm.isf(1 - power))
-    return need(z), need(float(stats.norm.isf((1 - power) / 2)))
-
-
-def simulate(effects: list[float], sd: float, margin: float, first: int = 3, most: int = 8, trials: int = 20_000,
-             seed: int = 0, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """The design run on normal draws, as harness/compare/looks.py runs it on runs (no seed fails here):
-    (verdicts (trials, K) of 'better'/'worse'/'equivalent'/'undecided', seeds a side spent (trials, K))
-    for arms whose true FID differs from base's by `effects`, at spread sd; bench/sequential_design.py."""
-    k = len(effects)
-    design = Design(tuple(range(k)), first, most, alpha, margin, "simulation")
-    rng = np.random.default_rng(seed)
-    base = rng.normal(500.0, sd, (trials, most))
-    arms = rng.normal(500.0, sd, (trials, k, most)) + np.asarray(effects)[None, :, None]
-    verdict = np.full((trials, k), "undecided", dtype=object)
-    spent = np.full((trials, k), most)
-    open_ = np.ones((trials, k), bool)
-    for n in range(first, most + 1):
-        b, a = base[:, None, :n], arms[:, :, :n]
-        va, vb = a.var(axis=2, ddof=1) / n, b.var(axis=2, ddof=1) / n
-        se = np.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va ** 2 / (n - 1) + vb ** 2 / (n - 1))
-        half = stats.t.isf(stats.norm.sf(design.critical(n)), df) * se
-        d = a.mean(axis=2) - b.mean(axis=2)
-        low, high = d - half, d + half
-        for name, hit in (("better", high < 0), ("worse", low > 0), ("equivalent", (-margin < low) & (high < margin))):
-            now = open_ & hit & (verdict == "undecided")
-            verdict[now], spent[now] = name, n
-        open_ &= verdict == "undecided"
-    return verdict, spent
+def critical(looks: list[int], look: int, level: float, spending: str = "pocock", gamma: float = 1.0) -> float:
+    """The normal critical value at the look with `look` seeds a side, among looks at these seeds."""
+    return _boundaries(tuple(m / looks[-1] for m in looks[:looks.index(look) + 1]), level, spending, gamma)[-1]

@@ -3,6 +3,7 @@ read from the tracking store: which run is a seed's outcome, which is resumed, w
 and why every other run of the compared experiments is left out."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from harness import config as cfg
@@ -21,6 +22,33 @@ _NOT_SEED_RUNS = ("group", "study", "report")  # `kind` tags of parent and repor
 
 
 @dataclass
+class SeedOutcome:
+    """A seed's outcome: its latest run of the arm's identity that finished or diverged."""
+    run_id: str
+    seed: int
+    outcome: str  # finished / diverged (a non-finite loss: no final metrics)
+    metrics: dict = field(default_factory=dict)  # final metrics, name -> value
+    floor: dict = field(default_factory=dict)  # the same metrics for real digits
+    reason: str = ""  # why it stopped, when it diverged
+    last_step: int | None = None  # where a diverged seed stopped
+    collapse: str = ""  # a finished seed's final samples judged collapsed, in words; '' if not
+    fid_history: list = field(default_factory=list)  # (step, FID) at each evaluation
+    collapse_history: list = field(default_factory=list)  # (step, collapsed) at each evaluation
+    versions: dict = field(default_factory=dict)  # version.* tags
+
+    @property
+    def judged(self) -> bool:
+        """Finished with finite final modes and recall: its samples could be judged."""
+        return self.outcome == "finished" and all(math.isfinite(self.metrics.get(m, math.nan))
+                                                  for m in ("modes", "recall"))
+
+    @property
+    def escaped(self) -> bool:
+        """Finished, its final samples judged and not collapsed, with a final FID: the primary endpoint."""
+        return self.judged and not self.collapse and math.isfinite(self.metrics.get("fid", math.nan))
+
+
+@dataclass
 class Arm:
     """One experiment at one sweep value: the unit compared against base."""
     experiment: str
@@ -28,7 +56,7 @@ class Arm:
     config: Config
     dataset: str  # the name of the data actually used
     identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
-    runs: list = field(default_factory=list)  # one outcome per seed: see outcome()
+    runs: list = field(default_factory=list)  # one SeedOutcome per seed: see outcome()
     twin: str = ""  # label of an earlier arm with this very identity (latent at 100 is base): its runs are used
     title: str = ""  # its label when not the experiment's own (a study's best: study:EXPERIMENT/NAME)
     tags: dict = field(default_factory=dict)  # on each run it trains
@@ -54,22 +82,27 @@ class Arm:
         return (self.dataset, i["data"], i["backend"], i["platform"], i["precision"], i["numerics"], i["metrics"],
                 e.n_images, e.kid_subsets, e.kid_subset_size)
 
-    def finished(self) -> list[dict]:
-        return [r for r in self.runs if r["outcome"] == "finished"]
+    def finished(self) -> list[SeedOutcome]:
+        return [r for r in self.runs if r.outcome == "finished"]
 
-    def values(self, metric: str) -> list[float]:
-        """Final values over the seeds that finished (a diverged seed has none)."""
-        return [r["metrics"][metric] for r in self.finished() if metric in r["metrics"]]
+    def values(self, metric: str, escaped: bool = False) -> list[float]:
+        """Final values over the seeds that finished (a diverged seed has none), or escaped."""
+        return [r.metrics[metric] for r in self.finished() if metric in r.metrics and (r.escaped or not escaped)]
 
-    @property
-    def failed(self) -> int:
-        """Seeds that failed: diverged, or finished collapsed (the failed-seeds rule counts these)."""
-        return self.count("diverged") + self.count("collapsed")
+    def escaped_fids(self) -> list[float]:
+        return self.values("fid", escaped=True)
+
+    def scores(self) -> list[float]:
+        """Every seed's final FID, nan where it has none (diverged, unscored): the rank summary's input."""
+        return [r.metrics.get("fid", math.nan) if r.outcome == "finished" else math.nan for r in self.runs]
 
     def count(self, outcome: str) -> int:
+        """Seeds that finished, diverged, collapsed (finished, judged collapsed) or escaped."""
         if outcome == "collapsed":
-            return sum(bool(r["collapse"]) for r in self.finished())
-        return sum(r["outcome"] == outcome for r in self.runs)
+            return sum(bool(r.collapse) for r in self.finished())
+        if outcome == "escaped":
+            return sum(r.escaped for r in self.runs)
+        return sum(r.outcome == outcome for r in self.runs)
 
 
 def data_key(config: Config) -> tuple:
@@ -156,19 +189,18 @@ def is_alive(run) -> bool:
     return run.info.status == RunState.RUNNING and not tracking.is_stale(run)
 
 
-def outcome(store: Store, run, arm: Arm) -> dict:
+def outcome(store: Store, run, arm: Arm) -> SeedOutcome:
     metrics = {k[len("final/"):]: v for k, v in run.data.metrics.items() if k.startswith("final/")}
     floor = {k[len("floor/"):]: v for k, v in run.data.metrics.items() if k.startswith("floor/")}
     finished = run.info.status == RunState.FINISHED
     e = arm.config.eval
-    return {"run_id": run.info.run_id, "seed": int(run.data.tags["seed"]),
-            "outcome": "finished" if finished else "diverged", "metrics": metrics, "floor": floor,
-            "reason": run.data.tags.get("failure.reason", ""),
-            "last_step": last_step(store, run) if not finished else None,  # where a diverged seed stopped
-            "collapse": collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
-            "fid_history": store.history(run.info.run_id, "eval/fid"),
-            "collapse_history": _collapse_history(store, run.info.run_id, floor, e),
-            "versions": {k: v for k, v in run.data.tags.items() if k.startswith("version.")}}
+    return SeedOutcome(run.info.run_id, int(run.data.tags["seed"]), "finished" if finished else "diverged",
+                       metrics, floor, reason=run.data.tags.get("failure.reason", ""),
+                       last_step=last_step(store, run) if not finished else None,
+                       collapse=collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
+                       fid_history=store.history(run.info.run_id, "eval/fid"),
+                       collapse_history=_collapse_history(store, run.info.run_id, floor, e),
+                       versions={k: v for k, v in run.data.tags.items() if k.startswith("version.")})
 
 
 def _collapse_history(store: Store, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
@@ -194,13 +226,12 @@ def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, 
     counted as diverged at every later evaluation of its arm (up to the arm's last: arms of another
     length are not counted at steps they never reach)."""
     arms = [a for a in arms if not a.twin]
-    steps = sorted({s for a in arms for r in a.runs for s, _ in r.get("collapse_history", [])})
+    steps = sorted({s for a in arms for r in a.runs for s, _ in r.collapse_history})
     rows = []
     for arm in arms:
-        at = [dict(r.get("collapse_history", [])) for r in arm.runs]
-        stopped = [r.get("last_step") or max(h, default=0) for r, h in zip(arm.runs, at)
-                   if r.get("outcome") == "diverged"]
-        reached = [s for r, h in zip(arm.runs, at) if r.get("outcome") == "finished" for s in h]
+        at = [dict(r.collapse_history) for r in arm.runs]
+        stopped = [r.last_step or max(h, default=0) for r, h in zip(arm.runs, at) if r.outcome == "diverged"]
+        reached = [s for r, h in zip(arm.runs, at) if r.outcome == "finished" for s in h]
         end = max(reached) if reached else (steps[-1] if steps else 0)  # the arm's last evaluation
         rows.append((arm.label, [(sum(h[s] for h in at if s in h), sum(s in h for h in at),
                                   sum(last < s for last in stopped) if s <= end else 0) for s in steps]))
@@ -212,7 +243,7 @@ def floors(arms: list[Arm]) -> list[tuple[str, dict]]:
     labelled by its data, and by its number of images scored when groups differ."""
     found: dict = {}
     for arm in arms:
-        floor = next((r["floor"] for r in arm.runs if r.get("floor")), None)
+        floor = next((r.floor for r in arm.runs if r.floor), None)
         if floor and arm.group not in found:
             found[arm.group] = floor
     several = len(found) > 1
@@ -226,7 +257,7 @@ def last_step(store: Store, run) -> int:
 def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
     """(experiment, run id, kind, reason) for every run of the compared experiments that the report does
     not use; kind is a short class of reason (for counts), reason says it in full."""
-    used = {r["run_id"] for arm in arms for r in arm.runs}
+    used = {r.run_id for arm in arms for r in arm.runs}
     twins = {a.digest: a.twin for a in arms if a.twin}
     out = []
     for experiment, runs in runs_of.items():

@@ -1,4 +1,5 @@
-"""The report's figures: every seed's FID over training, final FID per arm, every seed's last samples."""
+"""The report's figures: every seed's final FID and the performance profile (outcomes.png), every seed's FID
+over training, every seed's last samples."""
 from __future__ import annotations
 
 import tempfile
@@ -44,7 +45,7 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
         ax.set_ylabel("classifier-FID", fontsize=8)
     # The floor (real digits scored the same way) in words: as a line it would squash the arms' differences.
     floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
-    diverged = any(r["outcome"] == "diverged" for a in arms for r in a.runs)
+    diverged = any(r.outcome == "diverged" for a in arms for r in a.runs)
     interim = arms[0].config.eval.interim_images
     fig.suptitle("FID over training, one line a seed; x: judged collapsed there"
                  + ("; ■: diverged after it" if diverged else "") + ("; grey: base's seeds" if len(arms) > 1 else "")
@@ -54,20 +55,7 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     fig.tight_layout()
     paths.append(_save(fig, out / "fid_over_training.png"))
 
-    # Final FID per arm: every finished seed a dot (x if its final samples are collapsed), the box its spread.
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(arms)), 4.5))
-    ax.boxplot([arm.values("fid") or [np.nan] for arm in arms], showfliers=False)
-    ax.set_xticks(range(1, len(arms) + 1), [a.label for a in arms], rotation=30, ha="right", fontsize=8)
-    for i, arm in enumerate(arms):
-        done = [r for r in arm.runs if r["outcome"] == "finished" and "fid" in r["metrics"]]
-        for x, r in zip(np.linspace(-0.12, 0.12, len(done)) + i + 1, done):
-            ax.scatter(x, r["metrics"]["fid"], s=20 if r["collapse"] else 14, marker="x" if r["collapse"] else "o",
-                       color=colors[i % len(colors)], zorder=3)
-    ax.set(ylabel="final classifier-FID (lower is better)",
-           title="final FID per experiment, one mark per seed (x: collapsed)")
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    paths.append(_save(fig, out / "final_fid.png"))
+    paths.append(outcomes(arms, out / "outcomes.png", colors))
 
     # Every seed's last sample grid, a row per arm: early in training seeds of one arm split between
     # collapsed and not, so one seed's grid would speak for the arm wrongly.
@@ -81,28 +69,67 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
                 for spine in ax.spines.values():
                     spine.set_visible(False)
             row[0].set_ylabel(arm.label, fontsize=8)
-            for ax, r in zip(row, sorted(arm.runs, key=lambda r: r["seed"])):
-                fid = r["metrics"].get("fid")
-                said = ("diverged" if r["outcome"] == "diverged" else ("FID -" if fid is None else f"FID {fid:.3g}")
-                        + (", collapsed" if r["collapse"] else ""))
-                ax.set_title(f"s{r['seed']}: {said}", fontsize=7)
-                grids = store.artifacts(r["run_id"], "samples")
+            for ax, r in zip(row, sorted(arm.runs, key=lambda r: r.seed)):
+                fid = r.metrics.get("fid")
+                said = ("diverged" if r.outcome == "diverged" else ("FID -" if fid is None else f"FID {fid:.3g}")
+                        + (", collapsed" if r.collapse else ", escaped" if r.escaped else ""))
+                ax.set_title(f"s{r.seed}: {said}", fontsize=7)
+                grids = store.artifacts(r.run_id, "samples")
                 if grids:
-                    ax.imshow(mpimg.imread(store.download(r["run_id"], grids[-1], tmp)))
+                    ax.imshow(mpimg.imread(store.download(r.run_id, grids[-1], tmp)))
     fig.tight_layout()
     paths.append(_save(fig, out / "samples.png", dpi=90))  # about 0.1 MB a grid: a page of them stays small
     return paths
 
 
-def _seed_line(ax, run: dict, color, zorder: int) -> None:
+def outcomes(arms: list[Arm], path: Path, colors) -> Path:
+    """Left: every seed's final FID, an arm a row on one axis (o escaped, x collapsed, a square at the right
+    edge for a seed with no final FID): the two modes stay visible. Right: the performance profile, the
+    fraction of an arm's seeds with final FID below tau, over tau (as rliable draws them, Agarwal et al.
+    2021, for one task and lower-is-better; a seed without a final FID is never below)."""
+    import matplotlib.pyplot as plt
+    scored = [v for a in arms for v in a.scores() if np.isfinite(v)]
+    top = max(scored) * 1.08 if scored else 1.0
+    bottom = min(scored) * 0.9 if scored else 0.0
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.45 * len(arms) + 2.4),
+                                      gridspec_kw={"width_ratios": [1.1, 1]})
+    for row, arm in enumerate(arms):
+        color = colors[row % len(colors)]
+        y = len(arms) - 1 - row
+        for r in arm.runs:
+            fid = r.metrics.get("fid", np.nan) if r.outcome == "finished" else np.nan
+            if not np.isfinite(fid):
+                left.scatter(top, y, marker="s", s=22, color=color, zorder=3)
+            else:
+                left.scatter(fid, y + np.random.default_rng(r.seed).uniform(-0.12, 0.12), zorder=3,
+                             marker="o" if r.escaped else "x", s=22, color=color)
+        x = np.sort(np.asarray(arm.scores(), dtype=float))
+        tau = np.linspace(bottom, top, 400)
+        below = (x[None, :] < tau[:, None]).sum(axis=1) / max(1, len(x))  # nan and inf are never below
+        right.step(tau, below, where="post", color=color, label=f"{arm.label} ({arm.count('escaped')} of "
+                                                                  f"{len(arm.runs)} escaped)")
+    left.set_yticks(range(len(arms)), [a.label for a in reversed(arms)], fontsize=8)
+    left.set_xlabel("final classifier-FID (lower is better)", fontsize=8)
+    left.set_title("every seed: o escaped, x collapsed, ■ no final FID (diverged)", fontsize=9)
+    left.grid(alpha=0.3, axis="x")
+    right.set(xlabel="tau (final classifier-FID)", ylabel="fraction of seeds with FID < tau", ylim=(-0.02, 1.02))
+    right.set_title("performance profile", fontsize=9)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    right.set_xlim(left.get_xlim())
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _seed_line(ax, run, color, zorder: int) -> None:
     """One seed's FID at each evaluation; an x on each evaluation judged collapsed."""
-    if not run["fid_history"]:
+    if not run.fid_history:
         return
-    steps, values = zip(*sorted(run["fid_history"]))
+    steps, values = zip(*sorted(run.fid_history))
     ax.plot(steps, values, color=color, linewidth=1, zorder=zorder)
-    if run["outcome"] == "diverged":  # its line stops early for that reason, not a shorter run
+    if run.outcome == "diverged":  # its line stops early for that reason, not a shorter run
         ax.scatter(steps[-1], values[-1], marker="s", s=16, color=color, zorder=zorder)
-    collapsed = {s for s, c in run.get("collapse_history", []) if c}
+    collapsed = {s for s, c in run.collapse_history if c}
     marked = [(s, v) for s, v in zip(steps, values) if s in collapsed]
     if marked:
         ax.scatter(*zip(*marked), marker="x", s=18, color=color, zorder=zorder, linewidths=1)

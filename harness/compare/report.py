@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from harness import statistics as st
-from harness.compare.analysis import EFFECT_OF_INTEREST
 from harness.compare.arms import Arm, collapse_over_training, data_key, fewer_before_last, floors
+from harness.compare.design import POWER_AT, ArmResult, Design
+from harness import statistics as st
+from metrics.scorer import RANGE
 
 
 def _num(x: float) -> str:
@@ -16,164 +15,153 @@ def _num(x: float) -> str:
     return f"{x:.0f}" if a >= 100 else f"{x:.1f}" if a >= 10 else f"{x:.2f}" if a >= 0.1 else f"{x:.3g}"
 
 
-def _fmt(triple) -> str:
+def _fmt(triple, none: str = "-", alone: str = "") -> str:
+    """A value with its interval; `none` when there is no value, `alone` after a value with no interval."""
     mean, low, high = triple
     if math.isnan(mean):
-        return "-"
+        return none
     if math.isnan(low):
-        return _num(mean)
+        return _num(mean) + (f" ({alone})" if alone else "")
     return f"{_num(mean)} [{_num(low)}, {_num(high)}]"
 
 
-def _interval_note(r: dict) -> str:
-    """'†' where the unadjusted interval excludes 0 but Holm's correction keeps the verdict from it."""
-    d = r.get("d_fid")
-    excludes = d is not None and not math.isnan(d[1]) and (d[1] > 0 or d[2] < 0)
-    significant = not math.isnan(r.get("p_holm", float("nan"))) and r["p_holm"] < st.ALPHA
-    return " †" if excludes and not significant else ""
+def _diff_cell(r: ArmResult) -> str:
+    """The escaped-FID difference from base with its interval, or why there is none."""
+    return _fmt(r.quality.diff, "no interval: under 2 escaped a side", "no spread: no interval")
 
 
-def _power_cells(r: dict) -> str:
-    """The power columns, or in words why a number cannot be given."""
-    if "detectable" not in r:
-        return "- | -"
-    if math.isnan(r["detectable"]):
-        return "cannot be computed: under 2 finished seeds a side | -"
-    needed = r["needed"]
-    seeds = "-" if needed < 0 else "over 10,000" if needed >= 10_000 else f"{needed:,}"
-    return f"{_num(r['detectable'])} | {seeds} (Δ {_num(r['effect_of_interest'])})"
+def _rate(k: int, n: int, interval: tuple) -> str:
+    return "no seeds" if n == 0 else f"{k} of {n} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
-def _rate(r: dict, outcome: str, n_key: str) -> str:
-    if f"{outcome}_p" not in r or math.isnan(r[f"{outcome}_p"]):
-        return f"{r[outcome]} of {r[n_key]}"
-    needs = r[f"{outcome}_needs"]
-    could = (f"significant from {needs} of {r[n_key]} against none" if needs
-             else "no split of these seeds could be significant")
-    return f"{r[outcome]} of {r[n_key]}: p {r[outcome + '_p']:.2g} (Holm {r[outcome + '_p_holm']:.2g}); {could}"
-
-
-def decisions_section(decisions: dict, fam, base_fid: list[float]) -> list[str]:
-    """The sequential design's record and each arm's decision (harness/compare/looks.py). base_fid: base's final
-    FIDs at the last look, to set the margin beside."""
-    from harness import sequential as sq
-    from harness.compare.looks import ENDPOINT, WIDE_MARGIN
-    design = fam.design
-    k = len(design.arms)
-    shape = ("Lan-DeMets Pocock-type" if design.spending == "pocock"
-             else f"Hwang-Shih-DeCani (gamma {design.gamma:g})")
-    if fam.pilot:
-        detect, equivalent = sq.fixed_seeds(design.margin, fam.pilot[0], design.level)
-        fixed = (f"{'over 10,000' if detect >= 10_000 else detect} to detect a difference of the margin, "
-                 f"{'over 10,000' if equivalent >= 10_000 else equivalent} to show equivalence within it")
+def design_paragraph(design: Design, sequential: bool) -> str:
+    """What decides an arm, at what level, and how much the escape rule can see at these seeds."""
+    rule, ranks = design.escape_rule(), design.rank_rule()
+    k = design.k
+    looks = (f"at looks of {design.first} to {design.most} seeds a side" if sequential and design.first < design.most
+             else f"at {design.most} seeds a side")
+    who = (f"Only the primary arm, {design.primary}, is decided (K = 1, the full alpha); the others are estimates. "
+           if design.primary else f"Each of the K = {k} arms is decided against base. ")
+    if rule.gamma > 0:
+        escape = (f"Fisher's exact test at the nominal level {rule.gamma:.3g} {looks}: the largest level whose "
+                  f"worst-case type I error over a common escape probability in [0.01, 0.99] is at most "
+                  f"{design.escape_level:.3g} (exactly {rule.worst:.3g}, at p = {rule.p_worst:.2f}, by enumerating "
+                  f"every outcome). Its power is small at these seeds: an arm that escapes on every seed against "
+                  f"base's {POWER_AT[0]:g} is found to escape more often with probability {rule.power(*POWER_AT):.0%}.")
     else:
-        fixed = "- (no pilot: the margin was given)"
-    scale = ""
-    if base_fid:  # a margin near base's own FID makes 'equivalent' say little; the reader should see it
-        mean = float(np.mean(base_fid))
-        scale = (f" The margin is {design.margin / mean:.0%} of base's mean final FID ({_num(mean)})"
-                 + (": an equivalence this wide says little about whether an arm differs from base."
-                    if design.margin >= WIDE_MARGIN * mean else "."))
-    lines = ["## The decisions: seeds spent until each arm is decided", "",
-             f"A sequential design, registered in the store before its first look (design run {fam.run_id}): each "
-             f"of the K = {k} arms against base by repeated confidence intervals for the FID difference (arm minus "
-             f"base; negative is better) at level {design.alpha}/{k} = {design.level:.3g} each (Bonferroni: about "
-             f"{1 - design.alpha:.0%} over the {k} together), {shape} alpha spending, looks at {design.first} to "
-             f"{design.most} seeds a side, Student t quantiles at each look's Welch degrees of freedom (an "
-             "approximation: conservative with equal spreads, somewhat liberal when one arm's spread is 2 to 3 times "
-             "the other's). The intervals of all looks hold together whatever the stopping, so an arm stops as "
-             f"better or worse when its interval excludes 0, as equivalent when it lies inside ±{_num(design.margin)} "
-             f"FID (the margin, {design.margin_source}), and is undecided if neither holds at {design.most} seeds."
-             f"{scale} Endpoint: {ENDPOINT}. The difference at an arm's stopping look leans away from 0 (arms stop "
-             "when they happen to look extreme); its interval still holds."
-             + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
-                "would pass it, arms got their seed in the order named, and those left without one ended undecided "
-                "at their last look." if fam.budget else ""), "",
-             "| arm | decision | seeds a side | Δ FID at its last look [repeated CI] | every look: seeds Δ [CI] | "
-             "a fixed design at the pilot's spread would need (seeds a side) | note |",
-             "|---|---|---|---|---|---|---|"]
-    for label, d in decisions.items():
-        looks = "; ".join(f"{n}: {_fmt((dd, lo, hi))}" for n, dd, lo, hi in d.history)
-        lines.append(f"| {label} | **{d.verdict}** | {d.seeds} | {_fmt(d.interval)} | {looks} | {fixed} | "
-                     f"{d.note or '-'} |")
-    for run_id, arms, made in fam.others:
-        said = "; ".join(f"{arm}: {v}" for arm, v in made.items()) or "no decision recorded"
-        lines += ["", f"Another family over some of these arms has its own design (run {run_id}, arms "
-                  f"{', '.join(arms)}): {said}. Its decisions are not pooled with these."]
-    lines += ["", "The tables below describe each arm's seeds at its last look (base: at the last look of all); their "
-              "p-values are descriptive. The decisions are the design's, above.", ""]
-    return lines
+        escape = (f"Fisher's exact test {looks}: no split of these seeds can be significant at "
+                  f"{design.escape_level:.3g}, so the escape rate cannot decide here; its estimates are reported.")
+    margin = (f"inside ±{_num(design.margin)} FID (the margin, fixed before the first look: {design.margin_source})"
+              if design.margin is not None else "never: no margin was fixed in advance, so no equivalence is claimed")
+    rank = (f"an exact Mann-Whitney test at the nominal level {ranks.gamma:.3g}"
+            + (f" (calibrated on {ranks.trials:,} seeded simulated comparisons: type I error {ranks.rate:.4f} ± "
+               f"{ranks.mc_se:.4f}, at most {design.rank_level:.3g})" if ranks.trials else
+               f" (exact at one look, at most {design.rank_level:.3g})")
+            if ranks.gamma > 0 else f"an exact Mann-Whitney test that cannot reach {design.rank_level:.3g} at these seeds")
+    return (f"**How an arm is decided.** GAN seeds at this length are bimodal: a seed escapes its early collapse "
+            f"(finished, final samples not judged collapsed) or it does not, so no verdict rests on a mean FID over "
+            f"both. {who}alpha = {design.alpha} is split evenly between two endpoints, each over the K arms, so any "
+            f"wrong better/worse call over all arms and both endpoints has probability at most {design.alpha} (exact "
+            f"for escape; for escaped quality approximate, checked by simulation: docs/statistics.md). "
+            f"**Escape** (primary, at {design.escape_level:.3g} an arm): {escape} **Quality among escaped seeds** "
+            f"(secondary, at {design.quality_level:.3g} an arm): the escaped seeds' final FID, arm minus base "
+            f"(negative is better), by "
+            + ("repeated confidence intervals (Lan-DeMets "
+               + ("Pocock-type" if design.spending == "pocock" else f"Hwang-Shih-DeCani, gamma {design.gamma:g}")
+               + " spending, Student t quantiles at Welch's degrees of freedom) " if sequential else
+               "Welch's interval at that level ")
+            + f"once each side has 2 or more escaped seeds: better or worse when it excludes 0, equivalent {margin}. "
+            f"An arm is never called equivalent outright: escape rates cannot be shown equal with a handful of seeds. "
+            f"**Rank summary** (its own family, not part of the verdict): P(FID lower than base's), every seed "
+            f"counted (no FID ranks worst; ties count half), with {rank}.")
 
 
-def confirmations_section(arms: list[Arm], rows: list[dict]) -> list[str]:
+def confirmations_section(arms: list[Arm], results: list[ArmResult]) -> list[str]:
     """Each study's best trial beside its confirmation on fresh seeds: the winner's curse, visible."""
     confirmed = [a for a in arms if a.best]
     if not confirmed:
         return []
-    by_label = {r["arm"]: r for r in rows}
+    by_label = {r.label: r for r in results}
     lines = ["## Optuna's best, confirmed", "",
              "A study's best trial is one seed's score, chosen as the best of many: its FID is biased low. Each "
              "best was trained again here on seeds no trial used, at the study's settings, as an arm like the "
-             "others (it is in the tests above).", "",
-             "| arm | best trial | the trial's FID | confirmed FID, mean [t 95%] (n) | seeds | trial minus confirmed |",
-             "|---|---|---|---|---|---|"]
+             "others (it is in the tables above).", "",
+             "| arm | best trial | the trial's FID | confirmed: escaped FID, mean [t 95%] (escaped of seeds) | seeds | "
+             "trial minus confirmed |", "|---|---|---|---|---|---|"]
     for arm in confirmed:
-        b, fid = arm.best, by_label[arm.label]["fid"]
-        gap = "-" if math.isnan(fid[0]) else _num(b["value"] - fid[0])
+        b, r = arm.best, by_label[arm.label]
+        fid = r.quality.fid
+        gap = "no escaped seed" if math.isnan(fid[0]) else _num(b["value"] - fid[0])
         params = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
                            for k, v in b["params"].items())
         lines.append(f"| {arm.label} | {b['trial']} ({params}; run {b['run_id'][:8]}) | {_num(b['value'])} | "
-                     f"{_fmt(fid)} (n={len(arm.values('fid'))}) | {arm.seeds[0]}-{arm.seeds[-1]} | {gap} |")
+                     f"{_fmt(fid, 'none escaped', 'one seed')} ({r.escape.k} of {r.seeds}) | {arm.seeds[0]}-{arm.seeds[-1]} | {gap} |")
     return lines + [""]
 
 
-def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, sequential: list | None = None) -> str:
+def decisions_section(decisions: dict, fam) -> list[str]:
+    """The sequential design's record and each arm's decision, with every look (harness/compare/looks.py)."""
+    design = fam.design
+    lines = ["## The decisions: seeds spent until each arm is decided", "",
+             f"A sequential design, registered in the store before its first look (design run {fam.run_id}). "
+             + design_paragraph(design, sequential=True)
+             + " An arm stops at the first look where it is better, worse or mixed; the difference at its stopping "
+             "look leans away from 0 (arms stop when they happen to look extreme); its interval still holds."
+             + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
+                "would pass it, arms got their seed in the order named, and those left without one ended at their "
+                "last look." if fam.budget else ""), "",
+             "| arm | decision | seeds a side | escaped, arm vs base | Δ escaped FID [repeated CI] | every look: "
+             "seeds, escaped arm vs base, Δ escaped FID | note |", "|---|---|---|---|---|---|---|"]
+    for label, d in decisions.items():
+        r = d.result
+        looks = "; ".join(f"{h.look}: {h.escape.k} vs {h.escape.k_ref}, {_diff_cell(h)}" for h in d.history)
+        lines.append(f"| {_cell(label)} | **{_cell(d.verdict)}** | {d.seeds} | {r.escape.k} of {r.seeds} vs "
+                     f"{r.escape.k_ref} of {r.escape.n_ref} | {_diff_cell(r)} | {looks} | "
+                     f"{_cell(d.note or 'none')} |")
+    for run_id, arms, made in fam.others:
+        said = "; ".join(f"{arm}: {v}" for arm, v in made.items()) or "no decision recorded"
+        lines += ["", f"Another family over some of these arms has its own design (run {run_id}, arms "
+                  f"{', '.join(arms)}): {said}. Its decisions are not pooled with these."]
+    lines += ["", "The tables below describe each arm's seeds at its last look (base: at the last look of all). "
+              "The decisions are the design's, above.", ""]
+    return lines
+
+
+def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: list, design: Design,
+             sequential: list | None = None) -> str:
     e = arms[0].config.eval
-    tests = max((r["tests"] for r in rows), default=1)
-    lines = ["# Ablation report", "", settings, "", *(sequential or []),
-             "## The answer: final classifier-FID against base", "",
-             "Per arm: seeds that finished, diverged (a non-finite loss: it counts against the arm, and has no "
-             "final metrics) and, of the finished, collapsed (judged from the final samples: fewer than "
-             f"{e.collapse_modes:g} of the real digits' classes, or recall under {e.collapse_recall:g} of theirs). "
-             "FID is the mean over the finished seeds (n) with a Student t 95% interval. Δ FID is the "
-             "difference from base (negative is better) with a Welch 95% interval, **unadjusted** for the "
-             f"{tests} comparisons. p is Welch's t-test against base, then Holm-corrected over the {tests} arms "
-             f"tested; a verdict needs at least {st.MIN_SEEDS_FOR_VERDICT} finished seeds a side and Holm p < "
-             f"{st.ALPHA}. † marks an unadjusted interval that excludes 0 where Holm's correction does not "
-             "reach significance. An arm with more failed seeds (diverged plus collapsed) than base is never "
-             "called better. Power is of Welch's test at Holm's strictest level, alpha = "
-             f"{st.ALPHA}/{tests} = {st.ALPHA / tests:.3g}: the smallest Δ these seeds detect with 80% power if "
-             f"the spreads seen were the true ones, and the seeds a side that would detect a Δ of "
-             f"{EFFECT_OF_INTEREST:.0%} of base's mean FID.", "",
-             "| arm | finished | diverged | collapsed | FID (n) | Δ FID vs base (unadjusted) | p (Holm) | verdict | "
-             f"detectable Δ, 80% power | seeds a side for Δ = {EFFECT_OF_INTEREST:.0%} of base |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
-        d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
-        lines.append(f"| {r['arm']} | {r['finished']} | {r['diverged']} | {r['collapsed']} | "
-                     f"{_fmt(r['fid'])} (n={r['n_fid']}) | {d} | {p} | {r['verdict']} | {_power_cells(r)} |")
-    tested = [r for r in rows if "p_ceiling" in r]
-    if any(r["diverged"] for r in rows) and tested:
-        lines += ["", "## Diverged seeds at a ceiling", "",
-                  "The test above uses finished seeds only. Here each diverged seed counts at a fixed FID, the "
-                  "ceiling: the worst final FID of any finished seed of the arms compared with it (same data, "
-                  "backend and code), and Welch's test is run again on every seed, Holm-corrected over the arms.", "",
-                  "| arm | seeds (diverged) | ceiling FID | Δ FID vs base, diverged at the ceiling | p (Holm) |",
-                  "|---|---|---|---|---|"]
-        for r in tested:
-            p = f"{r['p_ceiling']:.3g} ({r['p_ceiling_holm']:.3g})" if not math.isnan(r["p_ceiling_holm"]) else "-"
-            lines.append(f"| {r['arm']} | {r['n']} ({r['diverged']}) | {_num(r['ceiling'])} | "
-                         f"{_fmt(r['d_fid_ceiling'])} | {p} |")
-    elif tested:
-        lines += ["", "No seed diverged, so the FID test above counts every seed."]
-    lines += ["", "## Failures: diverged and collapsed seeds against base", "",
-              "Fisher's exact test of each arm's rate against base's, Holm-corrected over the arms; with few "
-              "seeds the smallest p a split can give may never reach the corrected level, and the table says "
-              f"so instead of a verdict that cannot come (level {st.ALPHA}/the arms with a rate to test).", "",
-              "| arm | diverged (of all seeds) | collapsed (of the finished) |", "|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['arm']} | {_rate(r, 'diverged', 'n')} | {_rate(r, 'collapsed', 'finished')} |")
+    by_label = {a.label: a for a in arms}
+    lines = ["# Ablation report", "", settings, "", *(sequential or [])]
+    if not sequential:
+        lines += [design_paragraph(design, sequential=False), ""]
+    lines += ["## The answer: escape, and quality among the escaped", "",
+              "Per arm: seeds, and how many escaped (finished with final samples not judged collapsed: at least "
+              f"{e.collapse_modes:g} of the real digits' classes and recall at least {e.collapse_recall:g} of theirs), "
+              "with an exact (Clopper-Pearson) 95% interval; the difference of escape rates from base with Newcombe's "
+              "95% interval; the posterior probability that the arm escapes more often than base (uniform priors); "
+              "the escaped seeds' mean FID with a Student t 95% interval; its difference from base's escaped seeds "
+              "with the design's interval; P(FID lower), a seed of the arm against a seed of base, over every seed, "
+              "with its exact p; the mean FID over every finished seed, escaped or not, **descriptive only** (a "
+              "mean over two modes describes no seed).", "",
+              "| arm | escaped of seeds [95%] | Δ escape rate vs base [95%] | P(escapes more) | escaped FID (n) [t 95%] "
+              "| Δ escaped FID vs base [design's CI] | P(FID lower) (exact p, decision) | mean FID, all finished (descriptive) "
+              "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        arm = by_label[r.label]
+        base_like = r.verdict == "reference" or math.isnan(r.escape.diff[0])
+        d_rate = "reference" if r.verdict == "reference" else _fmt(r.escape.diff, "not compared")
+        more = "-" if base_like else f"{r.escape.prob_more:.2f}"
+        fid = _mean_cell(arm.escaped_fids()) + f" (n={r.quality.n})"
+        d_fid = "reference" if r.verdict == "reference" else "not compared" if base_like else _diff_cell(r)
+        rank = ("-" if base_like else "no seeds" if math.isnan(r.rank.p) else
+                f"{r.rank.improvement:.2f} ({r.rank.p:.2g}{', ' + r.rank.decision if r.rank.decision else ''})")
+        whole = _mean_cell(arm.values("fid"), none="no finished seed")
+        verdict = r.verdict + (f"; {r.note}" if r.note else "")
+        lines.append(f"| {_cell(r.label)} | {_rate(r.escape.k, r.seeds, r.escape.interval)} | {d_rate} | {more} | {fid} | "
+                     f"{d_fid} | {rank} | {whole} | {_cell(verdict)} |")
+    diverged = sum(r.diverged for r in results)
+    lines += ["", f"Seeds that diverged (a non-finite loss: no final metrics) count as not escaped: {diverged} in all"
+              + (" (" + ", ".join(f"{r.label} {r.diverged}" for r in results if r.diverged) + ")." if diverged else ".")]
     steps, over = collapse_over_training(arms)
     if steps:
         lines += ["", "## Collapse over training", "",
@@ -183,16 +171,17 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
                   "its final samples, counted above.", "",
                   "| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
         lines += [f"| {label} | " + " | ".join(_over_cell(*cell) for cell in cells) + " |" for label, cells in over]
-    lines += ["", "## Every final metric", "", "Means over the finished seeds with Student t 95% intervals, clipped to "
-              "where a metric can lie (precision and recall in [0, 1], modes in [0, 10], IS in [1, 10]). The "
-              "floor is the same metrics for as many real training digits as images scored: the best a generator "
-              "could hope for (logged with every run as `floor/*`).", "",
-              "| arm | FID | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['arm']} | {_fmt(r['fid'])} | {_fmt(r['is'])} | {_fmt(r['kid'])} | {_fmt(r['modes'])} | "
-                     f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
+    lines += ["", "## Every final metric of the escaped seeds", "", "Means over each arm's escaped seeds (n) with "
+              "Student t 95% intervals, clipped to where a metric can lie (precision and recall in [0, 1], modes in "
+              "[0, 10], IS in [1, 10]). The floor is the same metrics for as many real training digits as images "
+              "scored: the best a generator could hope for (logged with every run as `floor/*`).", "",
+              "| arm | n | FID | IS | KID | modes | precision | recall |", "|---|---|---|---|---|---|---|---|"]
+    for arm in arms:
+        cells = [_mean_cell(arm.values(m, escaped=True), RANGE[m]) for m in ("fid", "is", "kid", "modes", "precision",
+                                                                               "recall")]
+        lines.append(f"| {_cell(arm.label)} | {arm.count('escaped')} | " + " | ".join(cells) + " |")
     for dataset, floor in floors(arms):
-        lines.append(f"| *floor: real digits ({dataset})* | " + " | ".join(
+        lines.append(f"| *floor: real digits ({dataset})* | - | " + " | ".join(
             _num(floor[m]) if m in floor else "-" for m in ("fid", "is", "kid", "modes", "precision", "recall")) + " |")
     groups = {a.group for a in arms}
     if len(groups) > 1:
@@ -203,15 +192,15 @@ def markdown(rows: list[dict], arms: list[Arm], settings: str, left: list, seque
               "once, under the arm that made them).", "", "| arm | seed | run id | outcome | final FID | at the end |",
               "|---|---|---|---|---|---|"]
     for arm in (a for a in arms if not a.twin):
-        for r in sorted(arm.runs, key=lambda r: r["seed"]):
-            fid, m = r["metrics"].get("fid", float("nan")), r["metrics"]
-            if r["outcome"] != "finished":
-                end = (r.get("reason") or "-")[:100]
-            elif any(math.isnan(m.get(k, float("nan"))) for k in ("modes", "recall")):
+        for r in sorted(arm.runs, key=lambda r: r.seed):
+            fid = r.metrics.get("fid", float("nan"))
+            if r.outcome != "finished":
+                end = (r.reason or "no reason recorded")[:100]
+            elif not r.judged:
                 end = "not judged: no finite modes and recall"
             else:
-                end = r["collapse"] or "not collapsed"
-            lines.append(f"| {_cell(arm.label)} | {r['seed']} | {r['run_id']} | {r['outcome']} | "
+                end = r.collapse or "escaped"
+            lines.append(f"| {_cell(arm.label)} | {r.seed} | {r.run_id} | {r.outcome} | "
                          f"{'-' if math.isnan(fid) else _num(fid)} | {_cell(end)} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
@@ -234,15 +223,18 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def terminal_table(rows: list[dict]) -> str:
-    header = (f"{'arm':<26} {'fin':>3} {'div':>3} {'col':>3}  {'FID [t 95%]':<22} {'Δ vs base [Welch 95%]':<26} "
-              f"{'p Holm':>8}  verdict")
+def _mean_cell(values, bounds=(-math.inf, math.inf), none: str = "none escaped") -> str:
+    """A mean over seeds with its t interval, or words: none, one seed, or all alike (no interval)."""
+    return _fmt(st.mean_ci(values, bounds), none, "one seed" if len(values) == 1 else "all alike: no interval")
+
+
+def terminal_table(results: list[ArmResult]) -> str:
+    header = f"{'arm':<26} {'escaped':>8}  {'escaped FID [t 95%]':<22} {'Δ escaped FID [CI]':<24} {'P(lower)':>8}  verdict"
     out = [header, "-" * len(header)]
-    for r in rows:
-        p = f"{r['p_holm']:.3g}" if "p_holm" in r and not math.isnan(r["p_holm"]) else "-"
-        d = _fmt(r["d_fid"]) + _interval_note(r) if "d_fid" in r else "-"
-        out.append(f"{r['arm']:<26} {r['finished']:>3} {r['diverged']:>3} {r['collapsed']:>3}  {_fmt(r['fid']):<22} "
-                   f"{d:<26} {p:>8}  {r['verdict']}")
+    for r in results:
+        rank = "-" if math.isnan(r.rank.improvement) else f"{r.rank.improvement:.2f}"
+        out.append(f"{r.label:<26} {f'{r.escape.k}/{r.seeds}':>8}  {_fmt(r.quality.fid, 'none'):<22} "
+                   f"{_fmt(r.quality.diff, '-'):<24} {rank:>8}  {r.verdict}")
     return "\n".join(out)
 
 
@@ -250,15 +242,24 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
     """Every setting of the comparison in plain words, the identity included."""
     c, i = arms[0].config, arms[0].identity
     n_scored = c.eval.n_images or len(datasets[data_key(c)].test_images)
-    versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r["versions"].items()})
+    versions = sorted({f"{k[len('version.'):]} {v}" for a in arms for r in a.runs for k, v in r.versions.items()})
     interim = (f" and {c.eval.interim_images} at the evaluations before it (FID reads higher on fewer images: "
                "compare a curve's earlier points with each other, not with its last)"
                if fewer_before_last(c, n_scored) else "")
     return (f"Settings: dataset {arms[0].dataset} (fingerprint {i['data']}); "
             f"{c.train.steps or str(c.train.epochs) + ' epochs'}{' steps' if c.train.steps else ''} at batch "
             f"{c.train.batch_size}; widths G {c.model.g_filters} / D {c.model.d_filters}; N = {n_scored} generated "
-            f"images scored against the held-out reference at the end{interim}; {c.train.seeds} seeds per arm starting at "
-            f"{c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
+            f"images scored against the held-out reference at the end{interim}; {_seed_counts(arms)} starting at "
+            f"seed {c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
             f"v{i['numerics']}, metrics v{i['metrics']}. Libraries: {', '.join(versions) or 'unknown'}. "
             f"{done['trained']} runs trained and {done['resumed']} resumed now, the rest reused; "
             f"{len(done['left_out'])} runs of these experiments left out (listed below).")
+
+
+def _seed_counts(arms: list[Arm]) -> str:
+    """'5 seeds per arm', or each count where arms differ ('5 seeds for base, 4 for tanh')."""
+    counts = {a.label: len(a.runs) for a in arms if not a.twin}
+    if len(set(counts.values())) <= 1:
+        n = next(iter(counts.values()), 0)
+        return f"{n} seed{'s' * (n != 1)} per arm"
+    return "seeds per arm: " + ", ".join(f"{label} {n}" for label, n in counts.items())

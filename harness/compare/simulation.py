@@ -1,0 +1,86 @@
+"""The decision design run on simulated seeds (no training): how often it calls arms better, worse or
+mixed, and what it spends, for seeds drawn from a bimodal mixture. tests/test_decisions.py holds it to
+its guarantees; bench/bimodal_design.py prints the numbers docs/statistics.md gives.
+
+A simulated seed escapes with its arm's probability; an escaped seed's final FID is normal (escaped_fid),
+a collapsed one's too (collapsed_fid). The looks run as harness/compare/looks.py runs them: the escape
+rule's decision from the same EscapeRule, the escaped-quality interval from the same critical values and
+Welch arithmetic as harness/sequential.py, combined as design.combine does. (The rank summary decides
+nothing, so it is not simulated here; harness/ranks.py calibrates it.)
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from harness import escape as es
+from harness.compare.design import Design, combine
+
+
+def draw(rng, p: float, trials: int, seeds: int, escaped_fid=(205.0, 20.0), collapsed_fid=(580.0, 70.0)):
+    """(escaped (trials, seeds) bool, final FID (trials, seeds)) for an arm escaping with probability p."""
+    escaped = rng.random((trials, seeds)) < p
+    fid = np.where(escaped, rng.normal(*escaped_fid, (trials, seeds)), rng.normal(*collapsed_fid, (trials, seeds)))
+    return escaped, fid
+
+
+def _moments(escaped: np.ndarray, fid: np.ndarray, n: int):
+    """Over the first n seeds, the escaped ones': (count, mean, variance with ddof 1), nan where undefined."""
+    e, x = escaped[..., :n], fid[..., :n]
+    count = e.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(e, x, 0).sum(-1) / count
+        var = np.where(e, (x - mean[..., None]) ** 2, 0).sum(-1) / (count - 1)
+    return count, mean, var
+
+
+def simulate(design: Design, p_base: float, p_arms: list[float], trials: int = 4000, seed: int = 0,
+             escaped_fid=(205.0, 20.0), collapsed_fid=(580.0, 70.0), arm_escaped_fid=None):
+    """(verdicts (trials, K) of words as the report gives them, seeds a side spent (trials, K)).
+    arm_escaped_fid: per arm (mean, sd) of its escaped seeds' FID (default: base's)."""
+    rng = np.random.default_rng(seed)
+    k = len(p_arms)
+    base = draw(rng, p_base, trials, design.most, escaped_fid, collapsed_fid)
+    arms = [draw(rng, p, trials, design.most, (arm_escaped_fid or [escaped_fid] * k)[i], collapsed_fid)
+            for i, p in enumerate(p_arms)]
+    rule = design.escape_rule()
+    verdict = np.full((trials, k), "undecided", dtype=object)
+    spent = np.full((trials, k), design.most)
+    open_ = np.ones((trials, k), bool)
+    for n in design.looks:
+        kb, mb, vb = _moments(*base, n)
+        c = design.critical(n)
+        table = es.p_table(n, n)
+        for i, arm in enumerate(arms):
+            ka, ma, va = _moments(*arm, n)
+            escape = np.full(trials, "", dtype=object)
+            if rule.gamma > 0:
+                hit = table[ka, kb] <= rule.gamma
+                escape[hit & (ka > kb)], escape[hit & (ka < kb)] = "more", "fewer"
+            quality = _quality(ka, ma, va, kb, mb, vb, c, design.margin)
+            words = np.array([combine(e, q) for e, q in zip(escape, quality)], dtype=object)
+            decided = np.array([w.split(":")[0] in ("better", "worse", "mixed") for w in words])
+            now = open_[:, i] & (decided | (n == design.most))
+            verdict[now, i] = np.where(decided[now], words[now], "undecided")
+            spent[now, i] = n
+            open_[:, i] &= ~now
+    return verdict, spent
+
+
+def _quality(ka, ma, va, kb, mb, vb, c: float, margin: float | None) -> np.ndarray:
+    """The escaped-quality decision per trial: Welch's interval at critical value c (t at Welch's df)."""
+    out = np.full(len(ka), "", dtype=object)
+    ok = (ka >= 2) & (kb >= 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sa, sb = va / ka, vb / kb
+        se = np.sqrt(sa + sb)
+        df = (sa + sb) ** 2 / (sa ** 2 / (ka - 1) + sb ** 2 / (kb - 1))
+        half = stats.t.isf(stats.norm.sf(c), np.where(ok, df, 1.0)) * se
+        d = ma - mb
+        low, high = d - half, d + half
+    ok &= se > 0
+    out[ok & (high < 0)] = "better"
+    out[ok & (low > 0)] = "worse"
+    if margin is not None:
+        out[ok & (out == "") & (-margin < low) & (high < margin)] = "equivalent"
+    return out
