@@ -1,0 +1,92 @@
+"""Error rates of compare's decisions on bimodal seeds, the earlier design beside the current one (seeded
+simulation, no training). Prints the table of docs/statistics.md.
+
+python bench/bimodal_design.py [--trials N]
+
+Seeds: a seed escapes with probability p (the same in every arm unless said), escaped FID ~ N(205, 20),
+collapsed ~ N(580, 70): the shapes of the published 5-epoch answer. K = 6 arms against base.
+- earlier design (decision version 1): repeated confidence intervals for the mean FID of every finished
+  seed at 0.05/K, the margin from base's first-look standard deviation (its default), and the
+  failed-seeds rule (an arm with more collapsed seeds than base is called neither better nor
+  equivalent); reimplemented here as it was, since compare no longer decides this way;
+- current design: harness/compare/simulation.py (escape by exact Fisher, escaped quality by repeated
+  intervals at a margin of 25 FID fixed in advance).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import sequential as sq  # noqa: E402
+from harness.compare.design import Design  # noqa: E402
+from harness.compare.simulation import draw, simulate  # noqa: E402
+
+K, ALPHA, MARGIN = 6, 0.05, 25.0
+
+
+def earlier(p_base: float, p_arms: list, first: int, most: int, trials: int, seed: int) -> np.ndarray:
+    """The version-1 design's verdicts (trials, K): better / worse / equivalent / undecided."""
+    rng = np.random.default_rng(seed)
+    level, looks = ALPHA / K, list(range(first, most + 1))
+    be, bf = draw(rng, p_base, trials, most)
+    arms = [draw(rng, p, trials, most) for p in p_arms]
+    pilot = bf[:, :first].std(axis=1, ddof=1)  # the default margin, from base's first look
+    c_last = sq.critical(looks, most, level)
+    t_last = stats.t.isf(stats.norm.sf(c_last), 2 * most - 2)
+    margin = (t_last + stats.norm.isf(0.1)) * pilot * math.sqrt(2 / most)
+    verdict = np.full((trials, K), "undecided", dtype=object)
+    for n in looks:
+        c = sq.critical(looks, n, level)
+        b = bf[:, :n]
+        for i, (ae, af) in enumerate(arms):
+            a = af[:, :n]
+            va, vb = a.var(axis=1, ddof=1) / n, b.var(axis=1, ddof=1) / n
+            se = np.sqrt(va + vb)
+            df = (va + vb) ** 2 / (va ** 2 / (n - 1) + vb ** 2 / (n - 1))
+            half = stats.t.isf(stats.norm.sf(c), df) * se
+            d = a.mean(axis=1) - b.mean(axis=1)
+            low, high = d - half, d + half
+            more_failed = (~ae[:, :n]).sum(1) > (~be[:, :n]).sum(1)
+            open_ = verdict[:, i] == "undecided"
+            for name, hit in (("better", (high < 0) & ~more_failed), ("worse", low > 0),
+                              ("equivalent", (-margin < low) & (high < margin) & ~more_failed)):
+                now = open_ & hit
+                verdict[now, i] = name
+                open_ &= ~now
+    return verdict
+
+
+def rates(verdict: np.ndarray) -> tuple[float, float]:
+    wrong = np.vectorize(lambda w: w.split(":")[0] in ("better", "worse", "mixed"))(verdict)
+    return wrong.any(axis=1).mean(), wrong.mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20_000)
+    t = parser.parse_args().trials
+    print(f"{t:,} simulated comparisons per cell; K = {K}; Monte Carlo se of a 5% rate {math.sqrt(0.0475 / t):.4f}\n")
+    print("| looks | design | p | wrong better/worse, family-wise | per arm | all-escape arm vs base's 0.6 called "
+          "equivalent |")
+    print("|---|---|---|---|---|---|")
+    for first, most in ((3, 5), (3, 8)):
+        design = Design(tuple(range(K)), first, most, margin=MARGIN, margin_source="simulation")
+        for p in (0.3, 0.6, 0.9):
+            old = rates(earlier(p, [p] * K, first, most, t, seed=1))
+            new = rates(simulate(design, p, [p] * K, trials=t, seed=1)[0])
+            old_eq = (earlier(0.6, [1.0] * K, first, most, t // 4, seed=2) == "equivalent").mean() if p == 0.6 else None
+            new_eq = (np.vectorize(lambda w: "equivalent" in w)(simulate(design, 0.6, [1.0] * K, trials=t // 4,
+                                                                         seed=2)[0])).mean() if p == 0.6 else None
+            for name, (fw, arm), eq in (("earlier", old, old_eq), ("current", new, new_eq)):
+                print(f"| {first}..{most} | {name} | {p} | {fw:.4f} | {arm:.4f} | "
+                      f"{'-' if eq is None else f'{eq:.3f}'} |")
+
+
+if __name__ == "__main__":
+    main()
