@@ -297,6 +297,8 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert main(args + ["--margin", "1e6"]) == 2  # the margin was registered before the first look
     assert "cannot change now" in capsys.readouterr().err
     assert main(args + ["--retry-diverged"]) == 2 and "do not combine" in capsys.readouterr().err
+    assert main(args + ["--primary", "tanh"]) == 2  # not an arm of this comparison: one sentence, nothing trained
+    assert "--primary tanh: not an arm of this comparison (arms: smoothing)" in capsys.readouterr().err
     # Other looks make another family, with its own design; the report names the earlier one.
     assert main(args[:-4] + ["--max-seeds", "2", "--set", "eval.n_images=100", "--out", str(store / "r3")]) == 0
     assert len([r for r in _runs("compare") if r.data.tags.get("kind") == "design"]) == 2
