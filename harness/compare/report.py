@@ -39,7 +39,8 @@ def design_paragraph(design: Design, sequential: bool) -> str:
     rule, ranks = design.escape_rule(), design.rank_rule()
     k = design.k
     looks = (f"at looks of {design.first} to {design.most} seeds a side" if sequential and design.first < design.most
-             else f"at {design.most} seeds a side")
+             else f"at {design.most} seeds a side" if sequential else
+             f"at {design.most} seeds a side (an arm with fewer: the same rule computed for its own counts)")
     who = (f"Only the primary arm, {design.primary}, is decided (K = 1, the full alpha); the others are estimates. "
            if design.primary else f"Each of the K = {k} arms is decided against base. ")
     if rule.gamma > 0:
