@@ -31,10 +31,17 @@ def mean_ci(values, bounds: tuple[float, float] = (-math.inf, math.inf)) -> tupl
     return float(x.mean()), float(max(x.mean() - half, bounds[0])), float(min(x.mean() + half, bounds[1]))
 
 
+def welch_moments(var_a, n_a, var_b, n_b):
+    """(standard error of a difference of means, Welch-Satterthwaite degrees of freedom) from each side's
+    variance (ddof 1) and count; numpy arrays or scalars (nan where a side has under 2 values)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sa, sb = var_a / n_a, var_b / n_b
+        return np.sqrt(sa + sb), (sa + sb) ** 2 / (sa ** 2 / (n_a - 1) + sb ** 2 / (n_b - 1))
+
+
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(standard error of mean(a) - mean(b), Welch-Satterthwaite degrees of freedom)."""
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
+    se, df = welch_moments(a.var(ddof=1), len(a), b.var(ddof=1), len(b))
     if se == 0:
         return 0.0, float(len(a) + len(b) - 2)
-    return se, (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(se), float(df)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from harness import escape as es
+from harness.statistics import welch_moments
 from harness.compare.design import Design, combine
 
 
@@ -71,10 +72,8 @@ def _quality(ka, ma, va, kb, mb, vb, c: float, margin: float | None) -> np.ndarr
     """The escaped-quality decision per trial: Welch's interval at critical value c (t at Welch's df)."""
     out = np.full(len(ka), "", dtype=object)
     ok = (ka >= 2) & (kb >= 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sa, sb = va / ka, vb / kb
-        se = np.sqrt(sa + sb)
-        df = (sa + sb) ** 2 / (sa ** 2 / (ka - 1) + sb ** 2 / (kb - 1))
+    se, df = welch_moments(va, ka, vb, kb)  # the same arithmetic as harness/sequential.py's rci
+    with np.errstate(invalid="ignore"):
         half = stats.t.isf(stats.norm.sf(c), np.where(ok, df, 1.0)) * se
         d = ma - mb
         low, high = d - half, d + half
