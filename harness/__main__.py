@@ -99,8 +99,10 @@ def parser() -> argparse.ArgumentParser:
                         "is claimed)")
     s.add_argument("--primary", metavar="ARM",
                    help="decide only this arm, at the full alpha; the others are reported as estimates")
-    s.add_argument("--storage", help="Optuna storage of the studies named study:EXPERIMENT/NAME, or HARNESS_STORAGE "
-                                     "(default: the journal file `harness search` uses)")
+    s.add_argument("--storage", help="the database compares on several machines share, or HARNESS_STORAGE: where each "
+                                     "seed is claimed (a postgresql:// URL; default: the tracking store's database) "
+                                     "and the Optuna storage of studies named study:EXPERIMENT/NAME (default: the "
+                                     "journal file `harness search` uses)")
     s.add_argument("--budget", type=int, help="--until-decided: the most runs the comparison may hold (base's and the "
                                                "arms' seeds); arms get seeds in the order named while it lasts")
     s.add_argument("--spending", choices=["pocock", "hsd"], default="pocock",
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UserError, MetricsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from harness.tracking import masked
+        print(f"error: {masked(str(e))}", file=sys.stderr)  # a URL's password never reaches the terminal
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM (stop.Interrupted): the run checkpointed and said how to resume
         print("interrupted.", file=sys.stderr)

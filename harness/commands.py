@@ -139,11 +139,10 @@ def cmd_sample(args) -> int:
     except LookupError as e:
         raise UserError(str(e)) from None
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = store.download(args.run_id, "model/generator.keras", tmp)
-        except Exception:
+        path = store.fetch(args.run_id, "model/generator.keras", tmp)  # an outage raises StoreError
+        if path is None:
             raise UserError(f"run {args.run_id} has no saved generator (model/generator.keras); "
-                            "it did not finish.") from None
+                            "it did not finish.")
         generator = keras.models.load_model(path)
     latent = np.random.default_rng(args.seed).standard_normal((args.n, generator.input_shape[-1])).astype(np.float32)
     images = loop.to_unit_range(keras.ops.convert_to_numpy(generator(latent, training=False)),

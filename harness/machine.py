@@ -9,6 +9,13 @@ import subprocess
 from pathlib import Path
 
 
+def worker_name() -> str:
+    """Who runs a trial or holds a claim: HARNESS_WORKER (name each machine's workers when host names repeat,
+    as in containers or a Slurm array), else the host name. Only trials of this name are checked by process id."""
+    import socket
+    return os.environ.get("HARNESS_WORKER") or socket.gethostname()
+
+
 def tags() -> dict:
     """Versions, hardware and code version, so any run can be reproduced or told apart."""
     from importlib.metadata import version

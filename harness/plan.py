@@ -49,7 +49,8 @@ def _sync(out) -> None:
 
 @dataclass
 class Plan:
-    """Rows of (what, seeds, steps each, reuse, resume, train) and the cost of a step and an evaluation."""
+    """Rows of (what, seeds, steps each, reuse, resume, train, held by other processes) and the cost of a
+    step and an evaluation."""
     title: str
     rows: list = field(default_factory=list)
     steps_to_train: int = 0  # over all runs to train or resume
@@ -60,10 +61,11 @@ class Plan:
     note: str = ""
 
     def add(self, what: str, seeds: int, steps: int, reuse: int, resume: int, train: int, resume_steps: int,
-            evals_each: float, cost: float = 1.0) -> None:
+            evals_each: float, cost: float = 1.0, others: int = 0) -> None:
         """cost: this row's step time relative to the measured one (FLOPs ratio); evals_each: a run's
-        evaluations, counted at the measured evaluation's size (loop.evaluations)."""
-        self.rows.append((what, seeds, steps, reuse, resume, train))
+        evaluations, counted at the measured evaluation's size (loop.evaluations); others: seeds another
+        live process is training (harness/claims.py), waited for, not counted here."""
+        self.rows.append((what, seeds, steps, reuse, resume, train, others))
         self.steps_to_train += train * steps + resume_steps
         self.weighted_steps += cost * (train * steps + resume_steps)
         self.evals_to_run += (train + resume) * evals_each
@@ -81,16 +83,21 @@ class Plan:
 
     def text(self) -> str:
         width = max([len(r[0]) for r in self.rows] + [4])
-        lines = [self.title, f"  {'what':<{width}}  seeds  steps  reuse  resume  train"]
-        lines += [f"  {w:<{width}}  {n:>5}  {s:>5}  {a:>5}  {b:>6}  {c:>5}" for w, n, s, a, b, c in self.rows]
+        others = sum(r[6] for r in self.rows)
+        lines = [self.title, f"  {'what':<{width}}  seeds  steps  reuse  resume  train" + "  others" * bool(others)]
+        lines += [f"  {w:<{width}}  {n:>5}  {s:>5}  {a:>5}  {b:>6}  {c:>5}" + f"  {o:>6}" * bool(others)
+                  for w, n, s, a, b, c, o in self.rows]
         total = sum(r[5] + r[4] for r in self.rows)
         if total:
             sized = " (counted at the last one's size)" if self.evals_to_run % 1 else ""
             lines.append(f"  {total} run{'s' * (total != 1)} to train or resume, {self.steps_to_train:,} steps and "
                          f"{self.evals_to_run:,.0f} evaluations{sized}: about {duration(self.seconds())} here (a step measured at "
                          f"{self.step_seconds * 1000:.0f} ms, an evaluation at {self.eval_seconds:.0f} s{self.note})")
-        else:
+        elif not others:
             lines.append("  nothing to train: every run is reused")
+        if others:
+            lines.append(f"  {others} run{'s' * (others != 1)} held by other processes (others): waited for, "
+                         "and taken over if one of them dies")
         return "\n".join(lines)
 
     def bar(self, unit: str = "step") -> tqdm:

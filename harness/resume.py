@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import config as cfg
-from harness import identity
+from harness import identity, tracking
 from harness.config import Config, UserError
 from harness.tracking import RunState, Store
 
 
 class ResumeError(UserError):
     """A resume that cannot continue: no such run, no checkpoint, or a changed config."""
+
+
+class Alive(ResumeError):
+    """The run is training in a live process (a fresh heartbeat): it is never taken over."""
 
 
 def checkpoint_dir(store: Store, run_id: str, sub: str) -> tuple[Path, bool]:
@@ -31,17 +35,18 @@ def checkpoint_for(store: Store, run_id: str, config: Config, ident: dict | None
         raise ResumeError(str(e)) from None
     if run_info.info.status == RunState.FINISHED:
         raise ResumeError(f"run {run_id} already finished; there is nothing to resume.")
+    if run_info.info.status == RunState.RUNNING and not tracking.is_stale(run_info):
+        beat = run_info.data.tags.get("heartbeat.step", "?")
+        raise Alive(f"run {run_id} is training in a live process (heartbeat at step {beat}, within "
+                    f"{tracking.STALE_AFTER_S:.0f} s); it is not taken over. Resume it once it stops.")
     tags = run_info.data.tags
     path = checkpoint_dir(store, run_id, "")[0] / "state.npz"  # its own, or its population's in the parent
     owner, sub = run_id, ""
     if not path.exists() and "population.parent" in tags:
         owner, sub = tags["population.parent"], f"population-{tags['population.id']}"
         path = checkpoint_dir(store, owner, sub)[0] / "state.npz"
-    if not path.exists():
-        try:
-            path = store.download(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz")
-        except Exception:
-            pass
+    if not path.exists():  # on a server: downloaded; an outage raises StoreError, it is not "no checkpoint"
+        path = store.fetch(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz") or path
     if not path.exists():
         raise ResumeError(f"run {run_id} has no checkpoint (it stopped before its first evaluation); start it again.")
     from harness import checkpoint
@@ -79,14 +84,17 @@ def config_diff(old: dict, config: Config) -> list[str]:
 
 
 def find_resumable(store: Store, experiment: str, seed: int) -> str:
-    """The latest unfinished run of an experiment and seed."""
+    """The latest unfinished run of an experiment and seed that no live process is training (a RUNNING
+    run with a fresh heartbeat is alive elsewhere: it is never taken over)."""
     runs = store.runs(experiment, f"tags.seed = '{seed}' and attributes.status != '{RunState.FINISHED}'", newest_first=True,
                       limit=20)
     runs = [r for r in runs if r.data.tags.get("mlflow.runName", "").endswith(f"-s{seed}")
             and r.data.tags.get("state") != "diverged"]
-    if not runs:
-        raise ResumeError(f"no unfinished run of '{experiment}' with seed {seed} to resume.")
-    return runs[0].info.run_id
+    free = [r for r in runs if r.info.status != RunState.RUNNING or tracking.is_stale(r)]
+    if not free:
+        alive = f" ({len(runs)} training in a live process now: heartbeat within {tracking.STALE_AFTER_S:.0f} s)" if runs else ""
+        raise ResumeError(f"no unfinished run of '{experiment}' with seed {seed} to resume{alive}.")
+    return free[0].info.run_id
 
 
 def populations_of(store: Store, parent_id: str) -> list[list]:

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 
 
+from harness import claims as claims_lib
 from harness import config as cfg
 from harness import data, identity, loop, machine, registry, tracking
 from harness import resume as resume_lib
@@ -75,12 +76,12 @@ def open_group(store: Store, experiment: str, label: str, runs: int, tags: dict 
 def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, store: Store | None = None,
         parent_id: str | None = None, point: dict | None = None, on_eval=None, extra_tags: dict | None = None,
         resume_run_id: str | None = None, stop: stop_lib.StopFlag | None = None, name: str | None = None,
-        on_start=None, progress=None) -> Result:
+        on_start=None, progress=None, claims=None) -> Result:
     """Train one seed as one MLflow run and return its final metrics. Raises Interrupted on a signal,
     and re-raises what the on_eval callback raises (a pruned trial) after marking the run."""
     return run_members(experiment, config, [seed], dataset, scorer, store, parent_id, point, on_eval=on_eval,
                        extra_tags=extra_tags, resume_run_ids=[resume_run_id] if resume_run_id else None, stop=stop,
-                       names=[name] if name else None, on_start=on_start, progress=progress)[0]
+                       names=[name] if name else None, on_start=on_start, progress=progress, claims=claims)[0]
 
 
 def population_on(config: Config, seeds: int) -> bool:
@@ -101,14 +102,26 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
                 parent_id: str | None = None, point: dict | None = None, *, on_eval=None,
                 extra_tags: dict | None = None, resume_run_ids: list[str] | None = None,
                 stop: stop_lib.StopFlag | None = None, names: list[str] | None = None, on_start=None,
-                progress=None) -> list[Result]:
+                progress=None, claims=None) -> list[Result]:
     """Train seeds of one config, each its own MLflow run: one seed alone, or several as one population
-    under parent_id (its checkpoint is the parent's artifact). Returns one Result per seed."""
+    under parent_id (its checkpoint is the parent's artifact). Returns one Result per seed.
+    Each seed of the run identity is claimed first (harness/claims.py: claims, else the tracking store's
+    database): a seed another live process trains raises claims.Busy, starting nothing."""
     store = store or Store()
-    population = len(seeds) > 1
-    if population and parent_id is None:
+    if len(seeds) > 1 and parent_id is None:
         raise ValueError("a population trains under a parent run")
     ident = identity.of(config, dataset.fingerprint, classifier=scorer.classifier_info["weights"])
+    claims = claims or claims_lib.open_claims()
+    keys = [claims_lib.seed_key(identity.digest(ident), s) for s in seeds]
+    with claims.hold(keys, f"{experiment} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"):
+        return _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, point, ident,
+                              on_eval, extra_tags, resume_run_ids, stop, names, on_start, progress)
+
+
+def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, point, ident, on_eval, extra_tags,
+                   resume_run_ids, stop, names, on_start, progress) -> list[Result]:
+    """run_members' work once its seeds are claimed: open or reopen their runs, train, end them."""
+    population = len(seeds) > 1
     population_id = resume_run_ids[0] if resume_run_ids else None
     members, resume_from = [], None
     for i, seed in enumerate(seeds):

@@ -18,7 +18,8 @@ import yaml
 from tqdm import tqdm
 
 from harness import config as cfg
-from harness import loop, machine, plots, tracking
+from harness import loop, machine, plots
+from harness import claims as claims_lib
 from harness import resume as resume_lib
 from harness import stop as stop_lib
 from harness import run as run_lib
@@ -26,7 +27,8 @@ from harness.config import Config, UserError
 from harness.registry import Experiment
 from harness.tracking import RunState, Store
 from harness import study as study_lib
-from harness.study import STORAGE_ENV, open_study, requeue_lost, worker_name
+from harness.machine import worker_name
+from harness.study import STORAGE_ENV, open_study, requeue_lost
 
 
 class TrialFailed(RuntimeError):
@@ -47,10 +49,11 @@ def sample(trial: optuna.Trial, space: dict) -> dict:
     return params
 
 
-def parent_run(store: Store, experiment: str, study_name: str, config: Config) -> str:
-    """The study's parent MLflow run: found by tag, so a resumed study keeps one parent."""
-    store.experiment_id(experiment)  # created before the lock: creating takes the lock itself
-    with tracking.store_lock():
+def parent_run(store: Store, experiment: str, study_name: str, config: Config, storage_url: str | None = None) -> str:
+    """The study's parent MLflow run: found by tag, so a resumed study keeps one parent; workers starting
+    together on several machines find or make it under one claim (harness/claims.py)."""
+    with claims_lib.open_claims(storage_url).mutex(f"study-parent:{experiment}:{study_name}",
+                                                   f"the parent run of study {study_name} being made"):
         found = store.runs(experiment, f"tags.`optuna.study` = '{study_name}' and tags.kind = 'study'",
                            newest_first=True, limit=1)
         if found:
@@ -88,7 +91,7 @@ def objective_for(experiment: Experiment, config: Config, store: Store, parent_i
             if run_id == resume:  # the lost trial's run, now this trial's
                 store.tags(run_id, {"optuna.trial": trial.number, "optuna.retry_of": lost})
 
-        common = dict(on_eval=report, extra_tags=tags, stop=stop, on_start=started,
+        common = dict(on_eval=report, extra_tags=tags, stop=stop, on_start=started, claims=claims_lib.TrialClaim(),
                       name=f"{experiment.name}-t{trial.number}-s{trial_config.train.seed}")
         resume, lost = trial.user_attrs.get("resume.run_id"), trial.user_attrs.get("retry.of")
         if resume:  # a trial lost with its worker (requeue_lost): the pruner sees the whole curve
@@ -157,7 +160,7 @@ def optimize(experiment: Experiment, config: Config, trials: int | None, study: 
     pruned ones, counted across every worker and machine."""
     store = Store()
     opened = open_study(experiment.name, study, config, storage_url)
-    parent_id = parent_id or parent_run(store, experiment.name, opened.study_name, config)
+    parent_id = parent_id or parent_run(store, experiment.name, opened.study_name, config, storage_url)
     stop, previous = stop_lib.install()
     try:
         callbacks = [lambda s, t: _mark_mlflow_state(store, s, t)] + ([callback] if callback else [])
@@ -181,7 +184,7 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
         raise UserError(f"experiment '{experiment.name}' has an empty search.space; add one to its YAML file.")
     store = Store()  # creates the store once, before any worker touches it
     opened = open_study(experiment.name, study, config, storage_url)
-    parent_id = parent_run(store, experiment.name, opened.study_name, config)
+    parent_id = parent_run(store, experiment.name, opened.study_name, config, storage_url)
     if until is not None:
         trials = max(0, until - len(opened.get_trials(deepcopy=False, states=COUNTED)))
     bar = announce(config, opened, trials, workers)

@@ -3,8 +3,6 @@ whose workers died (failed by Optuna's heartbeat or a same-host process check), 
 so that the worker taking them up resumes their MLflow runs from their checkpoints."""
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,16 +10,11 @@ from urllib.parse import urlsplit
 import optuna
 
 from harness import server, tracking
+from harness.machine import worker_name
 from harness.config import Config, UserError
 
 
 DEFAULT_JOURNAL = Path("mlruns") / "optuna" / "journal.log"
-
-
-def worker_name() -> str:
-    """Who runs a trial: HARNESS_WORKER (name each machine's workers when host names repeat, as in
-    containers), else the host name. Only trials of this name are checked by process id."""
-    return os.environ.get("HARNESS_WORKER") or socket.gethostname()
 
 
 STORAGE_ENV = "HARNESS_STORAGE"  # the storage URL by environment: workers and the dashboard get it so, never on argv

@@ -10,8 +10,11 @@ import contextlib
 import enum
 import fcntl
 import os
+import re
 import time
 from pathlib import Path
+
+from harness.config import UserError
 
 # mlflow is imported inside the functions: the train loop imports this module, and it also runs where
 # MLflow is not installed (an accelerator machine), writing to a JSONL sink (harness/sink.py).
@@ -72,7 +75,9 @@ class RunState(enum.StrEnum):
 # the GenAI one ("Evaluation runs", traces, judges) that MLflow 3.17 shows an experiment without it.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
-HEARTBEAT_S = 60.0  # a training run tags its last step and the time this often (heartbeat.time, heartbeat.step)
+# A training run tags its last step and the time this often (heartbeat.time, heartbeat.step), and its
+# claims (harness/claims.py) refresh theirs; HARNESS_HEARTBEAT_S shortens it (tests that kill a worker).
+HEARTBEAT_S = float(os.environ.get("HARNESS_HEARTBEAT_S", "60"))
 STALE_AFTER_S = 10 * HEARTBEAT_S  # a RUNNING run silent this long has lost its process (machines' clocks must agree)
 
 
@@ -102,12 +107,15 @@ class Store:
     # experiments
     def experiment_id(self, name: str) -> str:
         """The experiment's id, created if needed; either way it carries EXPERIMENT_KIND (older ones get it)."""
+        from mlflow.exceptions import MlflowException
         found = self._c.get_experiment_by_name(name)
         if found is None:
-            with store_lock():
+            try:  # the store's unique name settles a race between two first creations, on any store
+                return self._c.create_experiment(name, tags=EXPERIMENT_KIND)
+            except MlflowException as e:
+                if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
                 found = self._c.get_experiment_by_name(name)
-                if found is None:
-                    return self._c.create_experiment(name, tags=EXPERIMENT_KIND)
         self._mark_kind(found)
         return found.experiment_id
 
@@ -197,7 +205,10 @@ class Store:
             self._c.log_batch(run_id, metrics=items[i:i + _MAX_BATCH])
 
     def tags(self, run_id: str, tags: dict) -> None:
+        """Set tags; a failure.reason is stored as it would be printed, passwords masked."""
         from mlflow.entities import RunTag
+        if "failure.reason" in tags:
+            tags = {**tags, "failure.reason": masked(str(tags["failure.reason"]))}
         self._c.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def text(self, run_id: str, text: str, path: str) -> None:
@@ -224,14 +235,35 @@ class Store:
         """An artifact (file or folder) copied to dest, or a temporary folder; raises when it has none."""
         return Path(self._c.download_artifacts(run_id, path, str(dest) if dest else None))
 
+    def has_artifact(self, run_id: str, path: str) -> bool:
+        """Whether the run holds the artifact file `path`. Listing says "absent" as an empty folder; a store
+        that cannot answer (an outage, a refused login) raises StoreError instead."""
+        folder = path.rpartition("/")[0] or None
+        try:
+            return any(f.path == path for f in self._c.list_artifacts(run_id, folder))
+        except Exception as e:
+            raise StoreError(f"the tracking store {shown(tracking_uri())} could not list run {run_id}'s "
+                             f"artifacts ({_reason(e)}); nothing was changed: run the same command again when it "
+                             "answers.") from None
+
+    def fetch(self, run_id: str, path: str, dest: str | Path | None = None) -> Path | None:
+        """An artifact file copied to dest (or a temporary folder); None when the run has none. A download
+        that fails for another reason raises StoreError: an outage is not a missing file."""
+        if not self.has_artifact(run_id, path):
+            return None
+        try:
+            return self.download(run_id, path, dest)
+        except Exception as e:
+            raise StoreError(f"the tracking store {shown(tracking_uri())} holds {path} of run {run_id} but the "
+                             f"download failed ({_reason(e)}); nothing was changed: run the same command again "
+                             "when it answers.") from None
+
     def read_text(self, run_id: str, path: str) -> str | None:
         """A text artifact of a run (as text() wrote it), or None when it has none."""
         import tempfile
         with tempfile.TemporaryDirectory() as tmp:
-            try:
-                return self.download(run_id, path, tmp).read_text()
-            except Exception:  # MLflow raises several kinds for a missing artifact
-                return None
+            local = self.fetch(run_id, path, tmp)
+            return None if local is None else local.read_text()
 
     def artifact_folder(self, run_id: str) -> Path | None:
         """The run's artifact folder when it is on this machine's disk; None for a server's."""
@@ -303,6 +335,22 @@ class ClassifierShare:
         for f in files:
             self.store.artifact(run_id, f, "classifier")
         self.store.end(run_id, RunState.FINISHED)
+
+
+class StoreError(UserError):
+    """The tracking store did not answer as a store that holds the thing: an outage, a refused login."""
+
+
+def _reason(e: Exception) -> str:
+    return masked(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")[:300]
+
+
+_PASSWORD_IN_URL = re.compile(r"(\w[\w+.-]*://[^:/@\s]+):[^@\s]+@")
+
+
+def masked(text: str) -> str:
+    """Text fit to print or store: the password of every URL in it replaced, as shown() does for one."""
+    return _PASSWORD_IN_URL.sub(r"\1:***@", text)
 
 
 def shown(uri: str) -> str:

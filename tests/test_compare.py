@@ -52,14 +52,16 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # identical: nothing new to train
-    assert "nothing to train: every run is reused" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "nothing to train: every run is reused" in captured.err
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
-    assert "0 runs trained and 0 resumed now" in (store / "r2" / "report.md").read_text()
+    assert "0 runs trained and 0 resumed by this command" in captured.out
+    assert _runs("compare")[0].data.params["trained"] == "0"  # the newest report run's own record
 
     assert main(args + ["--set", "train.lr_g=3e-4", "--out", str(store / "r3")]) == 0  # changed: trains again
     assert len(_runs("base")) == 4 and len(_runs("smoothing")) == 4
     report = (store / "r3" / "report.md").read_text()
-    assert "4 runs trained and 0 resumed now" in report
+    assert "4 runs trained and 0 resumed by this command" in capsys.readouterr().out
     assert "train.lr_g 0.0002 (wanted 0.0003)" in report  # the earlier runs, listed with the reason
 
 
@@ -138,7 +140,8 @@ def test_error_runs_resume_from_their_checkpoint_and_runs_from_before_identities
                  "--out", str(store / "r")]) == 0
     report = (store / "r" / "report.md").read_text()
     # seed 0 trained again (its v1 run is left out); seed 1's error run continues from its checkpoint
-    assert re.search(r"^\| base \| \d of 2 ", report, re.M) and "1 runs trained and 1 resumed now" in report
+    assert re.search(r"^\| base \| \d of 2 ", report, re.M)
+    assert "1 runs trained and 1 resumed by this command" in capsys.readouterr().out
     assert "identity v1 (made before run identities were recorded): 1 run" in report
     resumed = tracking.client().get_run(errored.info.run_id)
     assert resumed.info.status == "FINISHED" and resumed.data.tags["resumed"] == "true"
@@ -155,32 +158,31 @@ def _compare_past_its_first_checkpoint(store, step: int = 48) -> subprocess.Pope
     """COMPARE in a process of its own, returned once it prints step (a multiple of 12): past its first
     evaluation at step 40, where a checkpoint exists, unless step is earlier."""
     proc = subprocess.Popen([sys.executable, "-m", "harness", *COMPARE, "--out", "r1"], cwd=store, text=True,
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_HEARTBEAT_S": "1"})
     for line in proc.stderr:
         if f"step {step}/{STEPS}" in line:
             break
     return proc
 
 
-def test_a_run_whose_process_died_is_resumed_and_a_live_one_is_not_started_twice(store, capsys, monkeypatch):
+def test_a_seed_held_by_a_dead_process_is_waited_for_then_resumed_never_trained_twice(store, capsys, monkeypatch):
     steps, args = STEPS, COMPARE
-    proc = _compare_past_its_first_checkpoint(store)
-    proc.kill()  # SIGKILL: no handler runs, the run stays RUNNING, as when a machine dies
+    proc = _compare_past_its_first_checkpoint(store)  # its run and its claim beat every second
+    proc.kill()  # SIGKILL: no handler runs, the run stays RUNNING and its claim stays, as when a machine dies
     proc.communicate(timeout=60)
     (run,) = _runs("base")
     assert run.info.status == "RUNNING" and int(run.data.tags["heartbeat.step"]) >= 0
 
-    assert main(args + ["--out", str(store / "r2")]) == 0  # its heartbeat is fresh: alive elsewhere
+    monkeypatch.setattr(tracking, "HEARTBEAT_S", 1.0)  # this compare asks again every second
+    monkeypatch.setattr(tracking, "STALE_AFTER_S", 12.0)  # a claim silent 12 s is a dead worker's (10 min by default)
+    assert main(args + ["--out", str(store / "r2")]) == 0
     err = capsys.readouterr().err
-    assert f"run {run.info.run_id[:8]} is training elsewhere" in err
-    assert len(_runs("base")) == 1 and "not started twice" in (store / "r2" / "report.md").read_text()
-
-    monkeypatch.setattr(tracking, "STALE_AFTER_S", 0.0)  # as when several heartbeat intervals have passed
-    assert main(args + ["--out", str(store / "r3")]) == 0
-    err = capsys.readouterr().err
-    assert re.search(rf"base +1 +{steps} +0 +1 +0\n", err), err[:2000]  # the plan: reuse 0, resume 1, train 0
-    (again,) = _runs("base")
-    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"  # resumed, not retrained
+    assert re.search(rf"base +1 +{steps} +0 +0 +0 +1\n", err), err[:2000]  # the plan: held by another process
+    assert "waiting for 1 run training in other processes: base seed 0" in err
+    (again,) = _runs("base")  # taken over when its claim went stale: resumed, not trained a second time
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert again.data.tags["resumed"] == "true"
     history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")
     assert sorted(h.step for h in history)[-1] == steps and min(h.step for h in history) == 1
 
@@ -213,13 +215,14 @@ def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(st
     assert run.info.status == "KILLED" and run.data.tags["state"] == "interrupted"
 
     assert main(args + ["--out", str(store / "r2")]) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert re.search(rf"base +1 +{steps} +0 +1 +0\n", err), err[:2000]  # the plan: reuse 0, resume 1, train 0
     (again,) = _runs("base")
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")
     assert sorted(h.step for h in history) == list(range(1, steps + 1))  # each step once
-    assert "0 runs trained and 1 resumed now" in (store / "r2" / "report.md").read_text()
+    assert "0 runs trained and 1 resumed by this command" in captured.out
 
 
 def test_runs_on_other_data_are_not_pooled(store, capsys):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from harness import claims as claims_lib
 from harness import machine, registry
 from harness.config import UserError
 from harness.tracking import RunState, Store
@@ -74,7 +75,7 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
         if options.primary is not None and options.primary not in tested:
             raise UserError(f"--primary {options.primary}: not an arm tested against base here (arms: "
                             f"{', '.join(tested) or 'none'}).")
-        done = fill(arms, datasets, store, options.retry_diverged)
+        done = fill(arms, datasets, store, options.retry_diverged, claims_lib.open_claims(options.storage))
         results = analyse(arms, margin, source, options.primary)
         n = max([len(a.runs) for a in arms] + [1])
         design = Design(tested, n, n, margin=margin, margin_source=source,
@@ -94,7 +95,8 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
                           "resumed": done["resumed"], "left_out": len(done["left_out"]), "arms": len(arms),
                           "margin": "none" if margin is None else margin, "primary": options.primary or "none"})
     store.end(run_id, RunState.FINISHED)
-    text = terminal_table(results)
+    text = terminal_table(results) + (f"\n\n{done['trained']} runs trained and {done['resumed']} resumed by this "
+                                      "command; the rest reused or trained by other processes")
     if done["left_out"]:
         kinds: dict = {}
         for _, _, kind, _ in done["left_out"]:

@@ -23,6 +23,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from harness import claims as claims_lib
 from harness import config as cfg
 from harness import loop, plan
 from harness import statistics as st
@@ -82,8 +83,16 @@ def _designs(store: Store, experiment: str) -> list:
 
 
 def open_family(store: Store, experiment: str, key: str, base: Arm, tested: list[Arm], design: Design,
-                budget: int | None = None) -> Family:
-    """This family's design from the store, or the given one written there now, before any training."""
+                budget: int | None = None, claims: claims_lib.Claims | None = None) -> Family:
+    """This family's design from the store, or the given one written there now, before any training. Under
+    the family's claim: of several compares started together, one writes the design and the rest join it."""
+    claims = claims or claims_lib.open_claims()
+    with claims.mutex(f"design:{key}", f"the design of family {key[:8]} being written"):
+        return _open_family(store, experiment, key, base, tested, design, budget)
+
+
+def _open_family(store: Store, experiment: str, key: str, base: Arm, tested: list[Arm], design: Design,
+                 budget: int | None) -> Family:
     runs = _designs(store, experiment)
     mine = next((r for r in runs if r.data.tags.get("design.family") == key), None)
     digests = {a.digest for a in tested}
@@ -125,9 +134,16 @@ def open_family(store: Store, experiment: str, key: str, base: Arm, tested: list
     return Family(design, run_id, looks=looks, others=others, budget=budget)
 
 
-def _replay(store: Store, fam: Family, look: int, arms: list[Arm]) -> None:
+def _replay(store: Store, fam: Family, look: int, arms: list[Arm], claims: claims_lib.Claims) -> None:
     """Hold each arm to the runs recorded for this look (a later run of a seed does not rewrite it), or
-    record them now."""
+    record them now. Under the family's claim, reading the record again first: compares sharing the
+    family record each look once and judge the same runs."""
+    with claims.mutex(f"looks:{fam.run_id}", f"look {look} of design run {fam.run_id[:8]} being recorded"):
+        fam.looks = json.loads(store.read_text(fam.run_id, LOOKS) or "{}")
+        _record(store, fam, look, arms)
+
+
+def _record(store: Store, fam: Family, look: int, arms: list[Arm]) -> None:
     recorded = fam.looks.get(str(look), {})
     for arm in arms:
         ids = [r.run_id for r in arm.runs]
@@ -162,7 +178,8 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
     design = Design(tuple(a.label for a in tested), first, most, st.ALPHA, margin, margin_source, options.primary,
                     options.spending, options.gamma)
     key = family_key(base, tested, first, most, options.spending, options.gamma, budget, options.primary)
-    fam = open_family(store, experiment, key, base, tested, design, budget)
+    claims = claims_lib.open_claims(options.storage)
+    fam = open_family(store, experiment, key, base, tested, design, budget, claims)
     c = base.config
     n_train = len(datasets[data_key(c)].train_images)
     most_runs = (len(tested) + 1) * most if budget is None else min(budget, (len(tested) + 1) * most)
@@ -193,11 +210,11 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
         for arm in [base, *active]:
             arm.config, arm.runs = cfg.replace(arm.config, {"train.seeds": look}), []
         print(f"look at {look} seeds a side: {', '.join(a.label for a in active)}", file=sys.stderr)
-        done = fill([base, *active], datasets, store)
+        done = fill([base, *active], datasets, store, claims=claims)
         totals["trained"] += done["trained"]
         totals["resumed"] += done["resumed"]
         run_seconds = done["seconds_per_run"] or run_seconds
-        _replay(store, fam, look, [base, *active])
+        _replay(store, fam, look, [base, *active], claims)
         for arm in active:
             result = judge(arm, base, design, look)
             if min(len(arm.runs), len(base.runs)) < look:  # the rules hold for complete looks only

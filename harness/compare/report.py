@@ -253,7 +253,6 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
             f"images scored against the held-out reference at the end{interim}; {_seed_counts(arms)} starting at "
             f"seed {c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
             f"v{i['numerics']}, metrics v{i['metrics']}. Libraries: {', '.join(versions) or 'unknown'}. "
-            f"{done['trained']} runs trained and {done['resumed']} resumed now, the rest reused; "
             f"{len(done['left_out'])} runs of these experiments left out (listed below).")
 
 

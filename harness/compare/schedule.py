@@ -1,10 +1,13 @@
 """Train what the arms lack, after saying what and how long: resume interrupted or lost seeds, train
-seeds without an outcome, never start a second copy of a live run; then read every arm's outcomes."""
+seeds without an outcome, each claimed first so that no seed is trained by two processes; wait for the
+seeds other processes hold; then read every arm's outcomes."""
 from __future__ import annotations
 
 import sys
+import time
 
-from harness import loop, machine, models, plan
+from harness import claims as claims_lib
+from harness import loop, machine, models, plan, tracking
 from harness import resume as resume_lib
 from harness import stop as stop_lib
 from harness import run as run_lib
@@ -13,14 +16,19 @@ from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resuma
                                   left_out, outcome)
 
 
-def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False) -> dict:
+def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False,
+         claims: claims_lib.Claims | None = None) -> dict:
     """Train what each arm lacks: resume its interrupted seeds, train seeds without an outcome (and
     diverged ones when retry_diverged), then read every arm's outcomes. Prints the plan with an estimate
-    first, and one bar over all of it. Returns {"trained", "resumed", "left_out"}.
+    first, and one bar over all of it. Returns {"trained", "resumed", "left_out", "seconds_per_run"}.
+
+    Several compares may share one store: each seed is claimed before it is trained (harness/claims.py),
+    a seed another live process holds is waited for, and a dead process's seed is taken over and resumed
+    from its checkpoint. So this returns once every seed has an outcome, whoever trained it.
     Ctrl-C or SIGTERM checkpoints the run in training, marks it KILLED and stops; the next call resumes it."""
+    claims = claims or claims_lib.open_claims()
     done = {"trained": 0, "resumed": 0}
-    runs_of: dict = {}
-    work = []  # (arm, resumable runs {seed: run}, fresh seeds)
+    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     import keras
     elsewhere = (arms[0].identity["backend"], arms[0].identity["platform"]) != (keras.backend.backend(),
                                                                                 machine.platform())
@@ -28,25 +36,21 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
         f"; runs of {arms[0].identity['backend']} on {arms[0].identity['platform']} are made elsewhere "
         "(bench/recipe_gpu.py, harness import-results): nothing is trained here" if elsewhere else ""))
     measured = None
+    work = []  # arms with seeds to train here, in the order named
     for arm in arms:
-        runs = runs_of.setdefault(arm.experiment, store.runs(arm.experiment))
-        c = arm.config
+        runs, c = runs_of[arm.experiment], arm.config
         total = loop.total_steps(c, len(datasets[data_key(c)].train_images))
         if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
-            the_plan.rows.append((f"{arm.label} (= {arm.twin})", len(arm.seeds), total, len(arm.seeds), 0, 0))
+            the_plan.rows.append((f"{arm.label} (= {arm.twin})", len(arm.seeds), total, len(arm.seeds), 0, 0, 0))
             continue
-        test = (lambda r: r.info.status == RunState.FINISHED) if retry_diverged else is_outcome
-        todo = [s for s in arm.seeds if not latest(runs, arm, s, test)]
-        alive = {s: r for s in todo if (r := latest(runs, arm, s, lambda r: True)) is not None and is_alive(r)}
-        for seed, run in alive.items():  # never a second copy of a live run
-            print(f"{arm.label} seed {seed}: run {run.info.run_id[:8]} is training elsewhere (heartbeat at step "
-                  f"{run.data.tags.get('heartbeat.step', '?')}); not started here.", file=sys.stderr)
-        todo = [s for s in todo if s not in alive]
+        todo = [s for s in arm.seeds if not latest(runs, arm, s, _outcome_test(retry_diverged))]
+        held = [s for s in todo if _held_elsewhere(claims, arm, s, runs)]
+        todo = [s for s in todo if s not in held]
         resumable = {s: r for s in todo if (r := latest(runs, arm, s, is_resumable)) is not None}
-        fresh = [s for s in todo if s not in resumable]
         if elsewhere:
-            resumable, fresh, todo = {}, [], []
-        work.append((arm, resumable, fresh))
+            todo, resumable = [], {}
+        if not elsewhere and (todo or held):  # runs made elsewhere are imported, never trained or waited for here
+            work.append(arm)
         measured = measured or (c if todo else None)
         evals = loop.evaluations(c, datasets[data_key(c)])[1]
         cost = models.step_flops(c) / models.step_flops(measured) if measured else 1.0
@@ -54,8 +58,8 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
         # counts it there, and a resumed one's remaining steps from its checkpoint, not its last logged step
         starts = [resume_lib.checkpoint_step(store, r.info.run_id, c) for r in resumable.values()]
         resumes = [step for step in starts if step is not None]
-        the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo), len(resumes),
-                     len(todo) - len(resumes), sum(total - step for step in resumes), evals, cost)
+        the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo) - len(held), len(resumes),
+                     len(todo) - len(resumes), sum(total - step for step in resumes), evals, cost, len(held))
     scorer_for = run_lib.Scorers()
     if measured is not None:
         dataset = datasets[data_key(measured)]
@@ -64,40 +68,21 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
     print(the_plan.text(), file=sys.stderr)
     bar = the_plan.bar() if the_plan.steps_to_train else None
     stop, previous = stop_lib.install()
+    waited: set = set()
+    handled: set = set()
     try:
-        for arm, resumable, fresh in work:
-            c = arm.config
-            dataset = datasets[data_key(c)]
-            scorer = scorer_for(c, dataset)
-            common = dict(config=c, dataset=dataset, scorer=scorer, store=store, point=arm.point,
-                          extra_tags={"launched_by": "compare", **arm.tags}, stop=stop, progress=bar)
-            for seed, run in resumable.items():  # resumed one by one, each exactly its own run
-                if is_alive(store.get(run.info.run_id)):  # another process took it up since the plan
-                    print(f"{arm.label} seed {seed}: run {run.info.run_id[:8]} is training elsewhere now; "
-                          "not started here.", file=sys.stderr)
-                    continue
-                try:
-                    run_lib.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
-                    done["resumed"] += 1
-                except resume_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
-                    print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
-                    if run.info.status == RunState.RUNNING:  # a lost process's run: ended, with why
-                        store.tags(run.info.run_id, {"state": "error", "failure.reason":
-                                          "its process died without a word (no heartbeat); trained afresh"})
-                        store.end(run.info.run_id, RunState.FAILED)
-                    fresh.append(seed)
-            if run_lib.population_on(c, len(fresh)):  # JAX on a GPU (or true): the fresh seeds as one population
-                parent = run_lib.open_group(store, arm.experiment, arm.label, len(fresh), {"launched_by": "compare"})
-                try:
-                    results = run_lib.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
-                except BaseException:
-                    store.end(parent, RunState.KILLED)
-                    raise
-                store.end(parent, run_lib.group_state(results))
-            else:
-                for seed in fresh:
-                    run_lib.run(arm.experiment, seed=seed, **common)
-            done["trained"] += len(fresh)
+        while True:
+            waiting = []
+            for arm in work:
+                waiting += _train_arm(arm, datasets, store, claims, retry_diverged, scorer_for, stop, bar, done,
+                                      handled)
+            if not waiting:
+                break
+            if {w[:2] for w in waiting} != waited:  # say it when the set changes, not every poll
+                waited = {w[:2] for w in waiting}
+                print(f"waiting for {len(waiting)} run{'s' * (len(waiting) > 1)} training in other processes: "
+                      + ", ".join(f"{label} seed {seed} ({who})" for label, seed, who in waiting), file=sys.stderr)
+            time.sleep(min(30.0, tracking.HEARTBEAT_S))
     except KeyboardInterrupt:
         print("compare stopped: the run in training was checkpointed and marked KILLED; "
               "the same command resumes it.", file=sys.stderr)
@@ -106,8 +91,8 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
         stop_lib.restore(previous)
         if bar is not None:
             bar.close()
-    for experiment in {arm.experiment for arm, resumable, fresh in work if resumable or fresh}:
-        runs_of[experiment] = store.runs(experiment)  # with what was just trained
+    for experiment in {arm.experiment for arm in work}:
+        runs_of[experiment] = store.runs(experiment)  # with what was just trained, here or elsewhere
     for arm in arms:
         if arm.twin:
             continue
@@ -121,3 +106,98 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
     done["left_out"] = left_out(arms, runs_of)
     done["seconds_per_run"] = the_plan.run_seconds()  # of the first arm's config, as measured here (0: not measured)
     return done
+
+
+def _outcome_test(retry_diverged: bool):
+    return (lambda r: r.info.status == RunState.FINISHED) if retry_diverged else is_outcome
+
+
+def _held_elsewhere(claims: claims_lib.Claims, arm: Arm, seed: int, runs: list) -> str:
+    """Who trains this seed in another live process ('' when none): its claim's holder, or a run alive
+    by its heartbeat."""
+    holder = claims.held_elsewhere(claims_lib.seed_key(arm.digest, seed))
+    if holder is not None:
+        return holder.owner.rsplit(":", 1)[0]
+    run = latest(runs, arm, seed, is_alive)
+    return f"run {run.info.run_id[:8]}" if run is not None else ""
+
+
+def _seed_runs(store: Store, arm: Arm, seed: int) -> list:
+    return store.runs(arm.experiment, f"tags.identity = '{arm.digest}' and tags.seed = '{seed}'")
+
+
+def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims, retry_diverged: bool,
+               scorer_for, stop, bar, done: dict, handled: set) -> list[tuple[str, int, str]]:
+    """One pass over an arm's seeds without an outcome. Each seed is claimed, then the store is read
+    again (no other process can change the seed now), then the seed is resumed or trained and released
+    before the next is claimed, so that other processes take the seeds after it. Under a population
+    (JAX on a GPU) the fresh seeds stay claimed and train together. handled: (label, seed) this call
+    already trained or resumed, not tried twice (a diverged retry under retry_diverged).
+    Returns (label, seed, holder) for the seeds other live processes hold."""
+    c = arm.config
+    dataset = datasets[data_key(c)]
+    common = dict(config=c, dataset=dataset, scorer=scorer_for(c, dataset), store=store, point=arm.point,
+                  extra_tags={"launched_by": "compare", **arm.tags}, stop=stop, progress=bar, claims=claims)
+    test = _outcome_test(retry_diverged)
+    runs = store.runs(arm.experiment)
+    missing = [s for s in arm.seeds if (arm.label, s) not in handled and not latest(runs, arm, s, test)]
+    together = run_lib.population_on(c, len(missing))
+    waiting, fresh, claimed = [], [], []
+    try:
+        for seed in missing:
+            key = claims_lib.seed_key(arm.digest, seed)
+            if not claims.take(key, f"{arm.label} seed {seed}"):
+                waiting.append((arm.label, seed, _held_elsewhere(claims, arm, seed, runs) or "another process"))
+                continue
+            claimed.append(key)
+            now = _seed_runs(store, arm, seed)  # as it stands now that this process holds the seed
+            alive = latest(now, arm, seed, is_alive)
+            if alive is not None:  # a process that takes no claims (older code), still heartbeating
+                waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
+            elif not latest(now, arm, seed, test):
+                how = _resume(arm, seed, now, store, common, done)
+                if how == "alive":
+                    waiting.append((arm.label, seed, "its run's process"))
+                else:
+                    handled.add((arm.label, seed))
+                if how == "afresh" and together:
+                    fresh.append(seed)
+                    continue  # still claimed: trained with the others below
+                if how == "afresh":
+                    run_lib.run(arm.experiment, seed=seed, **common)
+                    done["trained"] += 1
+            claims.release(key)
+            claimed.remove(key)
+        if fresh:  # JAX on a GPU (or train.population=true): the fresh seeds as one population
+            parent = run_lib.open_group(store, arm.experiment, arm.label, len(fresh), {"launched_by": "compare"})
+            try:
+                results = run_lib.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
+            except BaseException:
+                store.end(parent, RunState.KILLED)
+                raise
+            store.end(parent, run_lib.group_state(results))
+            done["trained"] += len(fresh)
+    finally:  # an error, a signal or a population: nothing stays claimed past this pass
+        for key in claimed:
+            claims.release(key)
+    return waiting
+
+
+def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict, done: dict) -> str:
+    """Resume the seed's interrupted or lost run if it has one that can continue: "resumed", "alive" (its
+    heartbeat came back since the store was read: waited for), or "afresh" (none, or it cannot continue)."""
+    run = latest(runs, arm, seed, is_resumable)
+    if run is None:
+        return "afresh"
+    try:
+        run_lib.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
+        done["resumed"] += 1
+        return "resumed"
+    except resume_lib.Alive:
+        return "alive"
+    except resume_lib.ResumeError as e:  # no checkpoint yet, or it cannot continue here
+        print(f"cannot resume {run.info.run_id}: {e} Training seed {seed} afresh.", file=sys.stderr)
+        if run.info.status == RunState.RUNNING:  # a lost process's run: ended, with why
+            store.end(run.info.run_id, RunState.FAILED, {
+                "state": "error", "failure.reason": "its process died without a word (no heartbeat); trained afresh"})
+        return "afresh"
