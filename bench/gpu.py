@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 import harness  # noqa: E402,F401
 from harness import bench, loop, plan, registry  # noqa: E402
-from harness import run as run_lib  # noqa: E402
+from harness import data  # noqa: E402
 
 
 def log(out: Path, record: dict) -> None:
@@ -87,7 +87,7 @@ def main(out: Path, quick: bool) -> None:
     import keras
     sets = ["model.g_filters=8", "model.d_filters=4", "train.batch_size=32"] if quick else []
     _, config = registry.resolve("base", sets=sets)
-    dataset = run_lib.load_dataset(config)
+    dataset = data.for_config(config)
     log(out, {"device": str(jax.devices()[0].device_kind), "backend": keras.backend.backend(),
               "jax": jax.__version__, "keras": keras.__version__, "dataset": dataset.name})
 

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from harness import loop, registry
-from harness import run as run_lib
+from harness import data
 from harness.plan import time_steps
 
 
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=5, help="steps per lax.scan dispatch")
     args = parser.parse_args()
     _, config = registry.resolve("base", False, {}, args.set)
-    _, _, step = loop.build(config, run_lib.load_dataset(config), seed=0)
+    _, _, step = loop.build(config, data.for_config(config), seed=0)
 
     alone = float(np.median(time_steps(step, args.steps, warmup=1)))
     step.scan = True  # JaxStep.many's accelerator form, here on the CPU

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from harness import loop, plan, registry
-from harness import run as run_lib
+from harness import data
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     args = p.parse_args()
     for name in args.names:
         _, config = registry.resolve(name)
-        dataset = run_lib.load_dataset(config)
+        dataset = data.for_config(config)
         steps = {side: loop.build(config, dataset, seed=0, fast_kernels=side == "fast")[2] for side in ("stock", "fast")}
         times = {side: [] for side in steps}
         for side, step in steps.items():

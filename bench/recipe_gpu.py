@@ -90,13 +90,13 @@ def run_arm(experiment: str, point: dict, config, dataset: Dataset, scorer, out:
     members = [loop.Member(seed, loop.RunContext(JsonlSink(out / "runs" / name), name, name, identity=ident))
                for seed, name in zip(seeds, names)]
     with tempfile.TemporaryDirectory() as checkpoints:  # the arm is trained whole: its checkpoints stay here
-        loop.train(config, dataset, members, scorer, Path(checkpoints), population=len(members) > 1)
-    for i, (m, name) in enumerate(zip(members, names)):
+        trained = loop.train(config, dataset, members, scorer, Path(checkpoints), population=len(members) > 1)
+    for i, (m, name) in enumerate(zip(trained, names)):
         config_i = cfg.replace(config, {"train.seed": m.seed})
         (out / "runs" / name / "run.json").write_text(json.dumps({
             "experiment": experiment, "point": point, "seed": m.seed, "config": cfg.to_dict(config_i),
             "dataset": dataset.name, "identity": ident, "floor": scorer.floor,
-            "population": {"size": len(members), "index": i}, "diverged": m.diverged, "evals": m.ctx.evals,
+            "population": {"size": len(members), "index": i}, "diverged": m.diverged, "evals": m.evals,
             **record}, indent=1))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from harness import config as cfg
 from harness import loop, machine, models, registry
 from harness.plan import time_steps
-from harness import run as run_lib
+from harness import data, runner, scorers
 from harness.classic import ClassicLoop
 from harness.config import Config, UserError
 from harness.data import to_unit
@@ -26,7 +26,7 @@ def bench_population(config: Config, members: int, steps: int, out=print, datase
     if keras.backend.backend() != "jax":
         raise UserError("bench --population needs the JAX backend (KERAS_BACKEND=jax); TensorFlow trains one seed "
                         "at a time.")
-    dataset = dataset or run_lib.load_dataset(config)
+    dataset = dataset or data.for_config(config)
     chunk = config.train.log_every_steps
     _, _, solo = loop.build(config, dataset, seed=0)
     _, _, population = loop.build_population(config, dataset, list(range(members)))
@@ -55,16 +55,16 @@ def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) 
     import tempfile
     from harness import tracking
     run_config = cfg.replace(config, {"train.steps": steps, "train.seeds": 1})
-    dataset = run_lib.load_dataset(run_config, quiet=True)
+    dataset = data.for_config(run_config, quiet=True)
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         cwd = os.getcwd()
         os.chdir(tmp)  # artifacts under tmp/mlruns
         try:
-            scorer = run_lib.make_scorer(run_config, dataset, quiet=True)  # its classifier shared in tmp's store
+            scorer = scorers.make(run_config, dataset, quiet=True)  # its classifier shared in tmp's store
             started = time.perf_counter()
-            run_lib.run("bench", run_config, 0, dataset, scorer, tracking.Store())
+            runner.run("bench", run_config, 0, dataset, scorer, tracking.Store())
             seconds = (time.perf_counter() - started) / steps
         finally:
             os.chdir(cwd)
@@ -82,7 +82,7 @@ def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) 
 
 def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool = False, out=print,
           run_steps: int = 0) -> float:
-    dataset = run_lib.load_dataset(config)
+    dataset = data.for_config(config)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low
     flops = models.step_flops(config)

@@ -66,9 +66,9 @@ def cmd_show(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness import run, tracking
+    from harness import runner, tracking
     experiment, config = _resolve(args, args.name)
-    results = run.run_experiment(experiment, config, resume=args.resume, fixed=_set_keys(args.set))
+    results = runner.run_experiment(experiment, config, resume=args.resume, fixed=_set_keys(args.set))
     print()
     for r in results:
         m = r.metrics
@@ -96,9 +96,9 @@ def cmd_data(args) -> int:
 
 
 def cmd_classifier(args) -> int:
-    from harness import data, run
+    from harness import data, scorers
     dataset = data.load(args.dataset)
-    info = run.classifier_info(dataset)
+    info = scorers.classifier_info(dataset)
     print(f"classifier: {info['path']}")
     print(f"held-out accuracy: {info['accuracy']:.4f} on {info['test_images']} {dataset.name} digits "
           f"(trained in {info['train_seconds']:.0f} s); weights {info['weights']}, shared through the tracking store")

@@ -247,3 +247,8 @@ def _checked(name, source, xtr, ytr, xte, yte, where) -> Dataset:
 def to_unit(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]: the pixel contract at every boundary."""
     return (images.astype(np.float32) / 255.0)[..., None]
+
+
+def for_config(config, quiet: bool = False) -> Dataset:
+    """The dataset a config names (data.name, data.path, data.split_seed)."""
+    return load(config.data.name, config.data.path, config.data.split_seed, quiet=quiet)

@@ -1,6 +1,6 @@
 """The training loop of one run: steps, batched loss logging, evaluations, samples and checkpoints.
 
-run() (harness/run.py) opens the MLflow run and calls train(); train() calls the backend's step and
+run() (harness/runner.py) opens the MLflow run and calls train(); train() calls the backend's step and
 writes to each run's sink (harness/sink.py): an MLflow run, or a folder on a machine without MLflow.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ class RunContext:
     sink: object
     run_id: str  # names the member inside a population's checkpoint
     name: str
-    on_eval: object = None  # callable(step, metrics) -> None; may raise (optuna.TrialPruned)
+    on_eval: object = None  # callable(step, metrics) -> None; may raise (stop.Pruned)
     checkpoint_sink: object = None  # artifacts live on a server: each checkpoint is copied there too
     checkpoint_artifact: str = "checkpoint"  # its artifact folder (in the parent's, for a population)
     progress: object = None  # an overall bar over many runs (harness/plan.py), advanced with this run's steps
@@ -138,11 +138,23 @@ def build_population(config: Config, dataset: Dataset, seeds: list[int]):
     return built[0][0], built[0][1], PopulationStep([step for _, _, step in built])
 
 
+@dataclass
+class MemberResult:
+    """What training made of one member: the loop's answer to run.run_members."""
+    seed: int
+    run_id: str
+    evals: list  # [(step, metrics)], the last one at the final step unless it diverged
+    history: dict  # loss name -> [(step, value)]
+    collapsed_since: int | None  # first evaluation step of the collapsed stretch it ended in; None if not
+    diverged: str  # why its loss became non-finite; "" when it trained to the end
+
+
 def train(config: Config, dataset: Dataset, members: list[Member], scorer, checkpoint_dir: Path,
-          resume_from: Path | None = None, stop: StopFlag | None = None, population: bool = False) -> None:
-    """Train one seed, or (population, JAX) several seeds of one config as one compiled program. Each
-    member's evaluations end in member.ctx.evals and its generator in its run; a member whose loss
-    becomes non-finite gets member.diverged and stops. Raises Interrupted on a signal, after a checkpoint."""
+          resume_from: Path | None = None, stop: StopFlag | None = None, population: bool = False
+          ) -> list[MemberResult]:
+    """Train one seed, or (population, JAX) several seeds of one config as one compiled program; returns
+    one MemberResult per member. A member whose loss becomes non-finite stops there (the others go on).
+    Raises Interrupted on a signal, after a checkpoint; re-raises what an on_eval callback raises."""
     if population:
         generator, discriminator, step_fn = build_population(config, dataset, [m.seed for m in members])
     else:
@@ -153,12 +165,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     evals = eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals)
     # Evaluations before the last may score fewer images (a cheaper curve); the last scores eval.n_images.
     interim = scorer.resized(config.eval.interim_images) if config.eval.interim_images else scorer
-    latents = []  # per member, fixed: the same 25 faces at every evaluation, and the images scored
-    for m in members:
-        rng = np.random.default_rng(m.seed)  # rows drawn in order: a smaller N scores the first rows of a larger
-        latents.append((rng.standard_normal((25, config.model.latent_dim)).astype(np.float32),
-                        rng.standard_normal((max(scorer.n_images, interim.n_images),
-                                             config.model.latent_dim)).astype(np.float32)))
+    latents = _latents(config, members, max(scorer.n_images, interim.n_images))
     log_every = config.train.log_every_steps
     print_every = config.train.print_every_steps or max(1, total // 10)
     print_every = math.ceil(print_every / log_every) * log_every  # print values already fetched
@@ -168,17 +175,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
         step_fn.set_alive([not m.diverged for m in members])
 
     def save_checkpoint(step: int) -> None:
-        meta = {"config": to_dict(config), "identity": members[0].ctx.identity}
-        if population:
-            meta["members"] = [{"run_id": m.ctx.run_id, "seed": m.seed, "history": m.ctx.history,
-                                "evals": m.ctx.evals, "diverged": m.diverged} for m in members]
-        else:
-            step_fn.sync_models()
-            meta.update(history=members[0].ctx.history, evals=members[0].ctx.evals)
-        path = checkpoint.save(checkpoint_dir, step, step_fn.state(), meta)
-        ctx = members[0].ctx
-        if ctx.checkpoint_sink is not None:  # artifacts on a server: the population's file goes with its first member
-            ctx.checkpoint_sink.artifact(path, ctx.checkpoint_artifact)
+        _save_checkpoint(config, step_fn, members, checkpoint_dir, step, population)
 
     # Chunks end at every log interval and evaluation: the step runs a chunk in one call (one dispatch
     # under JAX), and NaN is caught, and Ctrl-C honoured, at the end of each.
@@ -192,9 +189,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     try:
         while step < total and not all(m.diverged for m in members):
             if time.monotonic() - beat >= tracking.HEARTBEAT_S:
-                for m in members:
-                    if not m.diverged:
-                        m.ctx.sink.tags(tracking.heartbeat_tags(step))
+                _heartbeat(members, step)
                 beat = time.monotonic()
             if stop is not None and stop.signal is not None:
                 for m in members:
@@ -202,29 +197,15 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                 save_checkpoint(step)
                 raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
             chunk = next(b for b in boundaries if b > step) - step
-            outs = {k: np.asarray(v, dtype=np.float64).reshape(len(members), -1)  # (members, chunk)
-                    for k, v in step_fn.many(step, chunk).items()}
-            for i, m in enumerate(members):
-                if not m.diverged:
-                    m.log_chunk(step, {k: v[i] for k, v in outs.items()})
-                    if m.diverged:
-                        bar.write(f"{m.ctx.name} diverged: {m.diverged}"
-                                  + ("; the other members go on." if population else "."), file=sys.stderr)
+            _log_outputs(members, step, step_fn.many(step, chunk), bar, population)
             step += chunk
             bar.update(chunk)
-            alive = [m for m in members if not m.diverged]
             if progress is not None:
                 progress.update(chunk * len(members))
+            alive = [m for m in members if not m.diverged]
             if not alive:
                 break
-            history = alive[0].ctx.history
-            bar.set_postfix(d_loss=f"{history['d_loss'][-1][1]:.3f}", g_loss=f"{history['g_loss'][-1][1]:.3f}",
-                            refresh=False)
-            if step % print_every == 0 or step == total:
-                for m in alive:
-                    last = {k: v[-1][1] for k, v in m.ctx.history.items() if v}
-                    bar.write(f"{m.ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
-                              + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
+            _show(alive, step, total, steps_per_epoch, bar, step % print_every == 0 or step == total)
             if step in evals:
                 for i, m in enumerate(members):
                     if not m.diverged:
@@ -239,13 +220,76 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     finally:
         bar.close()
     for i, m in enumerate(members):
-        if m.diverged:
-            continue
-        step_fn.sync_models(member=i)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "generator.keras"
-            models.stock_copy(generator).save(path)
-            m.ctx.sink.artifact(path, "model")
+        if not m.diverged:
+            _save_generator(step_fn, generator, m, i)
+    return [MemberResult(m.seed, m.ctx.run_id, list(m.ctx.evals), m.ctx.history, m.ctx.collapsed_since, m.diverged)
+            for m in members]
+
+
+def _latents(config: Config, members: list[Member], n_scored: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per member, fixed for the whole run: 25 latent points for its sample grids (the same faces at every
+    evaluation) and n_scored points for the images scored, (n, latent_dim) float32 each."""
+    out = []
+    for m in members:
+        rng = np.random.default_rng(m.seed)  # rows drawn in order: a smaller N scores the first rows of a larger
+        out.append((rng.standard_normal((25, config.model.latent_dim)).astype(np.float32),
+                    rng.standard_normal((n_scored, config.model.latent_dim)).astype(np.float32)))
+    return out
+
+
+def _heartbeat(members: list[Member], step: int) -> None:
+    """Tag each training member's run alive at this step (compare and resume read it)."""
+    for m in members:
+        if not m.diverged:
+            m.ctx.sink.tags(tracking.heartbeat_tags(step))
+
+
+def _log_outputs(members: list[Member], step: int, outputs: dict, bar, population: bool) -> None:
+    """A chunk's outputs (name -> (members x chunk) values) into each live member's log; say a divergence."""
+    outs = {k: np.asarray(v, dtype=np.float64).reshape(len(members), -1) for k, v in outputs.items()}
+    for i, m in enumerate(members):
+        if not m.diverged:
+            m.log_chunk(step, {k: v[i] for k, v in outs.items()})
+            if m.diverged:
+                bar.write(f"{m.ctx.name} diverged: {m.diverged}"
+                          + ("; the other members go on." if population else "."), file=sys.stderr)
+
+
+def _show(alive: list[Member], step: int, total: int, steps_per_epoch: int, bar, print_line: bool) -> None:
+    """The bar's last losses, and at print steps a line per member with every loss."""
+    history = alive[0].ctx.history
+    bar.set_postfix(d_loss=f"{history['d_loss'][-1][1]:.3f}", g_loss=f"{history['g_loss'][-1][1]:.3f}",
+                    refresh=False)
+    if print_line:
+        for m in alive:
+            last = {k: v[-1][1] for k, v in m.ctx.history.items() if v}
+            bar.write(f"{m.ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
+                      + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
+
+
+def _save_checkpoint(config: Config, step_fn, members: list[Member], folder: Path, step: int,
+                     population: bool) -> None:
+    """The step's state and each member's history and evaluations, in folder (and on the server too)."""
+    meta = {"config": to_dict(config), "identity": members[0].ctx.identity}
+    if population:
+        meta["members"] = [{"run_id": m.ctx.run_id, "seed": m.seed, "history": m.ctx.history,
+                            "evals": m.ctx.evals, "diverged": m.diverged} for m in members]
+    else:
+        step_fn.sync_models()
+        meta.update(history=members[0].ctx.history, evals=members[0].ctx.evals)
+    path = checkpoint.save(folder, step, step_fn.state(), meta)
+    ctx = members[0].ctx
+    if ctx.checkpoint_sink is not None:  # artifacts on a server: the population's file goes with its first member
+        ctx.checkpoint_sink.artifact(path, ctx.checkpoint_artifact)
+
+
+def _save_generator(step_fn, generator, member: Member, index: int) -> None:
+    """The member's trained generator, as a stock Keras model, into its run (model/generator.keras)."""
+    step_fn.sync_models(member=index)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "generator.keras"
+        models.stock_copy(generator).save(path)
+        member.ctx.sink.artifact(path, "model")
 
 
 def _resume(config: Config, step_fn, path: Path, members: list[Member], floor: dict, population: bool) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness import config as cfg
 from harness import identity, sink
-from harness import run as run_lib
+from harness import runner
 from harness.config import Config, UserError
 from harness.tracking import RunState, Store
 
@@ -52,17 +52,17 @@ def import_results(folder: Path, store: Store | None = None) -> list[str]:
             continue
         size = record["population"]["size"]
         if label not in parents:
-            parents[label] = run_lib.open_group(store, record["experiment"], label, size,
+            parents[label] = runner.open_group(store, record["experiment"], label, size,
                                                 {"imported_from": str(folder.resolve())}, here=False)
         tags = {"experiment": record["experiment"], "seed": record["seed"], "dataset": record["dataset"],
                 "data.source": "imported", "imported_from": source, **identity.tags(ident), **record["versions"],
                 **{f"sweep.{k}": v for k, v in record["point"].items()}, "state": "running",
                 "population.size": size, "population.index": record["population"]["index"],
                 "population.id": f"{parents[label][:8]}-imported", "population.parent": parents[label]}
-        run_id = run_lib.open_run(store, record["experiment"], name, tags, parents[label], config,
+        run_id = runner.open_run(store, record["experiment"], name, tags, parents[label], config,
                                   record["dataset"], record["floor"])
         sink.replay(path.parent, store.sink(run_id))
-        run_lib.end_run(store, run_id, record["diverged"], record["evals"])
+        runner.end_run(store, run_id, record["diverged"], record["evals"])
         made.append(run_id)
         print(f"{name}: run {run_id} ({ident['backend']} on {ident['platform']}, numerics v{ident['numerics']})",
               file=sys.stderr)

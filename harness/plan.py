@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from harness import loop
 from harness.config import Config
+from harness.data import Dataset
 
 
 def measure(config: Config, dataset, scorer=None, steps: int = 2) -> tuple[float, float]:
@@ -113,3 +114,19 @@ def duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+ANNOUNCE_STEPS = 2_000  # runs this long say how long they will take before their first step
+
+
+def announce(experiment: str, config: Config, dataset: Dataset, scorer, runs: int) -> None:
+    """Before a long job's first step: its steps and evaluations, how long they take on this machine (a
+    step and an evaluation timed here and now, about 10-30 s), and how to ask for a shorter one."""
+    steps_per_epoch = max(1, len(dataset.train_images) // config.train.batch_size)
+    total = loop.total_steps(config, len(dataset.train_images))
+    evals = loop.evaluations(config, dataset)[1]
+    the_plan = Plan(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps "
+                    f"({total / steps_per_epoch:g} epochs of {len(dataset.train_images):,} {dataset.name} digits)")
+    the_plan.add(experiment, runs, total, 0, 0, runs, 0, evals)
+    the_plan.step_seconds, the_plan.eval_seconds = measure(config, dataset, scorer)
+    print(the_plan.text() + "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)", file=sys.stderr)

@@ -42,7 +42,7 @@ class PopulationStep:
     def _all_members(self, state, keys, alive, images, step):
         """One step of every member (vmap); a member whose loss is not finite keeps its old state."""
         def one_member(state, key, alive):
-            new, out = self.template._train_step(state, images, step, key)
+            new, out = self.template.train_step(state, images, step, key)
             alive = alive & jnp.isfinite(out["d_loss"]) & jnp.isfinite(out["g_loss"])
             new = jax.tree_util.tree_map(lambda n, o: jnp.where(alive, n, o), new, state)  # diverged: frozen
             return new, alive, out

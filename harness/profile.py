@@ -3,7 +3,7 @@
 Both profilers write an XSpace protobuf of timed events. TensorFlow names each op event
 "<op name>:<op type>", where the op name carries model and layer ("generator_3/up2_1/conv_transpose")
 and "gradient_tape/" marks the backward pass. XLA (JAX) names each event by its HLO instruction
-("fusion.12"); the compiled HLO maps that to the op_name JAX traced ("jit(_train_step)/transpose(jvp(up2))/...",
+("fusion.12"); the compiled HLO maps that to the op_name JAX traced ("jit(train_step)/transpose(jvp(up2))/...",
 transpose(...) being the backward pass). Both are brought to "[gradient_tape/]<model>/<layer>/<op>".
 Ops that run side by side overlap (TensorFlow's two executor threads), so the summed op time can exceed
 the wall time; on a GPU the sum is the device's busy time, and wall minus busy is launch overhead.
@@ -66,11 +66,20 @@ def _tensorflow_op_times(step_fn, start: int, steps: int) -> Times:
     return dict(times)
 
 
+def _hlo_text(step_fn) -> str:
+    """The compiled HLO of one JaxStep step, compiled as the step compiles it (the same fusion names);
+    each instruction's op_name carries its layer."""
+    import jax
+    import jax.numpy as jnp
+    return jax.jit(step_fn.train_step, donate_argnums=0).lower(
+        step_fn.live, step_fn.images, jnp.asarray(0, jnp.int32)).compile().as_text()
+
+
 def _jax_op_times(step_fn, start: int, steps: int, layers: dict[str, str]) -> Times:
     import jax
     import numpy as np
 
-    op_names = _hlo_op_names(step_fn.hlo_text())
+    op_names = _hlo_op_names(_hlo_text(step_fn))
     with tempfile.TemporaryDirectory() as logdir:
         jax.profiler.start_trace(logdir)
         try:
@@ -101,7 +110,7 @@ def _hlo_op_names(hlo: str) -> dict[str, str]:
 
 
 def _jax_op_name(op_name: str, hlo_op: str, layers: dict[str, str]) -> str:
-    """'jit(_train_step)/transpose(jvp(up2))/rev' -> 'gradient_tape/generator/up2/<hlo_op>'."""
+    """'jit(train_step)/transpose(jvp(up2))/rev' -> 'gradient_tape/generator/up2/<hlo_op>'."""
     for part in op_name.split("/"):
         layer = re.sub(r"^(?:transpose\()?(?:jvp\()?([\w.]*)\)*$", r"\1", part)
         if layer in layers:

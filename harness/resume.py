@@ -113,3 +113,33 @@ def has_populations(store: Store, run_id: str) -> bool:
         return bool(store.siblings(run_id, f"tags.`population.parent` = '{run_id}'", limit=1))
     except LookupError:
         return False
+
+
+def resolve(store: Store, experiment, config: Config, resume: str, points: list, seeds: list[int],
+            jobs: list) -> tuple[str | None, list]:
+    """What `harness run --resume [ID]` continues: (the parent run to reopen or None, [(sweep point,
+    [run ids], [seeds])]). ID "" is the latest unfinished run of the seed that no live process trains; a
+    population's parent id resumes its unfinished populations. Checks the checkpoint before any data loads."""
+    parent_id, resumes = None, []
+    if resume and has_populations(store, resume):
+        parent_id = resume
+        for members in populations_of(store, resume):
+            point = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
+            resumes.append((point, [r.info.run_id for r in members],
+                            [int(r.data.tags["seed"]) for r in members]))
+        if not resumes:
+            raise ResumeError(f"run {resume} has no unfinished population to resume.")
+    else:
+        if len(jobs) != 1 or len(jobs[0][1]) != 1:
+            raise ResumeError("--resume continues one run, or a population's parent run: pass --seeds 1 and, "
+                              "for a sweep, --set the swept key; or give the parent's id.")
+        run_id = resume or find_resumable(store, experiment.name, seeds[0])
+        checkpoint_for(store, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
+        resumes.append((points[0], [run_id], seeds))
+    return parent_id, resumes
+
+
+def _value(text: str):
+    """A sweep value read back from its tag (tags are strings): as YAML, so 32 is 32 again."""
+    import yaml
+    return yaml.safe_load(text)

@@ -22,7 +22,7 @@ from harness import loop, machine, plots
 from harness import claims as claims_lib
 from harness import resume as resume_lib
 from harness import stop as stop_lib
-from harness import run as run_lib
+from harness import data, runner, scorers
 from harness.config import Config, UserError
 from harness.registry import Experiment
 from harness.tracking import RunState, Store
@@ -66,9 +66,13 @@ def parent_run(store: Store, experiment: str, study_name: str, config: Config, s
     return run_id
 
 
+class TrialPruned(stop_lib.Pruned, optuna.TrialPruned):
+    """The pruner stopped this trial: Optuna records it PRUNED, and the run ends KILLED with state pruned."""
+
+
 def objective_for(experiment: Experiment, config: Config, store: Store, parent_id: str, stop: stop_lib.StopFlag):
-    dataset = run_lib.load_dataset(config)
-    scorers = run_lib.Scorers()
+    dataset = data.for_config(config)
+    scorer_for = scorers.Scorers()
     metric = config.search.metric
 
     def objective(trial: optuna.Trial) -> float:
@@ -76,12 +80,12 @@ def objective_for(experiment: Experiment, config: Config, store: Store, parent_i
         trial.set_user_attr("worker.pid", os.getpid())
         params = sample(trial, config.search.space)
         trial_config = cfg.replace(config, params)
-        scorer = scorers(trial_config, dataset)
+        scorer = scorer_for(trial_config, dataset)
 
         def report(step: int, metrics: dict) -> None:
             trial.report(metrics[metric], step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"{metric} {metrics[metric]:.4g} at step {step}")
+                raise TrialPruned(f"{metric} {metrics[metric]:.4g} at step {step}")
 
         tags = {"optuna.study": trial.study.study_name, "optuna.trial": trial.number,
                 **{f"optuna.param.{k}": v for k, v in params.items()}}
@@ -102,13 +106,13 @@ def objective_for(experiment: Experiment, config: Config, store: Store, parent_i
             result = None
             if resume:  # go on from the lost run's checkpoint
                 try:
-                    result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset,
+                    result = runner.run(experiment.name, trial_config, trial_config.train.seed, dataset,
                                          scorer, store, parent_id, resume_run_id=resume, **common)
                 except resume_lib.ResumeError as e:
                     print(f"trial {trial.number} (retry of {lost}): cannot resume run {resume}: {e} "
                           "Training afresh.", file=sys.stderr)
             if result is None:
-                result = run_lib.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorer,
+                result = runner.run(experiment.name, trial_config, trial_config.train.seed, dataset, scorer,
                                      store, parent_id, **common)
         except stop_lib.Interrupted:  # checkpointed: the study asks this trial again, and that resumes its run
             requeue_lost(trial.study, trial.study._storage.get_trial(trial._trial_id))
@@ -139,14 +143,14 @@ def announce(config: Config, study: optuna.Study, trials: int, workers: int):
     """Print the plan (trials, steps, workers, an estimate from a step measured here) and return the
     overall bar over the trials."""
     from harness import plan
-    dataset = run_lib.load_dataset(config, quiet=True)
+    dataset = data.for_config(config, quiet=True)
     steps = loop.total_steps(config, len(dataset.train_images))
     evals = loop.evaluations(config, dataset)[1]
     the_plan = plan.Plan(f"plan: study {study.study_name}, {len(study.trials)} trials so far; {trials} more of "
                          f"{steps} steps each (pruned ones stop early), on {workers} worker process(es) sharing "
                          "this machine's cores")
     the_plan.add(study.study_name, 1, steps, 0, 0, trials, 0, evals)
-    the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, run_lib.make_scorer(config, dataset, True))
+    the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, scorers.make(config, dataset, True))
     print(the_plan.text(), file=sys.stderr)
     return tqdm(total=trials, desc="all trials", unit="trial", file=sys.stderr, position=0, dynamic_ncols=True)
 

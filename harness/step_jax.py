@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.config import Config
 from harness.models import frozen
+from harness.step import Step
 
 # Streams of the step's random draws, folded into the run's key.
 _REAL_ORDER, _D_LATENT, _G_LATENT = 0, 1, 2
@@ -26,34 +27,21 @@ def _bce(labels, logits):
     return jnp.mean(jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits))))
 
 
-class JaxStep:
+class JaxStep(Step):
     """step(i) runs training step i and returns its losses and D accuracies as scalar arrays."""
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray, config: Config,
                  seed: int, jit_compile: bool = True):
-        self.generator, self.discriminator = generator, discriminator
-        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        super().__init__(generator, discriminator, g_optimizer, d_optimizer, images, config, seed)
         self.images = jnp.asarray(images)  # float32 (N, 28, 28, 1) in G's output range, resident on the device
-        batch_size = config.train.batch_size
-        self.half = batch_size // 2
-        self.batch_size = batch_size
-        self.steps_per_epoch = max(1, len(images) // batch_size)
-        self.latent_dim = generator.input_shape[-1]
-        self.real_label = float(config.train.real_label)  # 1, or 0.9 for one-sided smoothing
-        self.sampling = config.data.sampling
-        self.classic = config.model.batchnorm_mode == "classic"
-        self.key = jax.random.key(int(seed))
-        g_optimizer.build(generator.trainable_variables)
-        d_optimizer.build(discriminator.trainable_variables)
+        self.key = jax.random.key(self.seed)
         self.live = self._read_state()  # the state between steps, as JAX arrays
         wrap = jax.jit if jit_compile else (lambda f, **kw: f)
-        self._step = wrap(self._train_step, donate_argnums=0)
+        self._step = wrap(self.train_step, donate_argnums=0)
         self._many = jax.jit(self._scan_steps, static_argnums=3, donate_argnums=0) if jit_compile else self._scan_steps
         # XLA's CPU backend runs the step 3x (quarter width) to 15x (full width) slower inside lax.scan than
         # alone (bench/jax_dispatch.py), so on CPUs a chunk is a loop of single steps: the same function.
         self.scan = jax.default_backend() != "cpu"
-        self._d_phase_fn = wrap(self._discriminator_phase)
-        self._g_phase_fn = wrap(self._generator_phase)
         self._generate = wrap(self._generate_images)
 
     # ------------------------------------------------------------------ the step, top to bottom
@@ -72,14 +60,14 @@ class JaxStep:
         return outs
 
     def _scan_steps(self, state, images, start, count):
-        return jax.lax.scan(lambda s, i: self._train_step(s, images, start + i), state, jnp.arange(count))
+        return jax.lax.scan(lambda s, i: self.train_step(s, images, start + i), state, jnp.arange(count))
 
-    def _train_step(self, state, images, step, key=None):
+    def train_step(self, state, images, step, key=None):
         """One step of a pure function of the state; key: the run's random key (harness/population.py
         passes each member's)."""
         indices, d_latent, g_latent = self._draws(images.shape[0], step, self.key if key is None else key)
-        state, out = self._discriminator_phase(state, images[indices], d_latent)
-        state, out["g_loss"] = self._generator_phase(state, g_latent)
+        state, out = self.discriminator_phase(state, images[indices], d_latent)
+        state, out["g_loss"] = self.generator_phase(state, g_latent)
         return state, out
 
     def _draws(self, n: int, step, key):
@@ -105,7 +93,7 @@ class JaxStep:
         order = jax.random.permutation(jax.random.fold_in(stream, epoch), n)
         return jax.lax.dynamic_slice(order, (within * self.half,), (self.half,))
 
-    def _discriminator_phase(self, state, real_images, random_latent_vectors):
+    def discriminator_phase(self, state, real_images, random_latent_vectors):
         """One D update on half a batch of real and half a batch of generated images; G's weights untouched."""
         g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov = state
         half = real_images.shape[0]
@@ -125,7 +113,7 @@ class JaxStep:
                "d_acc_fake": jnp.mean((logits[half:] < 0).astype(jnp.float32))}
         return (g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov), out
 
-    def _generator_phase(self, state, random_latent_vectors):
+    def generator_phase(self, state, random_latent_vectors):
         """One G update through D: make D call fakes real. Only G's weights move."""
         g_tv, g_ntv, d_tv, d_ntv, g_ov, d_ov = state
         misleading_labels = jnp.ones((random_latent_vectors.shape[0], 1))
@@ -155,17 +143,7 @@ class JaxStep:
     def _generate_images(self, g_tv, g_ntv, latent_vectors):
         return self.generator.stateless_call(g_tv, g_ntv, latent_vectors, training=False)[0]
 
-    # ------------------------------------------------------------------ the same interface as TensorFlowStep
-
-    def discriminator_phase(self, real_images, random_latent_vectors) -> dict:
-        self.live, out = self._d_phase_fn(self.live, jnp.asarray(real_images), jnp.asarray(random_latent_vectors))
-        self.sync_models()
-        return out
-
-    def generator_phase(self, random_latent_vectors):
-        self.live, g_loss = self._g_phase_fn(self.live, jnp.asarray(random_latent_vectors))
-        self.sync_models()
-        return g_loss
+    # ------------------------------------------------------------------ the state between steps
 
     def _read_state(self):
         g, d = self.generator, self.discriminator
@@ -182,26 +160,8 @@ class JaxStep:
             for v, value in zip(variables, values):
                 v.assign(value)
 
-    def _variables(self):
-        return (self.generator.variables + self.discriminator.variables
-                + self.g_optimizer.variables + self.d_optimizer.variables)
-
-    def state(self) -> list[np.ndarray]:
-        """Every variable of both networks and optimizers, in the same order as TensorFlowStep.state()."""
-        self.sync_models()
-        return [np.asarray(v.value) for v in self._variables()]
-
-    def set_state(self, arrays: list[np.ndarray]) -> None:
-        variables = self._variables()
-        if len(arrays) != len(variables):
-            raise ValueError(f"checkpoint holds {len(arrays)} arrays; this model has {len(variables)} variables.")
-        for v, a in zip(variables, arrays):
-            v.assign(a)
+    def models_changed(self) -> None:
         self.live = self._read_state()
-
-    def hlo_text(self) -> str:
-        """The compiled HLO of one step; each instruction's op_name carries its layer (for the profiler)."""
-        return self._step.lower(self.live, self.images, jnp.asarray(0, jnp.int32)).compile().as_text()
 
     def generate(self, latent_vectors: np.ndarray, member: int = 0) -> np.ndarray:
         """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range (member: see population.py)."""

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from harness.config import Config
 from harness.models import frozen
+from harness.step import Step
 
 # Offsets that give each random draw of a step its own stream: (seed + offset, step or epoch).
 _REAL_ORDER, _D_LATENT, _G_LATENT = 0, 1_000_003, 2_000_006
@@ -29,25 +30,13 @@ def _bce(labels, logits):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-class TensorFlowStep:
+class TensorFlowStep(Step):
     """step(i) runs training step i and returns its losses and D accuracies as scalar tensors."""
 
     def __init__(self, generator, discriminator, g_optimizer, d_optimizer, images: np.ndarray, config: Config,
                  seed: int, jit_compile: bool = True):
-        self.generator, self.discriminator = generator, discriminator
-        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        super().__init__(generator, discriminator, g_optimizer, d_optimizer, images, config, seed)
         self.images = tf.constant(images)  # float32 (N, 28, 28, 1) in G's output range, resident on the device
-        batch_size = config.train.batch_size
-        self.half = batch_size // 2  # real images per step; as many fakes
-        self.batch_size = batch_size  # latent points in the generator phase
-        self.steps_per_epoch = max(1, len(images) // batch_size)
-        self.latent_dim = generator.input_shape[-1]
-        self.real_label = float(config.train.real_label)  # 1, or 0.9 for one-sided smoothing
-        self.sampling = config.data.sampling
-        self.classic = config.model.batchnorm_mode == "classic"
-        self.seed = int(seed)
-        g_optimizer.build(generator.trainable_variables)
-        d_optimizer.build(discriminator.trainable_variables)
         self._step = tf.function(self._train_step, jit_compile=jit_compile, reduce_retracing=True)
         self._generate = tf.function(lambda z: generator(z, training=False), jit_compile=jit_compile)
 
@@ -117,24 +106,6 @@ class TensorFlowStep:
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return g_loss
-
-    def _variables(self):
-        return (self.generator.variables + self.discriminator.variables
-                + self.g_optimizer.variables + self.d_optimizer.variables)
-
-    def state(self) -> list[np.ndarray]:
-        """Every variable of both networks and optimizers, dropout seed states included."""
-        return [v.numpy() for v in self._variables()]
-
-    def set_state(self, arrays: list[np.ndarray]) -> None:
-        variables = self._variables()
-        if len(arrays) != len(variables):
-            raise ValueError(f"checkpoint holds {len(arrays)} arrays; this model has {len(variables)} variables.")
-        for v, a in zip(variables, arrays):
-            v.assign(a)
-
-    def sync_models(self, member: int = 0) -> None:
-        """Keras models already hold the live weights under TensorFlow."""
 
     def generate(self, latent_vectors: np.ndarray, member: int = 0) -> np.ndarray:
         """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range, as float32 numpy

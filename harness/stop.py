@@ -11,6 +11,11 @@ class Interrupted(KeyboardInterrupt):
     sweeps stop too instead of catching it as a failed trial."""
 
 
+class Pruned(Exception):
+    """An evaluation callback's request to stop the run early (a search trial the pruner stopped): the run
+    ends KILLED with state pruned, not as an error. search.py raises one that is also optuna.TrialPruned."""
+
+
 @dataclass
 class StopFlag:
     """Set by SIGINT/SIGTERM; the loop checks it between steps so a step is never cut in half."""

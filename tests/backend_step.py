@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 import harness  # noqa: F401
+import phases
 from harness import loop, registry
 from harness.data import Dataset
 
@@ -28,10 +29,10 @@ def main(out: str, experiment: str, given: str | None) -> None:
         real = rng.random((4, 28, 28, 1), dtype=np.float32)
         z_d = rng.standard_normal((4, config.model.latent_dim)).astype(np.float32)
         z_g = rng.standard_normal((8, config.model.latent_dim)).astype(np.float32)
-    d_out = step.discriminator_phase(real, z_d)
-    g_loss = step.generator_phase(z_g)
+    d_out = phases.discriminator_phase(step, real, z_d)
+    g_loss = phases.generator_phase(step, z_g)
     after = step.state()
-    names = np.array([v.path for v in step._variables()])
+    names = np.array([v.path for v in step.variables()])
     np.savez(out, n=len(after), names=names, real=real, z_d=z_d, z_g=z_g, d_loss=float(d_out["d_loss"]), g_loss=float(g_loss),
              **{f"s{i:04d}": a for i, a in enumerate(initial)}, **{f"a{i:04d}": a for i, a in enumerate(after)})
 

@@ -3,6 +3,7 @@ HARNESS_CACHE is already set) and real MLflow stores in temporary folders."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,17 @@ def scorer_5k(mnist_5k):
     """The real cached classifier and reference set of mnist-5k, N = 1,000."""
     from metrics.scorer import Scorer
     return Scorer(mnist_5k, quiet=True)
+
+
+def eventually(condition, seconds: float = 60, every: float = 0.1) -> bool:
+    """Whether condition() became true within `seconds`, asked every `every` s: a wait on the condition
+    itself, not a fixed sleep that a loaded machine outlasts."""
+    end = time.time() + seconds
+    while not condition():
+        if time.time() > end:
+            return False
+        time.sleep(every)
+    return True
 
 
 def need(present: bool, what: str) -> None:

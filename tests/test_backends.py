@@ -27,6 +27,7 @@ def _zero_gradient(name: str, names: set) -> bool:
     return name.endswith(("bias", "bias_momentum", "bias_velocity")) and f"{layer}_bn/gamma" in names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["base", "batchnorm"])
 def test_tensorflow_and_jax_steps_make_the_same_update(tmp_path, experiment):
     tf_out, jax_out = tmp_path / "tf.npz", tmp_path / "jax.npz"
@@ -47,6 +48,7 @@ def test_tensorflow_and_jax_steps_make_the_same_update(tmp_path, experiment):
         assert moved > 10  # the step really changed weights, moments and BatchNorm statistics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["base", "batchnorm"])
 def test_fast_layers_compute_what_stock_layers_compute_under_jax(tmp_path, experiment):
     """PhaseConv2DTranspose and OneFilterConv2D's JAX-on-CPU forms: outputs, gradients, BN statistics."""
@@ -62,6 +64,7 @@ def test_fast_layers_compute_what_stock_layers_compute_under_jax(tmp_path, exper
             np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-5 * scale, err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["batchnorm"])
 def test_smoke_experiment_runs_under_jax(scorer_5k, store, name):
     """The whole path (CLI, MLflow run, evaluations, saved generator) under JAX for the model with

@@ -44,6 +44,7 @@ def test_flop_count_matches_the_built_layers(m):
     assert d == _layer_flops(models.build_discriminator(m))
 
 
+@pytest.mark.slow
 def test_bench_times_both_sides_and_a_whole_run_and_ends_with_the_ratio(store, capsys):
     assert main(["bench", "--steps", "2", "--no-score", "--profile", "--run-steps", "4", *TINY]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -70,6 +71,7 @@ def test_profile_files_every_op_under_its_layer_and_pass(mnist_5k):
     assert any(kind.endswith("FusedBatchNormV3") for kind, _ in profile.by_kind(times))
 
 
+@pytest.mark.slow
 @requires_jax
 def test_profile_under_jax_files_xla_ops_under_layers():
     p = subprocess.run([sys.executable, "-m", "harness", "bench", "--steps", "2", "--no-score", "--profile",
@@ -82,6 +84,7 @@ def test_profile_under_jax_files_xla_ops_under_layers():
     assert p.stdout.strip().splitlines()[-1].startswith("ratio=")
 
 
+@pytest.mark.slow
 @requires_jax
 def test_population_bench_prints_member_steps_against_a_solo_step():
     p = subprocess.run([sys.executable, "-m", "harness", "bench", "--population", "3", "--steps", "1", *TINY],

@@ -71,6 +71,7 @@ def _open(driver, url: str, text: str, deadline: float = 180) -> None:
             raise AssertionError(f"{url} never showed {text!r}; it showed: {driver.find_element('tag name', 'body').text[:500]}")
 
 
+@pytest.mark.slow
 def test_mlflow_ui_shows_a_finished_run_and_its_sample_grid(store, browser, shots):
     assert main(["run", "smoothing", *SMOKE]) == 0
     c = tracking.client()
@@ -98,6 +99,7 @@ def test_mlflow_ui_shows_a_finished_run_and_its_sample_grid(store, browser, shot
         proc.wait(timeout=60)
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_shows_the_study_and_its_trials(store, browser, shots):
     need(importlib.util.find_spec("optuna_dashboard") is not None, "optuna-dashboard (pip install -e \".[test]\")")
     assert main(["search", "tanh", "--trials", "2", *SMOKE]) == 0

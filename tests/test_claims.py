@@ -70,6 +70,7 @@ def _two_compares(store: Path, args: list[str]) -> list[subprocess.Popen]:
                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in (1, 2)]
 
 
+@pytest.mark.slow
 def test_two_compares_started_together_train_each_seed_once_and_agree(store):
     args = ["compare", "base", "smoothing", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
             "--steps", "24", "--set", "eval.n_images=100", "--margin", "50"]
@@ -128,19 +129,20 @@ def test_compares_opening_one_family_at_once_write_one_design(store, monkeypatch
 
 def _errored_run(seed: int):
     """A run of base that stopped on an error after its first checkpoint (resumable), as the store holds it."""
-    from harness import registry, run as run_lib
+    from harness import data, registry, runner, scorers
     _, config = registry.resolve("base", smoke=True, sets=["eval.n_images=100"])
-    dataset = run_lib.load_dataset(config, quiet=True)
+    dataset = data.for_config(config, quiet=True)
 
     def outage(step, metrics):
         raise ConnectionError("cannot reach postgresql://harness:db-secret-7@db-host/harness")
     with pytest.raises(ConnectionError):
-        run_lib.run("base", config, seed, dataset, run_lib.make_scorer(config, dataset, quiet=True), on_eval=outage)
+        runner.run("base", config, seed, dataset, scorers.make(config, dataset, quiet=True), on_eval=outage)
     c = tracking.client()
     exp = c.get_experiment_by_name("base")
     return next(r for r in c.search_runs([exp.experiment_id]) if r.data.tags["seed"] == str(seed))
 
 
+@pytest.mark.slow
 def test_run_resume_leaves_a_run_with_a_fresh_heartbeat_and_resumes_a_stale_one(store, capsys):
     run = _errored_run(0)
     reason = run.data.tags["failure.reason"]  # stored as it would be printed: the password masked
@@ -162,6 +164,7 @@ def test_run_resume_leaves_a_run_with_a_fresh_heartbeat_and_resumes_a_stale_one(
     assert len(c.search_runs([again.info.experiment_id])) == 1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_the_server_fails_to_send_stops_compare_and_retrains_nothing(tmp_path, monkeypatch, capsys):
     """The server lists the checkpoint but cannot send it (here: its file replaced by a folder, so the
     download fails with a server error): an outage, not a missing checkpoint."""

@@ -22,6 +22,7 @@ def _runs(experiment):
     return c.search_runs([exp.experiment_id]) if exp else []
 
 
+@pytest.mark.slow
 def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, capsys):
     args = ["compare", "base", "smoothing", "--smoke", "--seeds", "2", "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
@@ -74,7 +75,7 @@ def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
         seed("finished", [(150, True), (300, False), (450, False)]),  # recovers
         seed("finished", [(150, True), (300, True), (450, True)]),
         seed("diverged", [(150, True)], 160)])  # after its first evaluation
-    twin = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, twin="base")
+    twin = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, same_as="base")
     late = Arm("tanh", {}, None, "mnist-5k", {}, runs=[
         seed("finished", [(150, False), (300, True), (450, True)]),
         seed("diverged", [], 3),  # before its first evaluation
@@ -91,6 +92,7 @@ def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
     assert _over_cell(0, 0, 2) == "2 diverged" and [_over_cell(*c) for c in rows[2][1]][-1] == "-"
 
 
+@pytest.mark.slow
 def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(store, capsys):
     (store / "experiments").mkdir()
     (store / "experiments" / "explode.yaml").write_text("# A discriminator learning rate nothing survives.\n"
@@ -119,20 +121,21 @@ def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(sto
     assert "2 diverged, trained again" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_error_runs_resume_from_their_checkpoint_and_runs_from_before_identities_are_listed(store, capsys):
-    from harness import registry, run as run_lib
+    from harness import data, registry, runner, scorers
     assert main(["run", "base", "--smoke", "--set", "eval.n_images=100"]) == 0  # seed 0
     c = tracking.client()
     old = _runs("base")[0]
     for key in ("identity", "identity.schema", "numerics.version", "metrics.version", "data.fingerprint"):
         c.delete_tag(old.info.run_id, key)  # as a run made before this code recorded identities
     _, config = registry.resolve("base", smoke=True, sets=["eval.n_images=100"])
-    dataset = run_lib.load_dataset(config, quiet=True)
+    dataset = data.for_config(config, quiet=True)
 
     def outage(step, metrics):
         raise ConnectionError("tracking server unreachable")
     with pytest.raises(ConnectionError):
-        run_lib.run("base", config, 1, dataset, run_lib.make_scorer(config, dataset, quiet=True), on_eval=outage)
+        runner.run("base", config, 1, dataset, scorers.make(config, dataset, quiet=True), on_eval=outage)
     errored = next(r for r in _runs("base") if r.data.tags["seed"] == "1")
     assert errored.info.status == "FAILED" and errored.data.tags["state"] == "error"
 
@@ -166,6 +169,7 @@ def _compare_past_its_first_checkpoint(store, step: int = 48) -> subprocess.Pope
     return proc
 
 
+@pytest.mark.slow
 def test_a_seed_held_by_a_dead_process_is_waited_for_then_resumed_never_trained_twice(store, capsys, monkeypatch):
     steps, args = STEPS, COMPARE
     proc = _compare_past_its_first_checkpoint(store)  # its run and its claim beat every second
@@ -187,6 +191,7 @@ def test_a_seed_held_by_a_dead_process_is_waited_for_then_resumed_never_trained_
     assert sorted(h.step for h in history)[-1] == steps and min(h.step for h in history) == 1
 
 
+@pytest.mark.slow
 def test_a_run_lost_before_its_first_checkpoint_is_planned_and_trained_afresh(store, capsys, monkeypatch):
     proc = _compare_past_its_first_checkpoint(store, step=12)  # the console prints every 12 steps of 120
     proc.kill()  # lost at step 12, before the first evaluation (step 40) wrote a checkpoint
@@ -204,6 +209,7 @@ def test_a_run_lost_before_its_first_checkpoint_is_planned_and_trained_afresh(st
     assert fresh.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(store, capsys):
     steps, args = STEPS, COMPARE
     proc = _compare_past_its_first_checkpoint(store)
@@ -255,6 +261,7 @@ def _synthetic_arms(fids: dict, diverged: dict | None = None, collapsed: dict | 
     return arms
 
 
+@pytest.mark.slow
 def test_compare_at_two_seeds_over_every_experiment_writes_a_report_with_words_for_every_arm(store, capsys):
     """The failure that ended `compare --seeds 2` without a report after all its training."""
     from harness import registry
@@ -274,6 +281,7 @@ def test_compare_at_two_seeds_over_every_experiment_writes_a_report_with_words_f
     assert len(registry.files()) >= 6
 
 
+@pytest.mark.slow
 def test_until_decided_registers_its_design_once_and_resumes_without_training(store, capsys):
     args = ["compare", "smoothing", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
             "--set", "eval.n_images=100"]
@@ -308,6 +316,7 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert f"own design (run {designs[0].info.run_id}" in (store / "r3" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_studys_best_is_confirmed_on_fresh_seeds_beside_its_trial(store, capsys):
     smoke = ["--smoke", "--set", "eval.n_images=100"]
     assert main(["search", "smoothing", "--trials", "2", *smoke]) == 0
@@ -325,6 +334,7 @@ def test_a_studys_best_is_confirmed_on_fresh_seeds_beside_its_trial(store, capsy
     assert main(["compare", "study:smoothing/none", "--smoke"]) == 2
 
 
+@pytest.mark.slow
 def test_until_decided_resumes_at_its_look_after_sigterm_and_trains_nothing_twice(store, capsys):
     args = ["compare", "smoothing", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "4", "--steps", "60",
             "--margin", "0.001", "--set", "eval.n_images=100", "--set", "train.print_every_steps=10"]
@@ -351,6 +361,7 @@ def test_until_decided_resumes_at_its_look_after_sigterm_and_trains_nothing_twic
     assert sorted(h.step for h in history) == list(range(1, 61))  # resumed from its checkpoint, each step once
 
 
+@pytest.mark.slow
 def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(store, capsys):
     # a sweep's arm last: its label, latent[latent_dim=32], is no valid MLflow key as it stands
     args = ["compare", "smoothing", "latent", "--sweep", "model.latent_dim=32", "--smoke", "--until-decided",
@@ -382,13 +393,12 @@ def test_the_settings_say_when_earlier_evaluations_scored_fewer_images():
     from harness import config as cfg
     from harness.compare.report import settings_line
     arms = _synthetic_arms({"base": [500, 510]})
-    done = {"trained": 0, "resumed": 0, "left_out": []}
     arms[0].config = cfg.replace(arms[0].config, {"eval.n_images": 1000, "eval.interim_images": 200})
-    line = settings_line(arms, {}, done)
+    line = settings_line(arms, {}, [])
     assert "N = 1000 generated images scored against the held-out reference at the end and 200 at the" in line
     assert "FID reads higher on fewer images" in line
     arms[0].config = cfg.replace(arms[0].config, {"eval.interim_images": None})
-    assert "FID reads higher" not in settings_line(arms, {}, done)
+    assert "FID reads higher" not in settings_line(arms, {}, [])
 
 
 def test_other_families_decisions_are_read_back_under_their_arms_labels(store):
@@ -406,9 +416,9 @@ def test_other_families_decisions_are_read_back_under_their_arms_labels(store):
                                                f"decision.{study.label}": "worse at 4 seeds"})
     s.params(run_id, {"arms": json.dumps([latent.label, study.label]),
                       "digests": json.dumps([latent.digest, study.digest])})
-    fam = open_family(s, "compare", "new", base, [latent, study], Design((latent.label, study.label), 3, 5))
+    family = open_family(s, "compare", "new", base, [latent, study], Design((latent.label, study.label), 3, 5))
     assert latent.label == "latent[latent_dim=32]"
-    assert fam.others == [(run_id, [latent.label, study.label],
+    assert family.others == [(run_id, [latent.label, study.label],
                            {latent.label: "better at 3 seeds", study.label: "worse at 4 seeds"})]
 
 

@@ -60,6 +60,7 @@ def test_variants_change_only_their_keys():
     (["tanh", "--sweep", "model.latent_dim=32"], ["no experiment compared here sweeps it", "tanh"]),
     (["latent", "--sweep", "model.latent_dim"], ["KEY=V1,V2"]),
 ])
+@pytest.mark.slow
 def test_compare_sweep_subset_errors_in_one_sentence(args, words, capsys):
     assert main(["compare", "--smoke", *args]) == 2
     err = capsys.readouterr().err

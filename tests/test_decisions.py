@@ -55,6 +55,7 @@ def test_rates_intervals_and_the_posterior_on_known_cases():
     assert d == pytest.approx(0.4) and -1 <= low < 0 < high <= 1
 
 
+@pytest.mark.slow
 def test_the_rank_rule_holds_its_level_on_continuous_and_bimodal_draws():
     looks, target = LOOKS["3..8"], ALPHA / 6
     rule = rk.rule(looks, target)

@@ -35,6 +35,7 @@ def _generator_weights(c, run_id, tmp):
     return [np.asarray(w) for w in keras.models.load_model(path).get_weights()]
 
 
+@pytest.mark.slow
 def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(store, tmp_path):
     proc = _start(store)
     for line in proc.stderr:  # wait until it is well into training, past its first evaluation
@@ -69,9 +70,10 @@ def test_sigint_checkpoints_and_resume_matches_an_uninterrupted_run(store, tmp_p
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_and_continues_runs_from_before_identities(store, capsys):
     import json
-    from harness import checkpoint, run as run_lib
+    from harness import checkpoint, runner
     proc = _start(store)
     for line in proc.stderr:
         if f"step 48/{STEPS}" in line:
@@ -87,7 +89,7 @@ def test_resume_refuses_other_settings_and_continues_runs_from_before_identities
     c, (run,) = _runs("batchnorm")
     path = tracking.Store().artifact_folder(run.info.run_id) / "checkpoint" / "state.npz"
     step, arrays, meta = checkpoint.load(path)
-    assert meta["identity"]["numerics"] == run_lib.identity.NUMERICS_VERSION
+    assert meta["identity"]["numerics"] == runner.identity.NUMERICS_VERSION
     checkpoint.save(path.parent, step, arrays, {**meta, "identity": {**meta["identity"], "numerics": 99}})
     assert main(args) == 2  # another train step's maths: it cannot continue this run
     assert "train step numerics v99 -> v" in capsys.readouterr().err
@@ -115,10 +117,10 @@ def test_nan_stops_the_run_marks_it_failed_and_keeps_the_last_good_checkpoint(st
 
 def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store, tmp_path):
     # Fault injection: the step's outputs turn NaN from step 5 on; evaluations after steps 2 and 4 were good.
-    from harness import checkpoint, loop, registry, run as run_lib
+    from harness import checkpoint, data, loop, registry, runner
     from metrics.scorer import Scorer
     _, config = registry.resolve("base", smoke=True, sets=["eval.n_images=100"])
-    dataset = run_lib.load_dataset(config, quiet=True)
+    dataset = data.for_config(config, quiet=True)
     scorer = Scorer(dataset, 100, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=True)
     original = loop.make_step
 
@@ -134,7 +136,7 @@ def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store,
         return step
     loop.make_step = poisoned
     try:
-        result = run_lib.run("base", config, 0, dataset, scorer)
+        result = runner.run("base", config, 0, dataset, scorer)
     finally:
         loop.make_step = original
     assert result.status == "FAILED" and "step 5" in result.reason
@@ -147,6 +149,7 @@ def test_divergence_after_an_evaluation_keeps_that_checkpoint_and_metrics(store,
     assert step == 4 and all(np.isfinite(a).all() for a in arrays if a.dtype.kind == "f")
 
 
+@pytest.mark.slow
 def test_collapse_is_judged_from_the_samples_and_said_in_words(store, capsys):
     # Six steps at tiny width make no digits: the final samples are one class to the classifier.
     assert main(["run", "smoothing", "--smoke", "--set", "eval.n_images=100"]) == 0
@@ -159,6 +162,7 @@ def test_collapse_is_judged_from_the_samples_and_said_in_words(store, capsys):
     assert [line.split()[1:3] for line in out.splitlines() if line.startswith("smoothing-s0")] == [["FINISHED", "COLLAPSED"]]
 
 
+@pytest.mark.slow
 def test_concurrent_runs_on_a_fresh_store_all_land(store):
     """Four processes race to create one SQLite store, its experiment and their runs."""
     cmd = [sys.executable, "-m", "harness", "run", "smoothing", "--smoke", "--steps", "2",

@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from extras import requires_jax
 
 HERE = Path(__file__).parent
@@ -106,6 +107,7 @@ def _check(arrays: dict, labels=None) -> list[str]:
             if worst > tolerance]
 
 
+@pytest.mark.slow
 def test_tensorflow_step_is_the_seed_loop_for_every_experiment():
     assert _check(seed_loop.all_cases()) == []
 
@@ -138,6 +140,7 @@ def _without_tanh_scaling(config, dataset):
         models.pixel_range = right
 
 
+@pytest.mark.slow
 def test_each_injected_bug_fails_by_over_100x_its_tolerance():
     """Bugs injected into the harness side, each against the seed's loop of its experiment, stock layers."""
     from harness import config as cfg
@@ -158,6 +161,7 @@ def test_each_injected_bug_fails_by_over_100x_its_tolerance():
         assert worst[1] > 100 * worst[2], f"{bug}: the largest excess is {worst[1] / worst[2]:.0f}x ({worst[0]})"
 
 
+@pytest.mark.slow
 @requires_jax
 def test_jax_step_is_the_seed_loop_for_every_experiment(tmp_path):
     """The jitted harness step against the seed's loop op by op (--eager-reference: its train functions

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -22,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import optuna
+import pytest
 
 import tracking_server
 from harness import search, server
@@ -77,6 +77,7 @@ def _authenticated_server(tmp_path, postgres):
         yield Server(base, mlflow_server, worker_env, worker_password, admin_password)
 
 
+@pytest.mark.slow
 def test_two_machines_share_a_compare_and_a_dead_ones_seed_is_resumed_not_retrained(tmp_path, postgres, scorer_5k,
                                                                                     classifier_cache):
     """Two compare workers, each with its own folder and cache, share one comparison through the
@@ -130,6 +131,7 @@ def test_two_machines_share_a_compare_and_a_dead_ones_seed_is_resumed_not_retrai
                 os.environ.pop(key, None)
 
 
+@pytest.mark.slow
 def test_two_machines_share_a_study_through_postgres_and_an_authenticated_server(tmp_path, postgres, scorer_5k,
                                                                                  classifier_cache):
     """scorer_5k: the classifier is trained here first; machine A's cache is a copy of this one, machine B's

@@ -136,11 +136,12 @@ def test_real_digits_score_far_better_than_broken_ones(scorer_5k, mnist_5k):
         assert s["precision"] < s_real["precision"] or s["recall"] < s_real["recall"]
 
 
+@pytest.mark.slow
 def test_smoke_generator_scores_far_worse_than_real(store, scorer_5k):
-    from harness import run as run_lib, registry
+    from harness import data, registry, runner
     _, c = registry.resolve("base", smoke=True, sets=["eval.n_images=1000"])
-    dataset = run_lib.load_dataset(c, quiet=True)
-    result = run_lib.run("base", c, 0, dataset, scorer_5k)
+    dataset = data.for_config(c, quiet=True)
+    result = runner.run("base", c, 0, dataset, scorer_5k)
     assert result.status == "FINISHED"
     assert result.metrics["fid"] > 20 * scorer_5k.floor["fid"]
     assert result.metrics["is"] < scorer_5k.floor["is"] - 3
@@ -169,6 +170,7 @@ def test_collapse_is_judged_the_same_way_from_any_samples(scorer_5k, mnist_5k):
     assert "few classes" in collapse.describe(one_class) or "one class" in collapse.describe(one_class)
 
 
+@pytest.mark.slow
 def test_classifier_and_reference_caches_are_keyed_by_the_data_content(tmp_path, monkeypatch, mnist_5k):
     """A changed file or split trains and computes afresh; the same content at another path does not."""
     from harness import data
@@ -230,17 +232,17 @@ def test_one_tracking_store_shares_one_classifier(store, scorer_5k, mnist_5k, tm
     The first machine's cache was written before weight digests (its json lacks one): it gains one."""
     import shutil
     from pathlib import Path
-    from harness import run, tracking
+    from harness import scorers, tracking
     machine_a = tmp_path / "machine-a" / "classifier"
     shutil.copytree(Path(scorer_5k.classifier_info["path"]).parent, machine_a,
                     ignore=lambda folder, names: [n for n in names if not n.startswith("mnist-5k-")])
     for meta in machine_a.glob("*.json"):
         meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "weights"}))
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "machine-a"))
-    a = run.classifier_info(mnist_5k, quiet=True)  # this cache has it: published to the store
+    a = scorers.classifier_info(mnist_5k, quiet=True)  # this cache has it: published to the store
     assert a["weights"] == scorer_5k.classifier_info["weights"]
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "machine-b"))
-    b = run.classifier_info(mnist_5k, quiet=True)
+    b = scorers.classifier_info(mnist_5k, quiet=True)
     assert b["weights"] == a["weights"] and b["train_seconds"] == a["train_seconds"]
     assert Path(b["path"]).is_relative_to(tmp_path / "machine-b")
     assert len(tracking.Store().runs(tracking.CLASSIFIERS)) == 1  # nothing trained or published twice

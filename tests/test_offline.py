@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from extras import requires_jax
 
 from harness import identity, registry, sink, tracking
@@ -18,6 +20,7 @@ pytestmark = requires_jax
 SCRIPT = Path(__file__).parent.parent / "bench" / "recipe_gpu.py"
 
 
+@pytest.mark.slow
 def test_offline_results_import_as_runs_of_their_own_identity(store, capsys, scorer_5k):
     data, out = store / "device", store / "out"
     spec = importlib.util.spec_from_file_location("recipe_gpu", SCRIPT)
@@ -70,8 +73,9 @@ def test_offline_results_import_as_runs_of_their_own_identity(store, capsys, sco
     report = (store / "r" / "report.md").read_text()
     for arm in ("base", "smoothing"):  # both seeds of each arm reported (escaped or not), none diverged
         assert re.search(rf"^\| {arm} \| \d of 2 \[", report, re.M), report[:3000]
-    assert "count as not escaped: 0 in all." in report and "0 runs trained" in report
-    assert "backend jax on cpu" in report and "made elsewhere" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "count as not escaped: 0 in all." in report and "0 runs trained and 0 resumed" in captured.out
+    assert "backend jax on cpu" in report and "made elsewhere" in captured.err
     _, config = registry.resolve("base", smoke=True, flags={"train.steps": 40})
     here = identity.digest(identity.of(config, tags["data.fingerprint"], classifier=tags["identity.classifier"]))  # TensorFlow's: another identity
     assert here != tags["identity"]

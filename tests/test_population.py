@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tracking_server
 from extras import requires_jax
 
@@ -36,6 +37,7 @@ def _weights(c, run_id, folder):
     return keras.models.load_model(path).get_weights()
 
 
+@pytest.mark.slow
 def test_population_members_are_their_solo_runs(store, tmp_path):
     args = ["run", "base", "--smoke", "--seeds", "2", "--set", "eval.n_images=100"]  # dropout 0.4, on
     _harness(store, *args, "--set", "train.population=true")
@@ -67,6 +69,7 @@ def test_population_members_are_their_solo_runs(store, tmp_path):
         assert max(np.abs(x - y).max() for x, y in zip(wa, wb)) <= 1e-6 * largest
 
 
+@pytest.mark.slow
 def test_a_diverging_member_stops_the_others_go_on_and_a_signal_checkpoints_them_all(store):
     """lr 5e5 for both networks: seeds 0 and 1 diverge at step 3, seed 2 trains on (found by a scan)."""
     (store / "experiments").mkdir()
@@ -99,6 +102,7 @@ def test_a_diverging_member_stops_the_others_go_on_and_a_signal_checkpoints_them
     assert max(h.step for h in c.get_metric_history(members["0"].info.run_id, "train/g_loss")) == 2
 
 
+@pytest.mark.slow
 def test_a_population_on_a_server_resumes_on_another_machine_from_its_parents_checkpoint(tmp_path, monkeypatch):
     """Artifacts on a server (proxied, so no machine sees another's files): the population's checkpoint
     goes to its parent run there, and a second working folder with nothing on disk (another machine)

@@ -24,6 +24,7 @@ def _artifacts(c: MlflowClient, run_id: str, path: str = "") -> set[str]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["base", "tanh", "batchnorm", "smoothing"])
 def test_experiment_smoke_run_is_logged(name, in_shared_store, capsys):
     assert main(["run", name, "--smoke"]) == 0
@@ -55,6 +56,7 @@ def test_experiment_smoke_run_is_logged(name, in_shared_store, capsys):
     assert "--smoke" not in out.err or "Traceback" not in out.err
 
 
+@pytest.mark.slow
 def test_latent_sweep_makes_children_of_one_parent(in_shared_store, capsys):
     assert main(["run", "latent", "--smoke", "--seeds", "1", "--set", "eval.n_images=100"]) == 0
     c, runs = _runs("latent")
@@ -68,6 +70,7 @@ def test_latent_sweep_makes_children_of_one_parent(in_shared_store, capsys):
     assert parents[0].info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses_through_the_cli(in_shared_store):
     assert main(["run", "smoothing", "--smoke", "--set", "train.seed=7"]) == 0
     # Keys outside the identity change no computation: fewer images scored before the last evaluation
@@ -95,6 +98,7 @@ def test_sample_command_writes_a_grid(in_shared_store, tmp_path):
     assert main(["sample", "0" * 32]) == 2
 
 
+@pytest.mark.slow
 def test_epochs_flag_beats_smoke_steps(store, capsys):
     assert main(["run", "base", "--smoke", "--epochs", "1", "--set", "eval.n_images=100"]) == 0
     c, runs = _runs("base")
@@ -104,9 +108,9 @@ def test_epochs_flag_beats_smoke_steps(store, capsys):
 
 
 def test_a_long_run_says_how_long_before_its_first_step(mnist_5k, scorer_5k, capsys):
-    from harness import run
+    from harness import plan
     _, config = registry.resolve("base", smoke=True, flags={"train.epochs": 100, "train.steps": None})
-    run.announce("base", config, mnist_5k, scorer_5k, runs=2)
+    plan.announce("base", config, mnist_5k, scorer_5k, runs=2)
     err = capsys.readouterr().err
     total = 100 * (4000 // config.train.batch_size)
     assert f"2 runs of {total:,} steps (100 epochs of 4,000 mnist-5k digits)" in err

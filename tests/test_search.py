@@ -12,6 +12,7 @@ import yaml
 
 from harness import registry, tracking
 from harness import study as study_lib
+from conftest import eventually
 from harness.__main__ import main
 
 SMOKE = ["--smoke", "--set", "eval.n_images=100"]
@@ -31,6 +32,7 @@ def _children(experiment, study_name):
     return c, parents, children
 
 
+@pytest.mark.slow
 def test_study_trials_are_child_runs_and_resume_adds_trials(store, capsys):
     assert main(["search", "smoothing", "--trials", "2", *SMOKE]) == 0
     study = _study()
@@ -65,6 +67,7 @@ def test_study_trials_are_child_runs_and_resume_adds_trials(store, capsys):
     assert config.train.lr_g == pytest.approx(delta["train"]["lr_g"])
 
 
+@pytest.mark.slow
 def test_two_workers_lose_no_trial(store):
     assert main(["search", "tanh", "--trials", "4", "--workers", "2", *SMOKE]) == 0
     study = _study("tanh")
@@ -95,6 +98,7 @@ def test_pruner_stops_a_trial_far_worse_than_earlier_ones(store):
     assert run.data.tags["optuna.state"] == "pruned"
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(store):
     (store / "experiments").mkdir()
     (store / "experiments" / "explode.yaml").write_text(
@@ -111,6 +115,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(store):
     assert {r.data.tags["optuna.state"] for r in children if r.data.tags["state"] == "diverged"} == {"fail"}
 
 
+@pytest.mark.slow
 def test_a_dead_workers_trial_is_asked_again_and_resumes_its_run_from_its_checkpoint(store):
     import signal
     args = ["search", "base", "--study", "dead", "--trials", "1", "--smoke", "--steps", "60",
@@ -140,9 +145,9 @@ def test_a_dead_workers_trial_is_asked_again_and_resumes_its_run_from_its_checkp
     assert len(children) == 1
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
     import signal
-    import time
     from harness import server
     proc = subprocess.Popen([sys.executable, "-m", "harness", "search", "base", "--trials", "4", "--workers", "2",
                              "--smoke", "--steps", "400", "--set", "eval.n_images=100",
@@ -157,8 +162,7 @@ def test_sigterm_to_a_search_stops_its_workers_and_orphans_no_trial(store):
         assert len(workers) == 2
         proc.send_signal(signal.SIGTERM)  # to the parent alone, as a process manager would
         proc.communicate(timeout=180)
-        time.sleep(0.5)
-        assert proc.returncode == 130 and not [p for p in workers if server.alive(p)]
+        assert proc.returncode == 130 and eventually(lambda: not [p for p in workers if server.alive(p)])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from conftest import need
 from tracking_server import free_port
 from harness import server
@@ -42,6 +44,7 @@ def _watched(args: list[str], cwd: Path, env: dict, secret: str, serve_s: float 
     return output[0] if output else ""
 
 
+@pytest.mark.slow
 def test_a_password_in_a_store_uri_is_on_no_command_line_and_in_no_output(tmp_path, postgres):
     url = urlsplit(os.environ["HARNESS_TEST_POSTGRES"])
     need(url.password is not None and url.password != url.username,

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from conftest import eventually
 from tracking_server import free_port
 from harness import server, tracking
 from harness.__main__ import main
@@ -47,13 +48,14 @@ def _stop_and_check_tree(proc: subprocess.Popen) -> None:
     assert not [p for p in tree if "huey" in server.cmdline(p)], "MLflow's job consumers were started"
     proc.send_signal(signal.SIGTERM)  # to harness alone, as a process manager would
     proc.wait(timeout=60)
-    time.sleep(0.5)
+    eventually(lambda: not [p for p in tree if server.alive(p)], seconds=10)
     left = [p for p in tree if server.alive(p)]
     if left:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not left, [server.cmdline(p) for p in left]
 
 
+@pytest.mark.slow
 def test_ui_serves_runs_lean_in_the_model_training_view_and_stops_its_tree(store):
     assert main(["run", "smoothing", *SMOKE]) == 0
     c = tracking.client()
@@ -75,6 +77,7 @@ def test_ui_serves_runs_lean_in_the_model_training_view_and_stops_its_tree(store
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_dashboard_serves_the_search_storage_and_stops_its_tree(store, capsys):
     pytest.importorskip("optuna_dashboard")
     assert main(["search", "tanh", "--trials", "2", *SMOKE]) == 0
@@ -94,6 +97,7 @@ def test_dashboard_serves_the_search_storage_and_stops_its_tree(store, capsys):
     assert "/dashboard/studies/" in out
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_lines_show_only_with_verbose(store):
     import re
     from harness.console import NOISE

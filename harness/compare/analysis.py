@@ -26,7 +26,7 @@ def analyse(arms: list[Arm], margin: float | None = None, margin_source: str = "
     results = []
     for group, members in by_group.items():
         base = next((a for a in members if a.experiment == "base" and not a.point), None)
-        tested = [a for a in members if a is not base and not a.twin and base is not None]
+        tested = [a for a in members if a is not base and not a.same_as and base is not None]
         most = max([len(a.runs) for a in members] + [1])
         design = Design(tuple(a.label for a in tested), most, most, margin=margin,
                         margin_source=margin_source or Design.margin_source,
@@ -34,8 +34,8 @@ def analyse(arms: list[Arm], margin: float | None = None, margin_source: str = "
         for arm in members:
             if arm is base:
                 results.append(reference(arm))
-            elif arm.twin:
-                results.append(reference(arm, f"the same run identity as {arm.twin}: the same runs, not a separate test"))
+            elif arm.same_as:
+                results.append(reference(arm, f"the same run identity as {arm.same_as}: the same runs, not a separate test"))
             elif base is None:
                 results.append(reference(arm, f"not compared: no base arm with the same data, backend, code version "
                                               f"and metric settings (this arm: {group[0]}, {group[2]} on {group[3]}, "

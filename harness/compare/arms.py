@@ -6,9 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from harness import config as cfg
 from harness import identity, registry, tracking
-from harness import run as run_lib
 from harness.config import Config
 from harness.tracking import RunState, Store
 from metrics import collapse
@@ -57,7 +55,7 @@ class Arm:
     dataset: str  # the name of the data actually used
     identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
     runs: list = field(default_factory=list)  # one SeedOutcome per seed: see outcome()
-    twin: str = ""  # label of an earlier arm with this very identity (latent at 100 is base): its runs are used
+    same_as: str = ""  # label of an earlier arm with this very identity (latent at 100 is base): its runs are used
     title: str = ""  # its label when not the experiment's own (a study's best: study:EXPERIMENT/NAME)
     tags: dict = field(default_factory=dict)  # on each run it trains
     best: dict = field(default_factory=dict)  # a study's best trial: study, trial, value, seed, run_id
@@ -108,55 +106,6 @@ class Arm:
 def data_key(config: Config) -> tuple:
     """What chooses an arm's data (the datasets dict's key): its name, path and split seed."""
     return config.data.name, config.data.path, config.data.split_seed
-
-
-def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend: str | None = None,
-            platform: str | None = None, sweeps: dict | None = None, storage: str | None = None
-            ) -> tuple[list[Arm], dict]:
-    """Arms for the named experiments (base first) and studies' best trials (study:EXPERIMENT/NAME, from
-    the Optuna storage), with the datasets they use; backend and platform: of runs made elsewhere (an
-    accelerator's, imported), instead of this machine's; sweeps: key -> the values of that sweep to
-    compare (default: all of them)."""
-    from harness.compare import confirm
-    names = list(dict.fromkeys(["base", *names]))
-    studies = [n for n in names if confirm.is_study(n)]
-    names = [n for n in names if not confirm.is_study(n)]
-    unswept = [k for k in (sweeps or {}) if not any(k in registry.load(n).sweep for n in names)]
-    if unswept:
-        raise cfg.ConfigError(f"--sweep {unswept[0]}: no experiment compared here sweeps it "
-                              f"(named: {', '.join(names)}).")
-    datasets: dict = {}
-    classifiers: dict = {}
-    arms = []
-    for name in names:
-        experiment, config = registry.resolve(name, smoke, flags, sets)
-        key = data_key(config)
-        if key not in datasets:
-            datasets[key] = run_lib.load_dataset(config)
-            classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]  # part of every arm's identity
-        dataset = datasets[key]
-        fixed = tuple(s.partition("=")[0].strip() for s in sets)
-        for point in experiment.sweep_points(fixed, sweeps):
-            arm_config = cfg.replace(config, point) if point else config
-            arm = Arm(name, point, arm_config, dataset.name,
-                      identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform,
-                                  classifier=classifiers[key]))
-            arm.twin = next((a.label for a in arms if a.digest == arm.digest), "")
-            arms.append(arm)
-    if studies:
-        store = Store()
-    for name in studies:  # each study's best, retrained on fresh seeds at the study's own settings
-        experiment, best = confirm.best_trial(name, storage)
-        config = confirm.confirmed_config(store, experiment, best, smoke, flags, sets)
-        key = data_key(config)
-        if key not in datasets:
-            datasets[key] = run_lib.load_dataset(config)
-            classifiers[key] = run_lib.classifier_info(datasets[key])["weights"]
-        arms.append(Arm(experiment, {}, config, datasets[key].name,
-                        identity.of(config, datasets[key].fingerprint, backend=backend, device=platform,
-                                    classifier=classifiers[key]),
-                        title=name, tags={"confirms": best["study"], "confirms.trial": best["trial"]}, best=best))
-    return arms, datasets
 
 
 def _is_seed_run(run) -> bool:
@@ -225,7 +174,7 @@ def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, 
     (collapsed, evaluated, diverged before it) -- a diverged seed is evaluated until it stopped and
     counted as diverged at every later evaluation of its arm (up to the arm's last: arms of another
     length are not counted at steps they never reach)."""
-    arms = [a for a in arms if not a.twin]
+    arms = [a for a in arms if not a.same_as]
     steps = sorted({s for a in arms for r in a.runs for s, _ in r.collapse_history})
     rows = []
     for arm in arms:
@@ -258,7 +207,7 @@ def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
     """(experiment, run id, kind, reason) for every run of the compared experiments that the report does
     not use; kind is a short class of reason (for counts), reason says it in full."""
     used = {r.run_id for arm in arms for r in arm.runs}
-    twins = {a.digest: a.twin for a in arms if a.twin}
+    twins = {a.digest: a.same_as for a in arms if a.same_as}
     out = []
     for experiment, runs in runs_of.items():
         mine = [a for a in arms if a.experiment == experiment]

@@ -10,7 +10,7 @@ recorded in it, so an interrupted comparison resumes at its look, no run is trai
 run of the same seed cannot rewrite a look already made. Other arms, looks, budget or primary arm make
 another family, with a design of its own; the report names the other families over the same arms.
 
-Per look, for every arm still undecided: base and the arm get seeds up to the look's count (schedule.fill
+Per look, for every arm still undecided: base and the arm get seeds up to the look's count (schedule.train_missing
 trains only what is missing), then design.judge decides: better, worse or mixed (on escape or on escaped
 quality), or another round. With --primary only that arm is decided; the others follow it as estimates.
 """
@@ -30,7 +30,7 @@ from harness import statistics as st
 from harness.compare.arms import Arm, data_key, left_out, outcome
 from harness.compare.design import ArmResult, Design, judge
 from harness.compare.options import CompareOptions
-from harness.compare.schedule import fill
+from harness.compare.schedule import Totals, train_missing
 from harness.config import UserError
 from harness.tracking import RunState, Store
 
@@ -134,17 +134,17 @@ def _open_family(store: Store, experiment: str, key: str, base: Arm, tested: lis
     return Family(design, run_id, looks=looks, others=others, budget=budget)
 
 
-def _replay(store: Store, fam: Family, look: int, arms: list[Arm], claims: claims_lib.Claims) -> None:
+def _hold_to_record(store: Store, family: Family, look: int, arms: list[Arm], claims: claims_lib.Claims) -> None:
     """Hold each arm to the runs recorded for this look (a later run of a seed does not rewrite it), or
     record them now. Under the family's claim, reading the record again first: compares sharing the
     family record each look once and judge the same runs."""
-    with claims.mutex(f"looks:{fam.run_id}", f"look {look} of design run {fam.run_id[:8]} being recorded"):
-        fam.looks = json.loads(store.read_text(fam.run_id, LOOKS) or "{}")
-        _record(store, fam, look, arms)
+    with claims.mutex(f"looks:{family.run_id}", f"look {look} of design run {family.run_id[:8]} being recorded"):
+        family.looks = json.loads(store.read_text(family.run_id, LOOKS) or "{}")
+        _record(store, family, look, arms)
 
 
-def _record(store: Store, fam: Family, look: int, arms: list[Arm]) -> None:
-    recorded = fam.looks.get(str(look), {})
+def _record(store: Store, family: Family, look: int, arms: list[Arm]) -> None:
+    recorded = family.looks.get(str(look), {})
     for arm in arms:
         ids = [r.run_id for r in arm.runs]
         if arm.label in recorded and recorded[arm.label] != ids:
@@ -152,19 +152,19 @@ def _record(store: Store, fam: Family, look: int, arms: list[Arm]) -> None:
                   file=sys.stderr)
             arm.runs = [outcome(store, store.get(run_id), arm) for run_id in recorded[arm.label]]
         recorded[arm.label] = [r.run_id for r in arm.runs]
-    fam.looks[str(look)] = recorded
-    store.text(fam.run_id, json.dumps(fam.looks, indent=1), LOOKS)
+    family.looks[str(look)] = recorded
+    store.text(family.run_id, json.dumps(family.looks, indent=1), LOOKS)
 
 
 def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str, options: CompareOptions,
                   margin: float | None, margin_source: str) -> tuple[dict, dict, Family]:
-    """Run the looks; returns (arm label -> Decision, fill's totals, the family). options.budget: the most
+    """Run the looks; returns (arm label -> Decision, train_missing's totals, the family). options.budget: the most
     runs (seeds of base and the arms, reused ones included) the family may hold; when a look would pass it,
     arms get their seed in the order named, and those left without one end undecided at their last look."""
     first, most, budget = arms[0].config.train.seeds, options.max_seeds, options.budget
     if not 2 <= first <= most:
         raise UserError(f"--until-decided needs 2 <= --seeds <= --max-seeds (got {first} and {most}).")
-    base, tested = arms[0], [a for a in arms[1:] if not a.twin]
+    base, tested = arms[0], [a for a in arms[1:] if not a.same_as]
     if options.primary is not None and options.primary not in {a.label for a in tested}:
         raise UserError(f"--primary {options.primary}: not an arm of this comparison (arms: "
                         f"{', '.join(a.label for a in tested)}).")
@@ -179,26 +179,26 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
                     options.spending, options.gamma)
     key = family_key(base, tested, first, most, options.spending, options.gamma, budget, options.primary)
     claims = claims_lib.open_claims(options.storage)
-    fam = open_family(store, experiment, key, base, tested, design, budget, claims)
+    family = open_family(store, experiment, key, base, tested, design, budget, claims)
     c = base.config
     n_train = len(datasets[data_key(c)].train_images)
     most_runs = (len(tested) + 1) * most if budget is None else min(budget, (len(tested) + 1) * most)
     print(f"--until-decided: looks at {first} to {most} seeds a side for {len(tested)} arms and base; at most "
           f"{most_runs} runs of {loop.total_steps(c, n_train):,} steps if no arm is decided early"
-          + (f" (the budget: {budget})" if budget is not None else "") + f" (design run {fam.run_id}). "
+          + (f" (the budget: {budget})" if budget is not None else "") + f" (design run {family.run_id}). "
           "Each round's plan follows.", file=sys.stderr)
     decisions: dict = {}
     histories: dict = {a.label: [] for a in tested}  # an ArmResult at each look
-    totals = {"trained": 0, "resumed": 0, "left_out": []}
+    totals = Totals()
     run_seconds = 0.0
 
-    def runs_held() -> int:  # runs the family holds so far
+    def runs_so_far() -> int:  # runs the family holds so far
         return len(base.runs) + sum(len(a.runs) for a in tested)
 
     for look in range(first, most + 1):
         active = [a for a in tested if a.label not in decisions]
         if budget is not None and look > first:  # this look's seeds, in the order named, while the budget lasts
-            paid = active[:max(0, budget - runs_held() - 1)]
+            paid = active[:max(0, budget - runs_so_far() - 1)]
             for arm in active[len(paid):]:
                 last = histories[arm.label][-1]
                 decisions[arm.label] = Decision(_unsettled(last, design), look - 1, last,
@@ -210,11 +210,10 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
         for arm in [base, *active]:
             arm.config, arm.runs = cfg.replace(arm.config, {"train.seeds": look}), []
         print(f"look at {look} seeds a side: {', '.join(a.label for a in active)}", file=sys.stderr)
-        done = fill([base, *active], datasets, store, claims=claims)
-        totals["trained"] += done["trained"]
-        totals["resumed"] += done["resumed"]
-        run_seconds = done["seconds_per_run"] or run_seconds
-        _replay(store, fam, look, [base, *active], claims)
+        done = train_missing([base, *active], datasets, store, claims=claims)
+        totals.add(done)
+        run_seconds = done.seconds_per_run or run_seconds
+        _hold_to_record(store, family, look, [base, *active], claims)
         for arm in active:
             result = judge(arm, base, design, look)
             if min(len(arm.runs), len(base.runs)) < look:  # the rules hold for complete looks only
@@ -237,7 +236,7 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
         if still and look < most:
             runs_left = (len(still) + 1) * (most - look)
             if budget is not None:
-                runs_left = min(runs_left, budget - runs_held())
+                runs_left = min(runs_left, budget - runs_so_far())
             if runs_left < 2:  # a look needs base's seed and one arm's: none can come
                 print(f"  the run budget ({budget}) is spent: {', '.join(a.label for a in still)} end undecided "
                       f"at {look} seeds", file=sys.stderr)
@@ -245,14 +244,14 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
                 print(f"  at most {runs_left} more runs to {most} seeds"
                       + (f", about {plan.duration(runs_left * run_seconds)} here" if run_seconds else ""),
                       file=sys.stderr)
-    store.tags(fam.run_id, {decision_tag(label): f"{d.verdict.split(':')[0]} at {d.seeds} seeds"
+    store.tags(family.run_id, {decision_tag(label): f"{d.verdict.split(':')[0]} at {d.seeds} seeds"
                             for label, d in decisions.items()})
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in arms:  # a twin's runs are its original's
-        if arm.twin:
-            arm.runs = next(a for a in arms if a.label == arm.twin).runs
-    totals["left_out"] = left_out(arms, runs_of)
-    return decisions, totals, fam
+        if arm.same_as:
+            arm.runs = next(a for a in arms if a.label == arm.same_as).runs
+    totals.left_out = left_out(arms, runs_of)
+    return decisions, totals, family
 
 
 def _unsettled(result: ArmResult, design: Design) -> str:

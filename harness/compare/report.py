@@ -100,17 +100,17 @@ def confirmations_section(arms: list[Arm], results: list[ArmResult]) -> list[str
     return lines + [""]
 
 
-def decisions_section(decisions: dict, fam) -> list[str]:
+def decisions_section(decisions: dict, family) -> list[str]:
     """The sequential design's record and each arm's decision, with every look (harness/compare/looks.py)."""
-    design = fam.design
+    design = family.design
     lines = ["## The decisions: seeds spent until each arm is decided", "",
-             f"A sequential design, registered in the store before its first look (design run {fam.run_id}). "
+             f"A sequential design, registered in the store before its first look (design run {family.run_id}). "
              + design_paragraph(design, sequential=True)
              + " An arm stops at the first look where it is better, worse or mixed; the difference at its stopping "
              "look leans away from 0 (arms stop when they happen to look extreme); its interval still holds."
-             + (f" A budget of {fam.budget} runs (base's and the arms' seeds) was set with the design: when a look "
+             + (f" A budget of {family.budget} runs (base's and the arms' seeds) was set with the design: when a look "
                 "would pass it, arms got their seed in the order named, and those left without one ended at their "
-                "last look." if fam.budget else ""), "",
+                "last look." if family.budget else ""), "",
              "| arm | decision | seeds a side | escaped, arm vs base | Δ escaped FID [repeated CI] | every look: "
              "seeds, escaped arm vs base, Δ escaped FID | note |", "|---|---|---|---|---|---|---|"]
     for label, d in decisions.items():
@@ -119,7 +119,7 @@ def decisions_section(decisions: dict, fam) -> list[str]:
         lines.append(f"| {_cell(label)} | **{_cell(d.verdict)}** | {d.seeds} | {r.escape.k} of {r.seeds} vs "
                      f"{r.escape.k_ref} of {r.escape.n_ref} | {_diff_cell(r)} | {looks} | "
                      f"{_cell(d.note or 'none')} |")
-    for run_id, arms, made in fam.others:
+    for run_id, arms, made in family.others:
         said = "; ".join(f"{arm}: {v}" for arm, v in made.items()) or "no decision recorded"
         lines += ["", f"Another family over some of these arms has its own design (run {run_id}, arms "
                   f"{', '.join(arms)}): {said}. Its decisions are not pooled with these."]
@@ -192,7 +192,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
     lines += ["", "## Every run", "", "Each seed's outcome, with its full MLflow run id (a twin arm's runs are listed "
               "once, under the arm that made them).", "", "| arm | seed | run id | outcome | final FID | at the end |",
               "|---|---|---|---|---|---|"]
-    for arm in (a for a in arms if not a.twin):
+    for arm in (a for a in arms if not a.same_as):
         for r in sorted(arm.runs, key=lambda r: r.seed):
             fid = r.metrics.get("fid", float("nan"))
             if r.outcome != "finished":
@@ -239,7 +239,7 @@ def terminal_table(results: list[ArmResult]) -> str:
     return "\n".join(out)
 
 
-def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
+def settings_line(arms: list[Arm], datasets: dict, left_out: list) -> str:
     """Every setting of the comparison in plain words, the identity included."""
     c, i = arms[0].config, arms[0].identity
     n_scored = c.eval.n_images or len(datasets[data_key(c)].test_images)
@@ -253,12 +253,12 @@ def settings_line(arms: list[Arm], datasets: dict, done: dict) -> str:
             f"images scored against the held-out reference at the end{interim}; {_seed_counts(arms)} starting at "
             f"seed {c.train.seed}. Identity: backend {i['backend']} on {i['platform']}, {i['precision']}, numerics "
             f"v{i['numerics']}, metrics v{i['metrics']}. Libraries: {', '.join(versions) or 'unknown'}. "
-            f"{len(done['left_out'])} runs of these experiments left out (listed below).")
+            f"{len(left_out)} runs of these experiments left out (listed below).")
 
 
 def _seed_counts(arms: list[Arm]) -> str:
     """'5 seeds per arm', or each count where arms differ ('5 seeds for base, 4 for tanh')."""
-    counts = {a.label: len(a.runs) for a in arms if not a.twin}
+    counts = {a.label: len(a.runs) for a in arms if not a.same_as}
     if len(set(counts.values())) <= 1:
         n = next(iter(counts.values()), 0)
         return f"{n} seed{'s' * (n != 1)} per arm"

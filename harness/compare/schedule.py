@@ -5,29 +5,43 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 
 from harness import claims as claims_lib
 from harness import loop, machine, models, plan, tracking
 from harness import resume as resume_lib
 from harness import stop as stop_lib
-from harness import run as run_lib
+from harness import runner, scorers
 from harness.tracking import RunState, Store
 from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, latest,
                                   left_out, outcome)
 
 
-def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False,
-         claims: claims_lib.Claims | None = None) -> dict:
+@dataclass
+class Totals:
+    """What train_missing did here, and what the report leaves out."""
+    trained: int = 0  # runs trained afresh by this process
+    resumed: int = 0  # runs resumed from a checkpoint by this process
+    left_out: list = field(default_factory=list)  # (experiment, run id, kind, reason): arms.left_out
+    seconds_per_run: float = 0.0  # one whole run of the first arm's config as measured here (0: not measured)
+
+    def add(self, other: "Totals") -> None:
+        self.trained += other.trained
+        self.resumed += other.resumed
+
+
+def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False,
+                  claims: claims_lib.Claims | None = None) -> Totals:
     """Train what each arm lacks: resume its interrupted seeds, train seeds without an outcome (and
     diverged ones when retry_diverged), then read every arm's outcomes. Prints the plan with an estimate
-    first, and one bar over all of it. Returns {"trained", "resumed", "left_out", "seconds_per_run"}.
+    first, and one bar over all of it. Returns what it did (Totals); each arm's outcomes are in arm.runs.
 
     Several compares may share one store: each seed is claimed before it is trained (harness/claims.py),
     a seed another live process holds is waited for, and a dead process's seed is taken over and resumed
     from its checkpoint. So this returns once every seed has an outcome, whoever trained it.
     Ctrl-C or SIGTERM checkpoints the run in training, marks it KILLED and stops; the next call resumes it."""
     claims = claims or claims_lib.open_claims()
-    done = {"trained": 0, "resumed": 0}
+    totals = Totals()
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     import keras
     elsewhere = (arms[0].identity["backend"], arms[0].identity["platform"]) != (keras.backend.backend(),
@@ -40,8 +54,8 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
     for arm in arms:
         runs, c = runs_of[arm.experiment], arm.config
         total = loop.total_steps(c, len(datasets[data_key(c)].train_images))
-        if arm.twin:  # the same computation as an earlier arm: its outcomes, not a second training
-            the_plan.rows.append((f"{arm.label} (= {arm.twin})", len(arm.seeds), total, len(arm.seeds), 0, 0, 0))
+        if arm.same_as:  # the same computation as an earlier arm: its outcomes, not a second training
+            the_plan.rows.append((f"{arm.label} (= {arm.same_as})", len(arm.seeds), total, len(arm.seeds), 0, 0, 0))
             continue
         todo = [s for s in arm.seeds if not latest(runs, arm, s, _outcome_test(retry_diverged))]
         held = [s for s in todo if _held_elsewhere(claims, arm, s, runs)]
@@ -60,7 +74,7 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
         resumes = [step for step in starts if step is not None]
         the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo) - len(held), len(resumes),
                      len(todo) - len(resumes), sum(total - step for step in resumes), evals, cost, len(held))
-    scorer_for = run_lib.Scorers()
+    scorer_for = scorers.Scorers()
     if measured is not None:
         dataset = datasets[data_key(measured)]
         the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
@@ -74,7 +88,7 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
         while True:
             waiting = []
             for arm in work:
-                waiting += _train_arm(arm, datasets, store, claims, retry_diverged, scorer_for, stop, bar, done,
+                waiting += _train_arm(arm, datasets, store, claims, retry_diverged, scorer_for, stop, bar, totals,
                                       handled)
             if not waiting:
                 break
@@ -94,18 +108,18 @@ def fill(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = F
     for experiment in {arm.experiment for arm in work}:
         runs_of[experiment] = store.runs(experiment)  # with what was just trained, here or elsewhere
     for arm in arms:
-        if arm.twin:
+        if arm.same_as:
             continue
         for seed in arm.seeds:
             run = latest(runs_of[arm.experiment], arm, seed, is_outcome)
             if run is not None:
                 arm.runs.append(outcome(store, run, arm))
     for arm in arms:
-        if arm.twin:
-            arm.runs = next(a for a in arms if a.label == arm.twin).runs
-    done["left_out"] = left_out(arms, runs_of)
-    done["seconds_per_run"] = the_plan.run_seconds()  # of the first arm's config, as measured here (0: not measured)
-    return done
+        if arm.same_as:
+            arm.runs = next(a for a in arms if a.label == arm.same_as).runs
+    totals.left_out = left_out(arms, runs_of)
+    totals.seconds_per_run = the_plan.run_seconds()
+    return totals
 
 
 def _outcome_test(retry_diverged: bool):
@@ -127,7 +141,7 @@ def _seed_runs(store: Store, arm: Arm, seed: int) -> list:
 
 
 def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims, retry_diverged: bool,
-               scorer_for, stop, bar, done: dict, handled: set) -> list[tuple[str, int, str]]:
+               scorer_for, stop, bar, totals: Totals, handled: set) -> list[tuple[str, int, str]]:
     """One pass over an arm's seeds without an outcome. Each seed is claimed, then the store is read
     again (no other process can change the seed now), then the seed is resumed or trained and released
     before the next is claimed, so that other processes take the seeds after it. Under a population
@@ -141,7 +155,7 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
     test = _outcome_test(retry_diverged)
     runs = store.runs(arm.experiment)
     missing = [s for s in arm.seeds if (arm.label, s) not in handled and not latest(runs, arm, s, test)]
-    together = run_lib.population_on(c, len(missing))
+    together = runner.population_on(c, len(missing))
     waiting, fresh, claimed = [], [], []
     try:
         for seed in missing:
@@ -155,7 +169,7 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
             if alive is not None:  # a process that takes no claims (older code), still heartbeating
                 waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
             elif not latest(now, arm, seed, test):
-                how = _resume(arm, seed, now, store, common, done)
+                how = _resume(arm, seed, now, store, common, totals)
                 if how == "alive":
                     waiting.append((arm.label, seed, "its run's process"))
                 else:
@@ -164,34 +178,34 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
                     fresh.append(seed)
                     continue  # still claimed: trained with the others below
                 if how == "afresh":
-                    run_lib.run(arm.experiment, seed=seed, **common)
-                    done["trained"] += 1
+                    runner.run(arm.experiment, seed=seed, **common)
+                    totals.trained += 1
             claims.release(key)
             claimed.remove(key)
         if fresh:  # JAX on a GPU (or train.population=true): the fresh seeds as one population
-            parent = run_lib.open_group(store, arm.experiment, arm.label, len(fresh), {"launched_by": "compare"})
+            parent = runner.open_group(store, arm.experiment, arm.label, len(fresh), {"launched_by": "compare"})
             try:
-                results = run_lib.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
+                results = runner.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
             except BaseException:
                 store.end(parent, RunState.KILLED)
                 raise
-            store.end(parent, run_lib.group_state(results))
-            done["trained"] += len(fresh)
+            store.end(parent, runner.group_state(results))
+            totals.trained += len(fresh)
     finally:  # an error, a signal or a population: nothing stays claimed past this pass
         for key in claimed:
             claims.release(key)
     return waiting
 
 
-def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict, done: dict) -> str:
+def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict, totals: Totals) -> str:
     """Resume the seed's interrupted or lost run if it has one that can continue: "resumed", "alive" (its
     heartbeat came back since the store was read: waited for), or "afresh" (none, or it cannot continue)."""
     run = latest(runs, arm, seed, is_resumable)
     if run is None:
         return "afresh"
     try:
-        run_lib.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
-        done["resumed"] += 1
+        runner.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
+        totals.resumed += 1
         return "resumed"
     except resume_lib.Alive:
         return "alive"

@@ -1,6 +1,10 @@
-"""run(): one seed of one experiment as one MLflow run; run_experiment(): its seeds and sweep values.
+"""The run lifecycle: run() trains one seed of one experiment as one MLflow run (claimed, opened or
+reopened, trained by loop.train, ended in a state with why); run_members() several seeds at once (a
+population); run_experiment() an experiment's seeds and sweep values under one parent run.
 
-Both return their metrics; search and compare call the same functions, nothing reads logs back.
+All return their metrics; search and compare call the same functions, nothing reads logs back. Data
+and scorers come from data.for_config and harness/scorers.py, the time estimate from plan.announce,
+which run --resume continues from resume.resolve.
 """
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from dataclasses import dataclass, field
 
 from harness import claims as claims_lib
 from harness import config as cfg
-from harness import data, identity, loop, machine, registry, tracking
+from harness import data, identity, loop, machine, plan, registry, tracking
+from harness import scorers as scorers_lib
 from harness import resume as resume_lib
 from harness import stop as stop_lib
 from harness.config import Config, UserError
@@ -27,38 +32,6 @@ class Result:
     metrics: dict = field(default_factory=dict)  # final evaluation; empty when the run did not finish
     reason: str = ""
     collapsed: bool = False  # its final samples were judged collapsed (metrics/collapse.py)
-
-
-def load_dataset(config: Config, quiet: bool = False) -> data.Dataset:
-    return data.load(config.data.name, config.data.path, config.data.split_seed, quiet=quiet)
-
-
-def make_scorer(config: Config, dataset: data.Dataset, quiet: bool = False):
-    """The dataset's scorer, with the classifier this tracking store shares (trained here only if it has none)."""
-    from metrics.scorer import Scorer
-    return Scorer(dataset, config.eval.n_images, config.eval.kid_subsets, config.eval.kid_subset_size, quiet=quiet,
-                  share=tracking.ClassifierShare(Store()))
-
-
-def classifier_info(dataset: data.Dataset, quiet: bool = False) -> dict:
-    """The dataset's classifier as this tracking store scores with it: accuracy, weights digest, path."""
-    from metrics import classifier
-    return classifier.load_or_train(dataset, quiet, tracking.ClassifierShare(Store()))[1]
-
-
-class Scorers:
-    """One scorer per dataset and evaluation settings, made on first use (a scorer holds its classifier
-    and the real images' features, seconds to build): what run, compare and search share."""
-
-    def __init__(self):
-        self._made: dict = {}
-
-    def __call__(self, config: Config, dataset: data.Dataset):
-        e = config.eval
-        key = (dataset.fingerprint, e.n_images, e.kid_subsets, e.kid_subset_size)
-        if key not in self._made:
-            self._made[key] = make_scorer(config, dataset)
-        return self._made[key]
 
 
 def open_group(store: Store, experiment: str, label: str, runs: int, tags: dict | None = None,
@@ -161,10 +134,10 @@ def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id,
         m.ctx.checkpoint_sink = store.sink(owner) if upload else None
         m.ctx.checkpoint_artifact = f"checkpoint/population-{population_id}" if population else "checkpoint"
     try:
-        loop.train(config, dataset, members, scorer, checkpoint_dir, resume_from, stop, population)
+        trained = loop.train(config, dataset, members, scorer, checkpoint_dir, resume_from, stop, population)
     except BaseException as e:  # a signal, a pruned trial, a bug, an outage: mark the runs, then let it rise
         # Only a divergence counts against a variant; "error" runs are retried by compare.
-        state = ("pruned" if type(e).__name__ == "TrialPruned"
+        state = ("pruned" if isinstance(e, stop_lib.Pruned)
                  else "interrupted" if isinstance(e, KeyboardInterrupt) else "error")
         for m in members:
             if m.diverged:
@@ -178,18 +151,17 @@ def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id,
                   f"Resume with: harness run {experiment} --resume {again}", file=sys.stderr)
         raise
     results = []
-    for m in members:
-        status = end_run(store, m.ctx.run_id, m.diverged, m.ctx.evals)
+    for m, t in zip(members, trained):
+        status = end_run(store, t.run_id, t.diverged, t.evals)
         if status != RunState.FINISHED:
-            print(f"run {m.ctx.name} diverged: {m.diverged or 'no evaluation'}; marked FAILED, last good checkpoint kept.",
+            print(f"run {m.ctx.name} diverged: {t.diverged or 'no evaluation'}; marked FAILED, last good checkpoint kept.",
                   file=sys.stderr)
-            results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, status, {}, m.diverged))
+            results.append(Result(t.run_id, m.ctx.name, t.seed, status, {}, t.diverged))
             continue
-        metrics = dict(m.ctx.evals[-1][1])
-        if m.ctx.collapsed_since is not None:
-            print(collapse_message(m.ctx.name, m.ctx.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
-        results.append(Result(m.ctx.run_id, m.ctx.name, m.seed, status, metrics,
-                              collapsed=m.ctx.collapsed_since is not None))
+        metrics = dict(t.evals[-1][1])
+        if t.collapsed_since is not None:
+            print(collapse_message(m.ctx.name, t.collapsed_since, metrics, scorer.floor, config), file=sys.stderr)
+        results.append(Result(t.run_id, m.ctx.name, t.seed, status, metrics, collapsed=t.collapsed_since is not None))
     return results
 
 
@@ -236,28 +208,13 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     seeds = [config.train.seed + i for i in range(config.train.seeds)]
     population = population_on(config, len(seeds))
     jobs = [(point, seeds) for point in points] if population else [(point, [s]) for point in points for s in seeds]
-    parent_id = None
-    resumes: list = []  # [(point, [run ids])]
+    parent_id, resumes = None, []  # resumes: [(point, [run ids], [seeds])]
     if resume is not None:
         store = store or Store()
-        if resume and resume_lib.has_populations(store, resume):
-            parent_id = resume
-            for members in resume_lib.populations_of(store, resume):
-                point = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
-                resumes.append((point, [r.info.run_id for r in members],
-                                [int(r.data.tags["seed"]) for r in members]))
-            if not resumes:
-                raise resume_lib.ResumeError(f"run {resume} has no unfinished population to resume.")
-        else:
-            if len(jobs) != 1 or len(jobs[0][1]) != 1:
-                raise resume_lib.ResumeError("--resume continues one run, or a population's parent run: pass --seeds 1 and, "
-                                  "for a sweep, --set the swept key; or give the parent's id.")
-            run_id = resume or resume_lib.find_resumable(store, experiment.name, seeds[0])
-            resume_lib.checkpoint_for(store, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
-            resumes.append((points[0], [run_id], seeds))
-    dataset = load_dataset(config)  # bad data fails here, before anything is written to the store
+        parent_id, resumes = resume_lib.resolve(store, experiment, config, resume, points, seeds, jobs)
+    dataset = data.for_config(config)  # bad data fails here, before anything is written to the store
     store = store or Store()
-    scorers = Scorers()
+    scorers = scorers_lib.Scorers()
     stop, previous = stop_lib.install()
     results: list[Result] = []
     try:
@@ -266,8 +223,8 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
                                    {"dataset": dataset.name}, config)
         elif parent_id is not None:
             store.reopen(parent_id)
-        if not resumes and loop.total_steps(config, len(dataset.train_images)) >= ANNOUNCE_STEPS:
-            announce(experiment.name, config, dataset, scorers(config, dataset), len(points) * len(seeds))
+        if not resumes and loop.total_steps(config, len(dataset.train_images)) >= plan.ANNOUNCE_STEPS:
+            plan.announce(experiment.name, config, dataset, scorers(config, dataset), len(points) * len(seeds))
         work = [(point, job_seeds, None) for point, job_seeds in jobs] if not resumes else \
             [(point, job_seeds, run_ids) for point, run_ids, job_seeds in resumes]
         for point, job_seeds, run_ids in work:
@@ -288,26 +245,3 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
 def group_state(results: list[Result]) -> RunState:
     """A parent run's end: FINISHED when every member finished, else FAILED."""
     return RunState.FINISHED if all(r.status == RunState.FINISHED for r in results) else RunState.FAILED
-
-
-ANNOUNCE_STEPS = 2_000  # runs this long say how long they will take before their first step
-
-
-def announce(experiment: str, config: Config, dataset: data.Dataset, scorer, runs: int) -> None:
-    """Before a long job's first step: its steps and evaluations, how long they take on this machine (a
-    step and an evaluation timed here and now, about 10-30 s), and how to ask for a shorter one."""
-    from harness import plan
-    steps_per_epoch = max(1, len(dataset.train_images) // config.train.batch_size)
-    total = loop.total_steps(config, len(dataset.train_images))
-    evals = loop.evaluations(config, dataset)[1]
-    the_plan = plan.Plan(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps "
-                         f"({total / steps_per_epoch:g} epochs of {len(dataset.train_images):,} {dataset.name} digits)")
-    the_plan.add(experiment, runs, total, 0, 0, runs, 0, evals)
-    the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, scorer)
-    print(the_plan.text() + "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)", file=sys.stderr)
-
-
-def _value(text: str):
-    """A sweep value read back from its tag (tags are strings): as YAML, so 32 is 32 again."""
-    import yaml
-    return yaml.safe_load(text)
