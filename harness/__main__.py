@@ -111,6 +111,9 @@ def parser() -> argparse.ArgumentParser:
                    help="--until-decided with --spending hsd: its gamma (1 spends early, like Pocock; -4 late)")
     s.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
                    help="compare only these values of a sweep, e.g. --sweep model.latent_dim=32,256 (repeatable)")
+    s.add_argument("--workers", type=int, default=1,
+                   help="processes on this machine that share the comparison: a GPU each when it has as many, "
+                        "else a share of the cores each")
     _config_args(s, compare=True)
     s.set_defaults(func=commands.cmd_compare)
 
@@ -172,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     """The command line. Called with argv None (the real command line), it also filters TensorFlow's
     known start-up lines from the terminal unless --verbose (harness/console.py)."""
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `compare --workers` starts copies of it
     import os
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # everything TensorFlow has to say

@@ -225,13 +225,19 @@ def cmd_search(args) -> int:
 
 def cmd_compare(args) -> int:
     import os
+    import time
     from pathlib import Path
     from harness import compare, tracking
     from harness import study as study_lib
     flags = _flags(args)
     flags.setdefault("train.seeds", 3 if args.until_decided else 5)
+    out = Path(args.out) if args.out else None
+    if args.workers > 1:  # they train; this process then reports, every seed reused
+        from harness.compare import workers
+        out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
+        workers.run(args.argv, args.workers, out)
     table, out = compare.compare(compare.CompareOptions(
-        args.names, args.smoke, flags, args.set, Path(args.out) if args.out else None, args.retry_diverged,
+        args.names, args.smoke, flags, args.set, out, args.retry_diverged,
         args.backend, args.platform, _sweeps(args.sweep) or {}, args.until_decided, args.max_seeds, args.margin,
         args.primary, args.spending, args.gamma, args.storage or os.environ.get(study_lib.STORAGE_ENV), args.budget))
     print(table)

@@ -140,7 +140,7 @@ def build_population(config: Config, dataset: Dataset, seeds: list[int]):
 
 @dataclass
 class MemberResult:
-    """What training made of one member: the loop's answer to run.run_members."""
+    """What training made of one member: the loop's answer to runner.run_members."""
     seed: int
     run_id: str
     evals: list  # [(step, metrics)], the last one at the final step unless it diverged
@@ -222,8 +222,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     for i, m in enumerate(members):
         if not m.diverged:
             _save_generator(step_fn, generator, m, i)
-    return [MemberResult(m.seed, m.ctx.run_id, list(m.ctx.evals), m.ctx.history, m.ctx.collapsed_since, m.diverged)
-            for m in members]
+    return [MemberResult(m.seed, m.ctx.run_id, list(m.ctx.evals), {k: list(v) for k, v in m.ctx.history.items()},
+                         m.ctx.collapsed_since, m.diverged) for m in members]
 
 
 def _latents(config: Config, members: list[Member], n_scored: int) -> list[tuple[np.ndarray, np.ndarray]]:

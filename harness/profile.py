@@ -89,7 +89,7 @@ def _jax_op_times(step_fn, start: int, steps: int, layers: dict[str, str]) -> Ti
             jax.profiler.stop_trace()
         events = list(_events(logdir))
     ours = [(plane, stats, ms) for plane, _, _, stats, ms in events
-            if stats.get("hlo_op") and "_train_step" in str(stats.get("hlo_module", ""))]
+            if stats.get("hlo_op") and "train_step" in str(stats.get("hlo_module", ""))]
     if any(plane.startswith("/device:") for plane, _, _ in ours):  # a GPU: its kernels, not the host's launches
         ours = [event for event in ours if event[0].startswith("/device:")]
     times: Times = collections.Counter()

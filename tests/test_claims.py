@@ -189,3 +189,21 @@ def test_a_checkpoint_the_server_fails_to_send_stops_compare_and_retrains_nothin
         runs = c.search_runs([run.info.experiment_id])
         assert len(runs) == 1 and runs[0].info.status == "FAILED"  # not marked lost, not trained again
         assert runs[0].data.tags["state"] == "error"
+
+
+@pytest.mark.slow
+def test_compare_workers_share_one_comparison_and_one_report(store, capsys):
+    """--workers 2: two copies of the command train (a share of the cores each), this one reports."""
+    args = ["compare", "base", "smoothing", "--smoke", "--seeds", "2", "--steps", "24", "--set", "eval.n_images=100",
+            "--workers", "2", "--out", str(store / "r")]
+    assert main(args) == 0
+    assert "0 runs trained and 0 resumed by this command" in capsys.readouterr().out  # all trained by its workers
+    c = tracking.client()
+    for experiment in ("base", "smoothing"):
+        runs = c.search_runs([c.get_experiment_by_name(experiment).experiment_id])
+        assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]  # each seed once
+    logs = [(store / "r" / f"worker-{i}.log").read_text() for i in (0, 1)]
+    trained = [int(re.search(r"(\d+) runs trained and \d+ resumed by this command", log).group(1)) for log in logs]
+    assert sum(trained) == 4
+    reports = c.search_runs([c.get_experiment_by_name("compare").experiment_id])
+    assert len(reports) == 1 and (store / "r" / "report.md").exists()  # the workers wrote no report run

@@ -27,8 +27,7 @@ def _golden(backend: str, names: list[str]) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)])
 def test_the_train_step_matches_the_golden_fingerprint_of_its_numerics_version(backend):
     if backend == "jax" and not HAS_JAX and os.environ.get("CI") != "true":
         pytest.skip("needs the jax extra; under CI=true it fails instead")

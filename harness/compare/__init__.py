@@ -21,7 +21,7 @@ from harness import claims as claims_lib
 from harness import machine, registry
 from harness.config import UserError
 from harness.tracking import RunState, Store
-from harness.compare import looks
+from harness.compare import looks, workers
 from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training
 from harness.compare.selection import collect
@@ -89,6 +89,10 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     (out / "report.md").write_text(report + "\n![final FID, every seed](outcomes.png)\n\n"
                                    "![FID over training](fid_over_training.png)\n\n![samples](samples.png)\n")
     paths = figures(arms, store, out)
+    text = terminal_table(results) + (f"\n\n{totals.trained} runs trained and {totals.resumed} resumed by this "
+                                      "command; the rest reused or trained by other processes")
+    if workers.is_worker():  # one of --workers K: the process that started them writes the report run
+        return text, out
     run_id = store.start(REPORT_EXPERIMENT, f"compare-{'-'.join(names)}"[:200],
                          {"kind": "report", "experiments": ",".join(names), **machine.tags()})
     for path in [out / "report.md", *paths]:
@@ -97,8 +101,6 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
                           "resumed": totals.resumed, "left_out": len(totals.left_out), "arms": len(arms),
                           "margin": "none" if margin is None else margin, "primary": options.primary or "none"})
     store.end(run_id, RunState.FINISHED)
-    text = terminal_table(results) + (f"\n\n{totals.trained} runs trained and {totals.resumed} resumed by this "
-                                      "command; the rest reused or trained by other processes")
     if totals.left_out:
         kinds: dict = {}
         for _, _, kind, _ in totals.left_out:

@@ -157,7 +157,7 @@ def _record(store: Store, family: Family, look: int, arms: list[Arm]) -> None:
 
 
 def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str, options: CompareOptions,
-                  margin: float | None, margin_source: str) -> tuple[dict, dict, Family]:
+                  margin: float | None, margin_source: str) -> tuple[dict, Totals, Family]:
     """Run the looks; returns (arm label -> Decision, train_missing's totals, the family). options.budget: the most
     runs (seeds of base and the arms, reused ones included) the family may hold; when a look would pass it,
     arms get their seed in the order named, and those left without one end undecided at their last look."""
@@ -210,9 +210,9 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
         for arm in [base, *active]:
             arm.config, arm.runs = cfg.replace(arm.config, {"train.seeds": look}), []
         print(f"look at {look} seeds a side: {', '.join(a.label for a in active)}", file=sys.stderr)
-        done = train_missing([base, *active], datasets, store, claims=claims)
-        totals.add(done)
-        run_seconds = done.seconds_per_run or run_seconds
+        this_look = train_missing([base, *active], datasets, store, claims=claims)
+        totals.add(this_look)
+        run_seconds = this_look.seconds_per_run or run_seconds
         _hold_to_record(store, family, look, [base, *active], claims)
         for arm in active:
             result = judge(arm, base, design, look)
