@@ -207,14 +207,10 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                 break
             _show(alive, step, total, steps_per_epoch, bar, step % print_every == 0 or step == total)
             if step in evals:
-                for i, m in enumerate(members):
-                    if not m.diverged:
-                        m.send_rows()
-                        evaluate(config, m.ctx, scorer if step == total else interim, step_fn, step,
-                                 *latents[i], member=i)
+                _evaluate_members(config, members, scorer if step == total else interim, step_fn, step, latents)
                 save_checkpoint(step)
                 beat = 0.0  # evaluations take long: say alive at the next chunk
-                for m in alive:
+                for m in alive:  # last: a pruned trial stops here, its checkpoint written
                     if m.ctx.on_eval is not None:
                         m.ctx.on_eval(step, m.ctx.evals[-1][1])
     finally:
@@ -265,6 +261,14 @@ def _show(alive: list[Member], step: int, total: int, steps_per_epoch: int, bar,
             last = {k: v[-1][1] for k, v in m.ctx.history.items() if v}
             bar.write(f"{m.ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
                       + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
+
+
+def _evaluate_members(config: Config, members: list[Member], scorer, step_fn, step: int, latents: list) -> None:
+    """Each live member's losses sent, then its images scored and logged at this step (evaluate)."""
+    for i, m in enumerate(members):
+        if not m.diverged:
+            m.send_rows()
+            evaluate(config, m.ctx, scorer, step_fn, step, *latents[i], member=i)
 
 
 def _save_checkpoint(config: Config, step_fn, members: list[Member], folder: Path, step: int,

@@ -119,14 +119,21 @@ def duration(seconds: float) -> str:
 ANNOUNCE_STEPS = 2_000  # runs this long say how long they will take before their first step
 
 
-def announce(experiment: str, config: Config, dataset: Dataset, scorer, runs: int) -> None:
-    """Before a long job's first step: its steps and evaluations, how long they take on this machine (a
-    step and an evaluation timed here and now, about 10-30 s), and how to ask for a shorter one."""
+def announce(title: str, what: str, seeds: int, runs: int, config: Config, dataset: Dataset, scorer,
+             footer: str = "") -> None:
+    """Before long work's first step: a plan of `runs` runs of this config, and how long they take on this
+    machine (a step and an evaluation timed here and now, about 10-30 s)."""
+    the_plan = Plan(title)
+    the_plan.add(what, seeds, loop.total_steps(config, len(dataset.train_images)), 0, 0, runs, 0,
+                 loop.evaluations(config, dataset)[1])
+    the_plan.step_seconds, the_plan.eval_seconds = measure(config, dataset, scorer)
+    print(the_plan.text() + footer, file=sys.stderr)
+
+
+def announce_runs(experiment: str, config: Config, dataset: Dataset, scorer, runs: int) -> None:
+    """`harness run`'s plan: its runs' steps and evaluations, their time here, and how to ask for less."""
     steps_per_epoch = max(1, len(dataset.train_images) // config.train.batch_size)
     total = loop.total_steps(config, len(dataset.train_images))
-    evals = loop.evaluations(config, dataset)[1]
-    the_plan = Plan(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps "
-                    f"({total / steps_per_epoch:g} epochs of {len(dataset.train_images):,} {dataset.name} digits)")
-    the_plan.add(experiment, runs, total, 0, 0, runs, 0, evals)
-    the_plan.step_seconds, the_plan.eval_seconds = measure(config, dataset, scorer)
-    print(the_plan.text() + "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)", file=sys.stderr)
+    announce(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps ({total / steps_per_epoch:g} "
+             f"epochs of {len(dataset.train_images):,} {dataset.name} digits)", experiment, runs, runs, config,
+             dataset, scorer, "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)")

@@ -3,7 +3,7 @@ reopened, trained by loop.train, ended in a state with why); run_members() sever
 population); run_experiment() an experiment's seeds and sweep values under one parent run.
 
 All return their metrics; search and compare call the same functions, nothing reads logs back. Data
-and scorers come from data.for_config and harness/scorers.py, the time estimate from plan.announce,
+and scorers come from data.for_config and harness/scorers.py, the time estimate from plan.announce_runs,
 which run --resume continues from resume.resolve.
 """
 from __future__ import annotations
@@ -224,7 +224,7 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
         elif parent_id is not None:
             store.reopen(parent_id)
         if not resumes and loop.total_steps(config, len(dataset.train_images)) >= plan.ANNOUNCE_STEPS:
-            plan.announce(experiment.name, config, dataset, scorers(config, dataset), len(points) * len(seeds))
+            plan.announce_runs(experiment.name, config, dataset, scorers(config, dataset), len(points) * len(seeds))
         work = [(point, job_seeds, None) for point, job_seeds in jobs] if not resumes else \
             [(point, job_seeds, run_ids) for point, run_ids, job_seeds in resumes]
         for point, job_seeds, run_ids in work:

@@ -145,13 +145,9 @@ def announce(config: Config, study: optuna.Study, trials: int, workers: int):
     from harness import plan
     dataset = data.for_config(config, quiet=True)
     steps = loop.total_steps(config, len(dataset.train_images))
-    evals = loop.evaluations(config, dataset)[1]
-    the_plan = plan.Plan(f"plan: study {study.study_name}, {len(study.trials)} trials so far; {trials} more of "
-                         f"{steps} steps each (pruned ones stop early), on {workers} worker process(es) sharing "
-                         "this machine's cores")
-    the_plan.add(study.study_name, 1, steps, 0, 0, trials, 0, evals)
-    the_plan.step_seconds, the_plan.eval_seconds = plan.measure(config, dataset, scorers.make(config, dataset, True))
-    print(the_plan.text(), file=sys.stderr)
+    plan.announce(f"plan: study {study.study_name}, {len(study.trials)} trials so far; {trials} more of {steps} steps "
+                  f"each (pruned ones stop early), on {workers} worker process(es) sharing this machine's cores",
+                  study.study_name, 1, trials, config, dataset, scorers.make(config, dataset, True))
     return tqdm(total=trials, desc="all trials", unit="trial", file=sys.stderr, position=0, dynamic_ncols=True)
 
 

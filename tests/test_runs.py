@@ -110,7 +110,7 @@ def test_epochs_flag_beats_smoke_steps(store, capsys):
 def test_a_long_run_says_how_long_before_its_first_step(mnist_5k, scorer_5k, capsys):
     from harness import plan
     _, config = registry.resolve("base", smoke=True, flags={"train.epochs": 100, "train.steps": None})
-    plan.announce("base", config, mnist_5k, scorer_5k, runs=2)
+    plan.announce_runs("base", config, mnist_5k, scorer_5k, runs=2)
     err = capsys.readouterr().err
     total = 100 * (4000 // config.train.batch_size)
     assert f"2 runs of {total:,} steps (100 epochs of 4,000 mnist-5k digits)" in err
