@@ -66,7 +66,7 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert "train.lr_g 0.0002 (wanted 0.0003)" in report  # the earlier runs, listed with the reason
 
 
-def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
+def test_collapse_over_training_counts_each_evaluation_and_an_arm_of_the_same_identity_once():
     from harness.compare import Arm, SeedOutcome, collapse_over_training
 
     def seed(outcome, history, last_step=None):
@@ -75,7 +75,7 @@ def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
         seed("finished", [(150, True), (300, False), (450, False)]),  # recovers
         seed("finished", [(150, True), (300, True), (450, True)]),
         seed("diverged", [(150, True)], 160)])  # after its first evaluation
-    twin = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, same_as="base")
+    same = Arm("latent", {"model.latent_dim": 100}, None, "mnist-5k", {}, runs=base.runs, same_as="base")
     late = Arm("tanh", {}, None, "mnist-5k", {}, runs=[
         seed("finished", [(150, False), (300, True), (450, True)]),
         seed("diverged", [], 3),  # before its first evaluation
@@ -83,7 +83,7 @@ def test_collapse_over_training_counts_each_evaluation_and_a_twin_once():
     short = Arm("smoothing", {}, None, "mnist-5k", {}, runs=[  # an arm of 300 steps beside arms of 450
         seed("finished", [(150, True), (300, False)]),
         seed("diverged", [], 10)])
-    steps, rows = collapse_over_training([base, twin, late, short])
+    steps, rows = collapse_over_training([base, same, late, short])
     assert steps == [150, 300, 450]
     assert rows == [("base", [(3, 3, 0), (1, 2, 1), (1, 2, 1)]), ("tanh", [(0, 1, 1), (1, 1, 1), (1, 1, 2)]),
                     ("smoothing", [(1, 1, 1), (0, 1, 1), (0, 0, 0)])]

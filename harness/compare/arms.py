@@ -170,7 +170,7 @@ def fewer_before_last(c, n_scored: int | None = None) -> bool:
 
 
 def collapse_over_training(arms: list[Arm]) -> tuple[list[int], list[tuple[str, list[tuple[int, int, int]]]]]:
-    """Evaluation steps, and per arm (a twin once, under the arm that made its runs) at each step:
+    """Evaluation steps, and per arm (an arm of another's identity once, under the arm that made its runs) at each step:
     (collapsed, evaluated, diverged before it) -- a diverged seed is evaluated until it stopped and
     counted as diverged at every later evaluation of its arm (up to the arm's last: arms of another
     length are not counted at steps they never reach)."""
@@ -207,16 +207,16 @@ def left_out(arms: list[Arm], runs_of: dict) -> list[tuple[str, str, str, str]]:
     """(experiment, run id, kind, reason) for every run of the compared experiments that the report does
     not use; kind is a short class of reason (for counts), reason says it in full."""
     used = {r.run_id for arm in arms for r in arm.runs}
-    twins = {a.digest: a.same_as for a in arms if a.same_as}
+    same = {a.digest: a.same_as for a in arms if a.same_as}
     out = []
     for experiment, runs in runs_of.items():
         mine = [a for a in arms if a.experiment == experiment]
         for run in runs:
             if run.info.run_id in used or run.data.tags.get("kind") in _NOT_SEED_RUNS:
                 continue
-            if run.data.tags.get("identity") in twins:
-                out.append((experiment, run.info.run_id, "twin",
-                            f"the same run identity as {twins[run.data.tags['identity']]}, whose runs are used"))
+            if run.data.tags.get("identity") in same:
+                out.append((experiment, run.info.run_id, "same identity",
+                            f"the same run identity as {same[run.data.tags['identity']]}, whose runs are used"))
                 continue
             out.append((experiment, run.info.run_id, *_left_out_reason(run, mine)))
     return out

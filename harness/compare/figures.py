@@ -15,7 +15,7 @@ from harness.tracking import Store
 
 def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
-    arms = [a for a in arms if not a.same_as]  # a twin's runs are drawn once, under the arm that made them
+    arms = [a for a in arms if not a.same_as]  # an arm of another's identity: its runs drawn once, under that arm
     paths = []
     colors = [c for i, c in enumerate(plt.cm.tab10.colors) if i != 7]  # tab10's 8th is grey: base's, behind
 

@@ -247,7 +247,7 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
     store.tags(family.run_id, {decision_tag(label): f"{d.verdict.split(':')[0]} at {d.seeds} seeds"
                             for label, d in decisions.items()})
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
-    for arm in arms:  # a twin's runs are its original's
+    for arm in arms:  # an arm of another's identity: that arm's runs
         if arm.same_as:
             arm.runs = next(a for a in arms if a.label == arm.same_as).runs
     totals.left_out = left_out(arms, runs_of)

@@ -189,8 +189,9 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
         lines += ["", "Arms of different data, backend, platform, precision, code version or metric settings were "
                   "not pooled or compared: " + "; ".join(f"{g[0]} ({g[1]}), {g[2]} on {g[3]}, N={g[7]}"
                                                         for g in groups) + "."]
-    lines += ["", "## Every run", "", "Each seed's outcome, with its full MLflow run id (a twin arm's runs are listed "
-              "once, under the arm that made them).", "", "| arm | seed | run id | outcome | final FID | at the end |",
+    lines += ["", "## Every run", "", "Each seed's outcome, with its full MLflow run id (an arm with another's "
+              "identity has its runs listed once, under the arm that made them).", "",
+              "| arm | seed | run id | outcome | final FID | at the end |",
               "|---|---|---|---|---|---|"]
     for arm in (a for a in arms if not a.same_as):
         for r in sorted(arm.runs, key=lambda r: r.seed):
