@@ -49,20 +49,11 @@ def url_for(storage: str | None = None) -> str:
     else a SQLite file in this folder (a tracking server without a database: this folder's processes only)."""
     storage = storage or os.environ.get("HARNESS_STORAGE")  # as search and compare read it (study.STORAGE_ENV)
     if storage and "://" in storage:
-        return _driver(storage)
+        return tracking.with_driver(storage)
     uri = tracking.tracking_uri()
     if uri.startswith(("sqlite:", "postgresql", "mysql", "mssql")):
-        return _driver(uri)
+        return tracking.with_driver(uri)
     return LOCAL
-
-
-def _driver(url: str) -> str:
-    """postgresql:// with the driver installed (SQLAlchemy 2.1 defaults to psycopg 3; the test extra has psycopg2)."""
-    import importlib.util
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
-            and importlib.util.find_spec("psycopg2") is not None:
-        return "postgresql+psycopg2://" + url[len("postgresql://"):]
-    return url
 
 
 _OPEN: dict = {}

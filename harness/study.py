@@ -30,8 +30,7 @@ def storage_for(url: str | None, heartbeat: int = 60, failed_trial_callback=None
     if "://" not in url:
         from optuna.storages.journal import JournalFileBackend
         return optuna.storages.JournalStorage(JournalFileBackend(url))
-    if url.startswith("postgresql://") and not _importable("psycopg") and _importable("psycopg2"):
-        url = "postgresql+psycopg2://" + url[len("postgresql://"):]  # SQLAlchemy 2.1 defaults to psycopg 3
+    url = tracking.with_driver(url)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -42,11 +41,6 @@ def storage_for(url: str | None, heartbeat: int = 60, failed_trial_callback=None
         password = urlsplit(url).password
         reason = reason.replace(password, "***") if password else reason
         raise UserError(f"cannot open Optuna storage {tracking.shown(url)} ({type(e).__name__}: {reason}).") from None
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
 
 
 def pruner_for(config: Config) -> optuna.pruners.BasePruner:

@@ -353,6 +353,16 @@ def masked(text: str) -> str:
     return _PASSWORD_IN_URL.sub(r"\1:***@", text)
 
 
+def with_driver(url: str) -> str:
+    """A database URL SQLAlchemy can open here: postgresql:// names psycopg2 when only it is installed
+    (SQLAlchemy 2.1 defaults to psycopg 3; the test and search extras bring psycopg2)."""
+    import importlib.util
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def shown(uri: str) -> str:
     """A store URI fit to print: its password replaced (postgresql://user:***@host/db)."""
     from urllib.parse import urlsplit, urlunsplit

@@ -42,7 +42,7 @@ def test_of_processes_racing_for_one_seed_exactly_one_takes_it_sqlite(tmp_path):
 
 
 def test_of_processes_racing_for_one_seed_exactly_one_takes_it_postgres(postgres):
-    said = _race(claims_lib._driver(postgres("claims")), env={"PGPASSFILE": str(postgres.pgpass)})
+    said = _race(tracking.with_driver(postgres("claims")), env={"PGPASSFILE": str(postgres.pgpass)})
     assert sorted(said) == ["False", "False", "False", "True"]
 
 
