@@ -42,7 +42,7 @@ ARMS = [("base", {}), ("smoothing", {}), ("batchnorm", {}), ("batchnorm-train", 
 SEEDS = 5
 
 
-def config_for(experiment: str, point: dict, dataset: str, epochs: int, quick: bool):
+def config_for(experiment: str, sweep_value: dict, dataset: str, epochs: int, quick: bool):
     """The arm's config: the registered experiment, 5 seeds, full width, `epochs` of the digits (quick:
     --smoke's tiny model and batch, 40 steps, 2 seeds), evaluated at half and full length."""
     flags = {"train.seeds": SEEDS, "data.name": dataset, "train.epochs": epochs,
@@ -50,7 +50,7 @@ def config_for(experiment: str, point: dict, dataset: str, epochs: int, quick: b
     if quick:
         flags.update({"train.steps": 40, "train.seeds": 2, "eval.min_evals": 2})
     _, config = registry.resolve(experiment, smoke=quick, flags=flags)
-    return cfg.replace(config, point) if point else config
+    return cfg.replace(config, sweep_value) if sweep_value else config
 
 
 def export_data(folder: Path, name: str = "mnist") -> Path:
@@ -76,7 +76,7 @@ def load_data(path: Path) -> Dataset:
                        f["test_images"], f["test_labels"])
 
 
-def run_arm(experiment: str, point: dict, config, dataset: Dataset, scorer, out: Path, record: dict) -> None:
+def run_arm(experiment: str, sweep_value: dict, config, dataset: Dataset, scorer, out: Path, record: dict) -> None:
     """One arm's seeds as one population in loop.train, each member written to OUT/runs/NAME (a JsonlSink);
     its run.json is written last, so a folder without one is an arm cut off mid-way."""
     import keras
@@ -84,7 +84,7 @@ def run_arm(experiment: str, point: dict, config, dataset: Dataset, scorer, out:
     seeds = [config.train.seed + i for i in range(config.train.seeds)]
     ident = identity.of(config, dataset.fingerprint, backend=keras.backend.backend(), device=machine.platform(),
                         classifier=scorer.classifier_info["weights"])
-    names = [registry.run_name(experiment, seed, point) for seed in seeds]
+    names = [registry.run_name(experiment, seed, sweep_value) for seed in seeds]
     for name in names:
         shutil.rmtree(out / "runs" / name, ignore_errors=True)  # an arm cut off before: trained again whole
     members = [loop.Member(seed, loop.RunContext(JsonlSink(out / "runs" / name), name, name, identity=ident))
@@ -94,7 +94,7 @@ def run_arm(experiment: str, point: dict, config, dataset: Dataset, scorer, out:
     for i, (m, name) in enumerate(zip(trained, names)):
         config_i = cfg.replace(config, {"train.seed": m.seed})
         (out / "runs" / name / "run.json").write_text(json.dumps({
-            "experiment": experiment, "point": point, "seed": m.seed, "config": cfg.to_dict(config_i),
+            "experiment": experiment, "point": sweep_value, "seed": m.seed, "config": cfg.to_dict(config_i),
             "dataset": dataset.name, "identity": ident, "floor": scorer.floor,
             "population": {"size": len(members), "index": i}, "diverged": m.diverged, "evals": m.evals,
             **record}, indent=1))
@@ -133,17 +133,17 @@ def main() -> None:
                            dataset=dataset)
     (args.out / "population_bench.txt").write_text("\n".join(lines) + "\n")
     started, last = time.perf_counter(), 0.0
-    for index, (experiment, point) in enumerate(ARMS[:args.arms]):
+    for index, (experiment, sweep_value) in enumerate(ARMS[:args.arms]):
         left = (args.budget_s or float("inf")) - (time.perf_counter() - started)
         if index and last > left:
-            print(f"stopping before {experiment}{point or ''}: the last arm took {last:.0f} s, {left:.0f} s are left")
+            print(f"stopping before {experiment}{sweep_value or ''}: the last arm took {last:.0f} s, {left:.0f} s are left")
             break
-        config = config_for(experiment, point, dataset.name, args.epochs, args.quick)
+        config = config_for(experiment, sweep_value, dataset.name, args.epochs, args.quick)
         arm_started = time.perf_counter()
-        print(f"{experiment}{point or ''}: {config.train.seeds} seeds as one population", flush=True)
-        run_arm(experiment, point, config, dataset, scorer, args.out, {"versions": versions})
+        print(f"{experiment}{sweep_value or ''}: {config.train.seeds} seeds as one population", flush=True)
+        run_arm(experiment, sweep_value, config, dataset, scorer, args.out, {"versions": versions})
         last = time.perf_counter() - arm_started
-        print(f"{experiment}{point or ''}: {last:.0f} s; written", flush=True)
+        print(f"{experiment}{sweep_value or ''}: {last:.0f} s; written", flush=True)
 
 
 if __name__ == "__main__":

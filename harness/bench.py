@@ -115,12 +115,12 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
         base_median = float(np.median(harness_times))
         for name in sorted(registry.files()):
             experiment, variant = registry.resolve(name)
-            for point in experiment.sweep_points():
-                v = cfg.replace(variant, point) if point else variant
+            for sweep_value in experiment.sweep_values():
+                v = cfg.replace(variant, sweep_value) if sweep_value else variant
                 v = cfg.replace(v, {k: v2 for k, v2 in _length_and_widths(config).items()})
                 _, _, step = loop.build(v, dataset, seed=0)
                 median = float(np.median(time_steps(step, steps)))
-                label = registry.arm_label(name, point)
+                label = registry.arm_label(name, sweep_value)
                 out(f"variant {label:<28} median {median * 1000:9.1f} ms/step  {median / base_median:5.2f} x base")
 
     if score:

@@ -104,7 +104,7 @@ def generated(step_fn, latents: np.ndarray, output_activation: str, member: int 
 
 @dataclass
 class Member:
-    """One seed's run in a training loop: alone, or one member of a population (harness/population.py)."""
+    """One seed's run in a training loop: alone, or one member of a population (harness/step_population.py)."""
     seed: int
     ctx: RunContext
     diverged: str = ""  # why its loss became non-finite; from then on it stops updating and logging
@@ -133,7 +133,7 @@ class Member:
 
 def build_population(config: Config, dataset: Dataset, seeds: list[int]):
     """(generator, discriminator, PopulationStep): each member built as its solo seed would be."""
-    from harness.population import PopulationStep
+    from harness.step_population import PopulationStep
     built = [build(config, dataset, seed) for seed in seeds]
     return built[0][0], built[0][1], PopulationStep([step for _, _, step in built])
 
@@ -188,14 +188,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat_tags)
     try:
         while step < total and not all(m.diverged for m in members):
-            if time.monotonic() - beat >= tracking.HEARTBEAT_S:
-                _heartbeat(members, step)
-                beat = time.monotonic()
-            if stop is not None and stop.signal is not None:
-                for m in members:
-                    m.send_rows()
-                save_checkpoint(step)
-                raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
+            beat = _heartbeat(members, step, beat)
+            _stop_on_signal(stop, members, step, save_checkpoint)
             chunk = next(b for b in boundaries if b > step) - step
             _log_outputs(members, step, step_fn.many(step, chunk), bar, population)
             step += chunk
@@ -210,9 +204,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                 _evaluate_members(config, members, scorer if step == total else interim, step_fn, step, latents)
                 save_checkpoint(step)
                 beat = 0.0  # evaluations take long: say alive at the next chunk
-                for m in alive:  # last: a pruned trial stops here, its checkpoint written
-                    if m.ctx.on_eval is not None:
-                        m.ctx.on_eval(step, m.ctx.evals[-1][1])
+                _after_evaluation(alive, step)
     finally:
         bar.close()
     for i, m in enumerate(members):
@@ -233,11 +225,34 @@ def _latents(config: Config, members: list[Member], n_scored: int) -> list[tuple
     return out
 
 
-def _heartbeat(members: list[Member], step: int) -> None:
-    """Tag each training member's run alive at this step (compare and resume read it)."""
+def _heartbeat(members: list[Member], step: int, last: float) -> float:
+    """Tag each training member's run alive at this step (compare and resume read it) when the last
+    beat (time.monotonic(), 0 for none) is tracking.HEARTBEAT_S old; returns when the members last beat."""
+    if time.monotonic() - last < tracking.HEARTBEAT_S:
+        return last
     for m in members:
         if not m.diverged:
             m.ctx.sink.tags(tracking.heartbeat_tags(step))
+    return time.monotonic()
+
+
+def _stop_on_signal(stop: StopFlag | None, members: list[Member], step: int, save_checkpoint) -> None:
+    """After Ctrl-C or SIGTERM (stop.signal): send the losses held, checkpoint at this step, and raise
+    Interrupted, which the runner turns into a KILLED run that --resume continues."""
+    if stop is None or stop.signal is None:
+        return
+    for m in members:
+        m.send_rows()
+    save_checkpoint(step)
+    raise Interrupted(f"stopped by signal {stop.signal} at step {step}; checkpoint saved")
+
+
+def _after_evaluation(alive: list[Member], step: int) -> None:
+    """Each live member's on_eval callback with its newest metrics, after its checkpoint is written: a
+    search's pruner may raise here to stop the trial."""
+    for m in alive:
+        if m.ctx.on_eval is not None:
+            m.ctx.on_eval(step, m.ctx.evals[-1][1])
 
 
 def _log_outputs(members: list[Member], step: int, outputs: dict, bar, population: bool) -> None:
@@ -320,6 +335,8 @@ def _resume(config: Config, step_fn, path: Path, members: list[Member], floor: d
             m.ctx.collapsed_since = (m.ctx.collapsed_since or s) if _collapse_reason(config, e, floor) else None
         print(f"resumed {m.ctx.name} at step {start}" + (f" (diverged: {m.diverged}; stays frozen)" if m.diverged else ""),
               file=sys.stderr)
+        if not m.diverged:
+            m.ctx.sink.tags({"resumed.step": start})  # the checkpoint it continued from (its latest resume's)
     return start
 
 

@@ -101,6 +101,14 @@ class Plan:
                          "and taken over if one of them dies")
         return "\n".join(lines)
 
+    def as_dict(self) -> dict:
+        """The plan as data (compare's report.json): its rows and what it would train, with the estimate."""
+        keys = ("what", "seeds", "steps", "reuse", "resume", "train", "others")
+        return {"title": self.title, "rows": [dict(zip(keys, row)) for row in self.rows],
+                "runs_to_train": sum(r[4] + r[5] for r in self.rows), "steps_to_train": self.steps_to_train,
+                "evaluations": self.evals_to_run, "step_seconds": self.step_seconds,
+                "eval_seconds": self.eval_seconds, "seconds": self.seconds()}
+
     def bar(self, unit: str = "step") -> tqdm:
         """One bar over all the work, with its ETA (runs update it as they go)."""
         return tqdm(total=self.steps_to_train, desc="all runs", unit=unit, file=sys.stderr, position=0,
@@ -120,20 +128,22 @@ ANNOUNCE_STEPS = 2_000  # runs this long say how long they will take before thei
 
 
 def announce(title: str, what: str, seeds: int, runs: int, config: Config, dataset: Dataset, scorer,
-             footer: str = "") -> None:
+             footer: str = "") -> "Plan":
     """Before long work's first step: a plan of `runs` runs of this config, and how long they take on this
-    machine (a step and an evaluation timed here and now, about 10-30 s)."""
+    machine (a step and an evaluation timed here and now, about 10-30 s); printed, and returned."""
     the_plan = Plan(title)
     the_plan.add(what, seeds, loop.total_steps(config, len(dataset.train_images)), 0, 0, runs, 0,
                  loop.evaluations(config, dataset)[1])
     the_plan.step_seconds, the_plan.eval_seconds = measure(config, dataset, scorer)
     print(the_plan.text() + footer, file=sys.stderr)
+    return the_plan
 
 
-def announce_runs(experiment: str, config: Config, dataset: Dataset, scorer, runs: int) -> None:
-    """`harness run`'s plan: its runs' steps and evaluations, their time here, and how to ask for less."""
+def announce_runs(experiment: str, config: Config, dataset: Dataset, scorer, runs: int) -> "Plan":
+    """`harness run`'s plan: its runs' steps and evaluations, their time here, and how to ask for less;
+    printed, and returned."""
     steps_per_epoch = max(1, len(dataset.train_images) // config.train.batch_size)
     total = loop.total_steps(config, len(dataset.train_images))
-    announce(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps ({total / steps_per_epoch:g} "
+    return announce(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps ({total / steps_per_epoch:g} "
              f"epochs of {len(dataset.train_images):,} {dataset.name} digits)", experiment, runs, runs, config,
              dataset, scorer, "\n  a shorter run: --epochs N or --steps N (the recipe is 100 epochs)")

@@ -28,7 +28,7 @@ class Experiment:
     layer: dict  # checked config delta
     sweep: dict  # dotted key -> list of values; each combination is a child run
 
-    def sweep_points(self, fixed: tuple = (), only: dict | None = None) -> list[dict]:
+    def sweep_values(self, fixed: tuple = (), only: dict | None = None) -> list[dict]:
         """[{}] without a sweep, else one dict of dotted key -> value per combination.
         Keys in `fixed` (pinned by --set) are left out of the sweep; `only` (key -> values) keeps those
         values of a key, which must be among the sweep's own."""
@@ -44,16 +44,16 @@ class Experiment:
         return [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
 
 
-def arm_label(experiment: str, point: dict) -> str:
+def arm_label(experiment: str, sweep_value: dict) -> str:
     """An experiment at one sweep value as reports and tables name it: latent[latent_dim=32]."""
-    if not point:
+    if not sweep_value:
         return experiment
-    return experiment + "[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) + "]"
+    return experiment + "[" + ",".join(f"{k.split('.')[-1]}={v}" for k, v in sweep_value.items()) + "]"
 
 
-def run_name(experiment: str, seed: int, point: dict | None = None) -> str:
+def run_name(experiment: str, seed: int, sweep_value: dict | None = None) -> str:
     """A seed's MLflow run name: latent-latent_dim=32-s0 (no brackets: it is also a folder name)."""
-    return experiment + "".join(f"-{k.split('.')[-1]}={v}" for k, v in (point or {}).items()) + f"-s{seed}"
+    return experiment + "".join(f"-{k.split('.')[-1]}={v}" for k, v in (sweep_value or {}).items()) + f"-s{seed}"
 
 
 def group_name(label: str, runs: int) -> str:

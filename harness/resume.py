@@ -115,17 +115,17 @@ def has_populations(store: Store, run_id: str) -> bool:
         return False
 
 
-def resolve(store: Store, experiment, config: Config, resume: str, points: list, seeds: list[int],
+def resolve(store: Store, experiment, config: Config, resume: str, sweep_values: list, seeds: list[int],
             jobs: list) -> tuple[str | None, list]:
-    """What `harness run --resume [ID]` continues: (the parent run to reopen or None, [(sweep point,
+    """What `harness run --resume [ID]` continues: (the parent run to reopen or None, [(sweep value,
     [run ids], [seeds])]). ID "" is the latest unfinished run of the seed that no live process trains; a
     population's parent id resumes its unfinished populations. Checks the checkpoint before any data loads."""
     parent_id, resumes = None, []
     if resume and has_populations(store, resume):
         parent_id = resume
         for members in populations_of(store, resume):
-            point = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
-            resumes.append((point, [r.info.run_id for r in members],
+            sweep_value = {k[len("sweep."):]: _value(v) for k, v in members[0].data.tags.items() if k.startswith("sweep.")}
+            resumes.append((sweep_value, [r.info.run_id for r in members],
                             [int(r.data.tags["seed"]) for r in members]))
         if not resumes:
             raise ResumeError(f"run {resume} has no unfinished population to resume.")
@@ -135,7 +135,7 @@ def resolve(store: Store, experiment, config: Config, resume: str, points: list,
                               "for a sweep, --set the swept key; or give the parent's id.")
         run_id = resume or find_resumable(store, experiment.name, seeds[0])
         checkpoint_for(store, run_id, cfg.replace(config, {"train.seed": seeds[0]}))  # fail before loading data
-        resumes.append((points[0], [run_id], seeds))
+        resumes.append((sweep_values[0], [run_id], seeds))
     return parent_id, resumes
 
 

@@ -9,29 +9,18 @@ which run --resume continues from resume.resolve.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
-
 
 from harness import claims as claims_lib
 from harness import config as cfg
 from harness import data, identity, loop, machine, plan, registry, tracking
+from harness import population as population_lib
 from harness import scorers as scorers_lib
 from harness import resume as resume_lib
 from harness import stop as stop_lib
-from harness.config import Config, UserError
+from harness.config import Config
 from harness.registry import Experiment
+from harness.result import Result, group_state
 from harness.tracking import RunState, Store
-
-
-@dataclass
-class Result:
-    run_id: str
-    name: str
-    seed: int
-    status: RunState
-    metrics: dict = field(default_factory=dict)  # final evaluation; empty when the run did not finish
-    reason: str = ""
-    collapsed: bool = False  # its final samples were judged collapsed (metrics/collapse.py)
 
 
 def open_group(store: Store, experiment: str, label: str, runs: int, tags: dict | None = None,
@@ -47,32 +36,18 @@ def open_group(store: Store, experiment: str, label: str, runs: int, tags: dict 
 
 
 def run(experiment: str, config: Config, seed: int, dataset: data.Dataset, scorer, store: Store | None = None,
-        parent_id: str | None = None, point: dict | None = None, on_eval=None, extra_tags: dict | None = None,
+        parent_id: str | None = None, sweep_value: dict | None = None, on_eval=None, extra_tags: dict | None = None,
         resume_run_id: str | None = None, stop: stop_lib.StopFlag | None = None, name: str | None = None,
         on_start=None, progress=None, claims=None) -> Result:
     """Train one seed as one MLflow run and return its final metrics. Raises Interrupted on a signal,
     and re-raises what the on_eval callback raises (a pruned trial) after marking the run."""
-    return run_members(experiment, config, [seed], dataset, scorer, store, parent_id, point, on_eval=on_eval,
+    return run_members(experiment, config, [seed], dataset, scorer, store, parent_id, sweep_value, on_eval=on_eval,
                        extra_tags=extra_tags, resume_run_ids=[resume_run_id] if resume_run_id else None, stop=stop,
                        names=[name] if name else None, on_start=on_start, progress=progress, claims=claims)[0]
 
 
-def population_on(config: Config, seeds: int) -> bool:
-    """Whether several seeds train as one population (harness/population.py): train.population, whose
-    default (null) means under JAX on an accelerator. On a CPU a member-step costs more than a solo step
-    (vmap turns the convolutions into grouped ones, slow in XLA's CPU backend: docs/performance.md), and
-    TensorFlow trains one seed at a time."""
-    import keras
-    if config.train.population and keras.backend.backend() != "jax":
-        raise UserError("train.population=true needs the JAX backend (KERAS_BACKEND=jax, pip install -e \".[jax]\"); "
-                        "under TensorFlow seeds train one at a time.")
-    if config.train.population is None:
-        return seeds > 1 and keras.backend.backend() == "jax" and machine.platform() != "cpu"
-    return config.train.population and seeds > 1
-
-
 def run_members(experiment: str, config: Config, seeds: list[int], dataset: data.Dataset, scorer, store: Store | None = None,
-                parent_id: str | None = None, point: dict | None = None, *, on_eval=None,
+                parent_id: str | None = None, sweep_value: dict | None = None, *, on_eval=None,
                 extra_tags: dict | None = None, resume_run_ids: list[str] | None = None,
                 stop: stop_lib.StopFlag | None = None, names: list[str] | None = None, on_start=None,
                 progress=None, claims=None) -> list[Result]:
@@ -87,11 +62,11 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
     claims = claims or claims_lib.open_claims()
     keys = [claims_lib.seed_key(identity.digest(ident), s) for s in seeds]
     with claims.hold(keys, f"{experiment} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"):
-        return _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, point, ident,
+        return _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, sweep_value, ident,
                               on_eval, extra_tags, resume_run_ids, stop, names, on_start, progress)
 
 
-def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, point, ident, on_eval, extra_tags,
+def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, sweep_value, ident, on_eval, extra_tags,
                    resume_run_ids, stop, names, on_start, progress) -> list[Result]:
     """run_members' work once its seeds are claimed: open or reopen their runs, train, end them."""
     population = len(seeds) > 1
@@ -99,7 +74,7 @@ def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id,
     members, resume_from = [], None
     for i, seed in enumerate(seeds):
         seed_config = cfg.replace(config, {"train.seed": seed})
-        name = names[i] if names else registry.run_name(experiment, seed, point)
+        name = names[i] if names else registry.run_name(experiment, seed, sweep_value)
         if resume_run_ids:
             run_id = resume_run_ids[i]
             tags = store.get(run_id).data.tags
@@ -115,7 +90,7 @@ def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id,
                     "collapse": "false", "state": "running", **machine.tags(), **identity.tags(ident),
                     "classifier.weights": scorer.classifier_info["weights"],
                     "classifier.accuracy": f"{scorer.classifier_info['accuracy']:.4f}",
-                    **{f"sweep.{k}": v for k, v in (point or {}).items()}, **(extra_tags or {})}
+                    **{f"sweep.{k}": v for k, v in (sweep_value or {}).items()}, **(extra_tags or {})}
             if population:
                 population_id = population_id or f"{parent_id[:8]}-{seeds[0]}"
                 tags.update({"population.id": population_id, "population.size": len(seeds),
@@ -204,14 +179,14 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     Under JAX the seeds of each sweep value train as one population. resume: None = fresh runs, "" = the
     latest unfinished run, else a run id (a population's parent id resumes its unfinished populations).
     fixed: keys --set pinned."""
-    points = experiment.sweep_points(fixed)
+    sweep_values = experiment.sweep_values(fixed)
     seeds = [config.train.seed + i for i in range(config.train.seeds)]
-    population = population_on(config, len(seeds))
-    jobs = [(point, seeds) for point in points] if population else [(point, [s]) for point in points for s in seeds]
-    parent_id, resumes = None, []  # resumes: [(point, [run ids], [seeds])]
+    population = population_lib.trains_together(config, len(seeds))
+    jobs = [(sweep_value, seeds) for sweep_value in sweep_values] if population else [(sweep_value, [s]) for sweep_value in sweep_values for s in seeds]
+    parent_id, resumes = None, []  # resumes: [(sweep_value, [run ids], [seeds])]
     if resume is not None:
         store = store or Store()
-        parent_id, resumes = resume_lib.resolve(store, experiment, config, resume, points, seeds, jobs)
+        parent_id, resumes = resume_lib.resolve(store, experiment, config, resume, sweep_values, seeds, jobs)
     dataset = data.for_config(config)  # bad data fails here, before anything is written to the store
     store = store or Store()
     scorers = scorers_lib.Scorers()
@@ -219,18 +194,18 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     results: list[Result] = []
     try:
         if parent_id is None and (len(jobs) > 1 or population) and not resumes:
-            parent_id = open_group(store, experiment.name, experiment.name, len(points) * len(seeds),
+            parent_id = open_group(store, experiment.name, experiment.name, len(sweep_values) * len(seeds),
                                    {"dataset": dataset.name}, config)
         elif parent_id is not None:
             store.reopen(parent_id)
         if not resumes and loop.total_steps(config, len(dataset.train_images)) >= plan.ANNOUNCE_STEPS:
-            plan.announce_runs(experiment.name, config, dataset, scorers(config, dataset), len(points) * len(seeds))
-        work = [(point, job_seeds, None) for point, job_seeds in jobs] if not resumes else \
-            [(point, job_seeds, run_ids) for point, run_ids, job_seeds in resumes]
-        for point, job_seeds, run_ids in work:
-            job_config = cfg.replace(config, point) if point else config
+            plan.announce_runs(experiment.name, config, dataset, scorers(config, dataset), len(sweep_values) * len(seeds))
+        work = [(sweep_value, job_seeds, None) for sweep_value, job_seeds in jobs] if not resumes else \
+            [(sweep_value, job_seeds, run_ids) for sweep_value, run_ids, job_seeds in resumes]
+        for sweep_value, job_seeds, run_ids in work:
+            job_config = cfg.replace(config, sweep_value) if sweep_value else config
             results += run_members(experiment.name, job_config, job_seeds, dataset, scorers(job_config, dataset), store,
-                                   parent_id, point, resume_run_ids=run_ids, stop=stop)
+                                   parent_id, sweep_value, resume_run_ids=run_ids, stop=stop)
     except KeyboardInterrupt:  # stop_lib.Interrupted included
         if parent_id:
             store.end(parent_id, RunState.KILLED)
@@ -240,8 +215,3 @@ def run_experiment(experiment: Experiment, config: Config, resume: str | None = 
     if parent_id:
         store.end(parent_id, group_state(results))
     return results
-
-
-def group_state(results: list[Result]) -> RunState:
-    """A parent run's end: FINISHED when every member finished, else FAILED."""
-    return RunState.FINISHED if all(r.status == RunState.FINISHED for r in results) else RunState.FAILED

@@ -63,7 +63,7 @@ class JaxStep(Step):
         return jax.lax.scan(lambda s, i: self.train_step(s, images, start + i), state, jnp.arange(count))
 
     def train_step(self, state, images, step, key=None):
-        """One step of a pure function of the state; key: the run's random key (harness/population.py
+        """One step of a pure function of the state; key: the run's random key (harness/step_population.py
         passes each member's)."""
         indices, d_latent, g_latent = self._draws(images.shape[0], step, self.key if key is None else key)
         state, out = self.discriminator_phase(state, images[indices], d_latent)
@@ -164,6 +164,6 @@ class JaxStep(Step):
         self.live = self._read_state()
 
     def generate(self, latent_vectors: np.ndarray, member: int = 0) -> np.ndarray:
-        """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range (member: see population.py)."""
+        """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range (member: see step_population.py)."""
         g_tv, g_ntv = self.live[0], self.live[1]
         return np.asarray(self._generate(g_tv, g_ntv, jnp.asarray(latent_vectors, jnp.float32)), dtype=np.float32)

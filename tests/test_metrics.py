@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from conftest import one_error
 from harness.__main__ import main
 from harness.data import to_unit
 from metrics.fid import fid
@@ -205,8 +206,7 @@ def test_score_cli(tmp_path, mnist_5k, capsys):
                         ("range.npy", np.full((5, 28, 28), 7.0))):
         np.save(tmp_path / name, array, allow_pickle=True)
         assert main(["score", str(tmp_path / name), "--dataset", "mnist-5k"]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and name in err
+        one_error(capsys.readouterr().err, name)
     assert main(["score", str(tmp_path / "missing.npy")]) == 2
 
 

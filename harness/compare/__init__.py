@@ -8,12 +8,14 @@ reused, not retrained; runs that stopped on an error are trained again, interrup
 Every run of the compared experiments that the report does not use is listed with the reason.
 
 Its rooms: options.py (what was asked), selection.py (the arms it names, with their data), arms.py (the
-arms and their seeds' outcomes in the store), schedule.py (train_missing: training what is missing,
-claimed seed by seed), design.py (what decides an arm), analysis.py (each arm at one look), looks.py
-(--until-decided), report.py (Markdown and the terminal table), figures.py.
+arms and their seeds' outcomes in the store), schedule.py (train_missing: plan, train what is missing,
+claimed seed by seed, and read back the outcomes), design.py (what decides an arm), analysis.py (each arm
+at one look), looks.py (--until-decided), report.py (Markdown, report.json and the terminal table),
+figures.py, workers.py (--workers K). Each step returns what it makes; no step fills another's arms.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -23,12 +25,12 @@ from harness.config import UserError
 from harness.tracking import RunState, Store
 from harness.compare import looks, workers
 from harness.compare.analysis import analyse
-from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training
+from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training, with_outcomes
 from harness.compare.selection import collect
 from harness.compare.design import Design
 from harness.compare.figures import figures
 from harness.compare.options import CompareOptions
-from harness.compare.report import (confirmations_section, decisions_section, markdown, settings_line,
+from harness.compare.report import (as_data, confirmations_section, decisions_section, markdown, settings_line,
                                     terminal_table)
 from harness.compare.schedule import train_missing
 
@@ -62,49 +64,53 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     arms, datasets = collect(names, options.smoke, options.flags, options.sets, options.backend, options.platform,
                              options.sweeps, options.storage)
     margin, source = margin_of(arms[0].config, options.margin)
-    sequential = None
+    sequential, design_run = None, None
     if options.until_decided:
-        decisions, totals, family = looks.until_decided(arms, datasets, store, REPORT_EXPERIMENT, options, margin, source)
+        decisions, training, family, arms = looks.until_decided(arms, datasets, store, REPORT_EXPERIMENT, options, margin,
+                                                              source)
         results = [decisions[r.label].result if r.label in decisions else r
                    for r in analyse(arms, margin, source, options.primary)]
         for r in results:
             if r.label in decisions:
                 r.verdict = f"{decisions[r.label].verdict} (sequential, at {decisions[r.label].seeds} seeds a side)"
         sequential = decisions_section(decisions, family)
-        design = family.design
+        design, design_run = family.design, family.run_id
     else:
         tested = tuple(a.label for a in arms[1:] if not a.same_as and a.group == arms[0].group)
         if options.primary is not None and options.primary not in tested:
             raise UserError(f"--primary {options.primary}: not an arm tested against base here (arms: "
                             f"{', '.join(tested) or 'none'}).")
-        totals = train_missing(arms, datasets, store, options.retry_diverged, claims_lib.open_claims(options.storage))
+        training = train_missing(arms, datasets, store, options.retry_diverged, claims_lib.open_claims(options.storage))
+        arms = with_outcomes(arms, training.outcomes)
         results = analyse(arms, margin, source, options.primary)
         n = max([len(a.runs) for a in arms] + [1])
         design = Design(tested, n, n, margin=margin, margin_source=source,
                         primary=options.primary if options.primary in tested else None)
     out = options.out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    report = markdown(results, arms, settings_line(arms, datasets, totals.left_out), totals.left_out, design,
+    report = markdown(results, arms, settings_line(arms, datasets, training.left_out), training.left_out, design,
                       (sequential or []) + confirmations_section(arms, results))
     (out / "report.md").write_text(report + "\n![final FID, every seed](outcomes.png)\n\n"
                                    "![FID over training](fid_over_training.png)\n\n![samples](samples.png)\n")
+    (out / "report.json").write_text(json.dumps(
+        as_data(results, arms, training, design_run), indent=1) + "\n")
     paths = figures(arms, store, out)
-    text = terminal_table(results) + (f"\n\n{totals.trained} runs trained and {totals.resumed} resumed by this "
+    text = terminal_table(results) + (f"\n\n{training.trained} runs trained and {training.resumed} resumed by this "
                                       "command; the rest reused or trained by other processes")
     if workers.is_worker():  # one of --workers K: the process that started them writes the report run
         return text, out
     run_id = store.start(REPORT_EXPERIMENT, f"compare-{'-'.join(names)}"[:200],
                          {"kind": "report", "experiments": ",".join(names), **machine.tags()})
-    for path in [out / "report.md", *paths]:
+    for path in [out / "report.md", out / "report.json", *paths]:
         store.artifact(run_id, path)
-    store.params(run_id, {"seeds": arms[0].config.train.seeds, "trained": totals.trained,
-                          "resumed": totals.resumed, "left_out": len(totals.left_out), "arms": len(arms),
+    store.params(run_id, {"seeds": arms[0].config.train.seeds, "trained": training.trained,
+                          "resumed": training.resumed, "left_out": len(training.left_out), "arms": len(arms),
                           "margin": "none" if margin is None else margin, "primary": options.primary or "none"})
     store.end(run_id, RunState.FINISHED)
-    if totals.left_out:
+    if training.left_out:
         kinds: dict = {}
-        for _, _, kind, _ in totals.left_out:
+        for _, _, kind, _ in training.left_out:
             kinds[kind] = kinds.get(kind, 0) + 1
-        text += (f"\n\nleft out {len(totals.left_out)} runs of these experiments, with reasons in the report: "
+        text += (f"\n\nleft out {len(training.left_out)} runs of these experiments, with reasons in the report: "
                  + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
     return text, out

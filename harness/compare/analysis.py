@@ -25,7 +25,7 @@ def analyse(arms: list[Arm], margin: float | None = None, margin_source: str = "
         by_group.setdefault(arm.group, []).append(arm)
     results = []
     for group, members in by_group.items():
-        base = next((a for a in members if a.experiment == "base" and not a.point), None)
+        base = next((a for a in members if a.experiment == "base" and not a.sweep_value), None)
         tested = [a for a in members if a is not base and not a.same_as and base is not None]
         most = max([len(a.runs) for a in members] + [1])
         design = Design(tuple(a.label for a in tested), most, most, margin=margin,

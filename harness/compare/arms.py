@@ -4,7 +4,7 @@ and why every other run of the compared experiments is left out."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness import identity, registry, tracking
 from harness.config import Config
@@ -50,7 +50,7 @@ class SeedOutcome:
 class Arm:
     """One experiment at one sweep value: the unit compared against base."""
     experiment: str
-    point: dict
+    sweep_value: dict
     config: Config
     dataset: str  # the name of the data actually used
     identity: dict  # harness/identity.py: only runs with exactly this identity are pooled
@@ -70,7 +70,7 @@ class Arm:
 
     @property
     def label(self) -> str:
-        return self.title or registry.arm_label(self.experiment, self.point)
+        return self.title or registry.arm_label(self.experiment, self.sweep_value)
 
     @property
     def group(self) -> tuple:
@@ -101,6 +101,12 @@ class Arm:
         if outcome == "escaped":
             return sum(r.escaped for r in self.runs)
         return sum(r.outcome == outcome for r in self.runs)
+
+
+def with_outcomes(arms: list[Arm], outcomes: dict) -> list[Arm]:
+    """New arms with their seeds' outcomes (arm label -> [SeedOutcome], as schedule.read_outcomes gives):
+    the arms given are left as they were."""
+    return [replace(a, runs=list(outcomes.get(a.label, []))) for a in arms]
 
 
 def data_key(config: Config) -> tuple:
@@ -230,8 +236,8 @@ def _left_out_reason(run, arms: list[Arm]) -> tuple[str, str]:
     if arm is None:  # explain against the arm of the same sweep value, if any
         if "identity" not in tags:
             return "identity v1", identity.differences({}, tags, {})[0]
-        point = {k[len("sweep."):]: v for k, v in tags.items() if k.startswith("sweep.")}
-        near = next((a for a in arms if {k: str(v) for k, v in a.point.items()} == point), arms[0])
+        sweep_value = {k[len("sweep."):]: v for k, v in tags.items() if k.startswith("sweep.")}
+        near = next((a for a in arms if {k: str(v) for k, v in a.sweep_value.items()} == sweep_value), arms[0])
         return "other identity", "identity differs: " + "; ".join(identity.differences(near.identity, tags,
                                                                                         run.data.params))
     seed, state = int(tags.get("seed", -1)), tags.get("state", "")

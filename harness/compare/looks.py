@@ -21,16 +21,16 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness import claims as claims_lib
 from harness import config as cfg
 from harness import loop, plan
 from harness import statistics as st
-from harness.compare.arms import Arm, data_key, left_out, outcome
+from harness.compare.arms import Arm, data_key, left_out, outcome, with_outcomes
 from harness.compare.design import ArmResult, Design, judge
 from harness.compare.options import CompareOptions
-from harness.compare.schedule import Totals, train_missing
+from harness.compare.schedule import Training, train_missing
 from harness.config import UserError
 from harness.tracking import RunState, Store
 
@@ -51,10 +51,10 @@ class Decision:
 
 @dataclass
 class Family:
-    """A design as the store holds it: the design, its run, the looks' runs, other families."""
+    """A design as the store holds it: the design, its run (its looks.json records each look's runs), its
+    budget, other families."""
     design: Design
     run_id: str
-    looks: dict = field(default_factory=dict)  # "seeds" -> {arm label: [run ids]}
     budget: int | None = None  # the most runs the family may hold
     others: list = field(default_factory=list)  # (design run id, arm labels, decisions) over some of these arms
 
@@ -130,35 +130,35 @@ def _open_family(store: Store, experiment: str, key: str, base: Arm, tested: lis
         raise UserError(f"this family's design (run {run_id}) registered {', '.join(f'{k} {params[k]}' for k in changed)};"
                         f" this code computes {', '.join(f'{now[k]:g}' for k in changed)}, so its looks would not be "
                         "judged as registered. Finish it with the code that registered it, or start a new family.")
-    looks = json.loads(store.read_text(run_id, LOOKS) or "{}")
-    return Family(design, run_id, looks=looks, others=others, budget=budget)
+    return Family(design, run_id, others=others, budget=budget)
 
 
-def _hold_to_record(store: Store, family: Family, look: int, arms: list[Arm], claims: claims_lib.Claims) -> None:
-    """Hold each arm to the runs recorded for this look (a later run of a seed does not rewrite it), or
-    record them now. Under the family's claim, reading the record again first: compares sharing the
-    family record each look once and judge the same runs."""
+def _hold_to_record(store: Store, family: Family, look: int, arms: list[Arm], claims: claims_lib.Claims) -> dict:
+    """The runs each arm is judged on at this look (arm label -> [SeedOutcome]): those recorded for the
+    look (a later run of a seed does not rewrite it), or the arms' own, recorded now. Under the family's
+    claim, reading the record again first: compares sharing the family record each look once and judge
+    the same runs."""
     with claims.mutex(f"looks:{family.run_id}", f"look {look} of design run {family.run_id[:8]} being recorded"):
-        family.looks = json.loads(store.read_text(family.run_id, LOOKS) or "{}")
-        _record(store, family, look, arms)
-
-
-def _record(store: Store, family: Family, look: int, arms: list[Arm]) -> None:
-    recorded = family.looks.get(str(look), {})
-    for arm in arms:
-        ids = [r.run_id for r in arm.runs]
-        if arm.label in recorded and recorded[arm.label] != ids:
-            print(f"  {arm.label}: the runs recorded at this look are used, not newer ones of the same seeds",
-                  file=sys.stderr)
-            arm.runs = [outcome(store, store.get(run_id), arm) for run_id in recorded[arm.label]]
-        recorded[arm.label] = [r.run_id for r in arm.runs]
-    family.looks[str(look)] = recorded
-    store.text(family.run_id, json.dumps(family.looks, indent=1), LOOKS)
+        looks = json.loads(store.read_text(family.run_id, LOOKS) or "{}")
+        recorded = looks.get(str(look), {})
+        held = {}
+        for arm in arms:
+            if arm.label in recorded and recorded[arm.label] != [r.run_id for r in arm.runs]:
+                print(f"  {arm.label}: the runs recorded at this look are used, not newer ones of the same seeds",
+                      file=sys.stderr)
+                held[arm.label] = [outcome(store, store.get(run_id), arm) for run_id in recorded[arm.label]]
+            else:
+                held[arm.label] = arm.runs
+            recorded[arm.label] = [r.run_id for r in held[arm.label]]
+        looks[str(look)] = recorded
+        store.text(family.run_id, json.dumps(looks, indent=1), LOOKS)
+    return held
 
 
 def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str, options: CompareOptions,
-                  margin: float | None, margin_source: str) -> tuple[dict, Totals, Family]:
-    """Run the looks; returns (arm label -> Decision, train_missing's totals, the family). options.budget: the most
+                  margin: float | None, margin_source: str) -> tuple[dict, Training, Family, list[Arm]]:
+    """Run the looks; returns (arm label -> Decision, what training made over all looks, the family, the
+    arms at their last look with the outcomes they were judged on). options.budget: the most
     runs (seeds of base and the arms, reused ones included) the family may hold; when a look would pass it,
     arms get their seed in the order named, and those left without one end undecided at their last look."""
     first, most, budget = arms[0].config.train.seeds, options.max_seeds, options.budget
@@ -189,11 +189,13 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
           "Each round's plan follows.", file=sys.stderr)
     decisions: dict = {}
     histories: dict = {a.label: [] for a in tested}  # an ArmResult at each look
-    totals = Totals()
+    held: dict = {a.label: [] for a in [base, *tested]}  # arm label -> the outcomes it is judged on so far
+    at_look = {a.label: a for a in arms}  # each arm at its last look: its seeds and outcomes there
+    training = Training()
     run_seconds = 0.0
 
     def runs_so_far() -> int:  # runs the family holds so far
-        return len(base.runs) + sum(len(a.runs) for a in tested)
+        return sum(len(runs) for runs in held.values())
 
     for look in range(first, most + 1):
         active = [a for a in tested if a.label not in decisions]
@@ -207,19 +209,22 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
             active = paid
         if not active:
             break
-        for arm in [base, *active]:
-            arm.config, arm.runs = cfg.replace(arm.config, {"train.seeds": look}), []
+        looked = [replace(a, config=cfg.replace(a.config, {"train.seeds": look}), runs=[]) for a in [base, *active]]
         print(f"look at {look} seeds a side: {', '.join(a.label for a in active)}", file=sys.stderr)
-        this_look = train_missing([base, *active], datasets, store, claims=claims)
-        totals.add(this_look)
+        this_look = train_missing(looked, datasets, store, claims=claims)
+        training.trained, training.resumed = training.trained + this_look.trained, training.resumed + this_look.resumed
+        training.plans += [{"look": look, **p} for p in this_look.plans]
+        training.waited += this_look.waited
         run_seconds = this_look.seconds_per_run or run_seconds
-        _hold_to_record(store, family, look, [base, *active], claims)
-        for arm in active:
-            result = judge(arm, base, design, look)
-            if min(len(arm.runs), len(base.runs)) < look:  # the rules hold for complete looks only
+        held.update(_hold_to_record(store, family, look, with_outcomes(looked, this_look.outcomes), claims))
+        looked = with_outcomes(looked, held)
+        at_look.update({a.label: a for a in looked})
+        for arm in looked[1:]:
+            result = judge(arm, looked[0], design, look)
+            if min(len(arm.runs), len(looked[0].runs)) < look:  # the rules hold for complete looks only
                 result.verdict = "undecided"
-                result.note = (f"{len(arm.runs)} and {len(base.runs)} of {look} seeds have an outcome (the rest "
-                               "train elsewhere): not judged at this look")
+                result.note = (f"{len(arm.runs)} and {len(looked[0].runs)} of {look} seeds have an outcome (the "
+                               "rest train elsewhere): not judged at this look")
             histories[arm.label].append(result)
             if result.decided or look == most:
                 decisions[arm.label] = Decision(result.verdict if result.decided else _unsettled(result, design),
@@ -246,12 +251,13 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
                       file=sys.stderr)
     store.tags(family.run_id, {decision_tag(label): f"{d.verdict.split(':')[0]} at {d.seeds} seeds"
                             for label, d in decisions.items()})
-    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in arms:  # an arm of another's identity: that arm's runs
         if arm.same_as:
-            arm.runs = next(a for a in arms if a.label == arm.same_as).runs
-    totals.left_out = left_out(arms, runs_of)
-    return decisions, totals, family
+            held[arm.label] = held.get(arm.same_as, [])
+    judged = with_outcomes([at_look[a.label] for a in arms], held)
+    training.outcomes = {a.label: a.runs for a in judged}
+    training.left_out = left_out(judged, {a.experiment: store.runs(a.experiment) for a in arms})
+    return decisions, training, family, judged
 
 
 def _unsettled(result: ArmResult, design: Design) -> str:

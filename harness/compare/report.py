@@ -1,6 +1,8 @@
-"""The comparison in words: the Markdown report, the terminal table and the settings line."""
+"""The comparison in words, and as data: the Markdown report, the terminal table, the settings line, and
+report.json (the same answer for scripts and tests)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from harness.compare.arms import Arm, collapse_over_training, data_key, fewer_before_last, floors
@@ -264,3 +266,35 @@ def _seed_counts(arms: list[Arm]) -> str:
         n = next(iter(counts.values()), 0)
         return f"{n} seed{'s' * (n != 1)} per arm"
     return "seeds per arm: " + ", ".join(f"{label} {n}" for label, n in counts.items())
+
+
+def _finite(value):
+    """JSON without NaN: nan and inf become null, through dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def as_data(results: list[ArmResult], arms: list[Arm], training, design_run: str | None = None) -> dict:
+    """The report as data (report.json): per arm its verdict, endpoints and every seed's run; what this
+    command trained, resumed and waited for, each plan it printed, and the runs left out with why.
+    training: schedule.Training; design_run: the --until-decided design run's id."""
+    by_label = {a.label: a for a in arms}
+    out_arms = []
+    for r in results:
+        arm = by_label.get(r.label)
+        runs = [{"run_id": o.run_id, "seed": o.seed, "outcome": o.outcome, "escaped": o.escaped,
+                 "collapse": o.collapse, "metrics": o.metrics} for o in (arm.runs if arm else [])]
+        out_arms.append({**dataclasses.asdict(r), "experiment": arm.experiment if arm else None,
+                         "sweep_value": arm.sweep_value if arm else {}, "same_as": arm.same_as if arm else "",
+                         "runs": runs})
+    return _finite({
+        "arms": out_arms, "design_run": design_run, "trained": training.trained, "resumed": training.resumed,
+        "waited_for": [{"arm": label, "seed": seed, "holder": who} for label, seed, who in training.waited],
+        "plans": training.plans,
+        "left_out": [{"experiment": e, "run_id": run_id, "kind": kind, "reason": reason}
+                     for e, run_id, kind, reason in training.left_out]})

@@ -1,6 +1,10 @@
 """Train what the arms lack, after saying what and how long: resume interrupted or lost seeds, train
 seeds without an outcome, each claimed first so that no seed is trained by two processes; wait for the
-seeds other processes hold; then read every arm's outcomes."""
+seeds other processes hold; then read every arm's outcomes.
+
+train_missing is four steps, each returning what it makes: plan_work (what to train, the plan with its
+estimate), train_work (train it, waiting for other processes' seeds), read_outcomes (each arm's seeds'
+outcomes from the store) and arms.left_out (every other run, with why)."""
 from __future__ import annotations
 
 import sys
@@ -11,38 +15,66 @@ from harness import claims as claims_lib
 from harness import loop, machine, models, plan, tracking
 from harness import resume as resume_lib
 from harness import stop as stop_lib
-from harness import runner, scorers
+from harness import population, result, runner, scorers
 from harness.tracking import RunState, Store
 from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, latest,
-                                  left_out, outcome)
+                                  left_out, outcome, with_outcomes)
 
 
 @dataclass
-class Totals:
-    """What train_missing did here, and what the report leaves out."""
+class Training:
+    """What train_missing made: every arm's outcomes, and what this process did to make them."""
+    outcomes: dict = field(default_factory=dict)  # arm label -> [SeedOutcome], seed order (an arm of another's identity: its)
     trained: int = 0  # runs trained afresh by this process
     resumed: int = 0  # runs resumed from a checkpoint by this process
     left_out: list = field(default_factory=list)  # (experiment, run id, kind, reason): arms.left_out
     seconds_per_run: float = 0.0  # one whole run of the first arm's config as measured here (0: not measured)
+    plans: list = field(default_factory=list)  # each plan printed, as data (plan.Plan.as_dict)
+    waited: list = field(default_factory=list)  # (label, seed, holder) of each seed waited for in other processes
 
-    def add(self, other: "Totals") -> None:
-        self.trained += other.trained
-        self.resumed += other.resumed
+
+@dataclass
+class Work:
+    """What plan_work found: the plan to print, the arms with seeds to train or wait for here (in the
+    order named), and the scorers, built once for measuring and training."""
+    plan: plan.Plan
+    arms: list
+    scorers: scorers.Scorers
+
+
+@dataclass
+class Pass:
+    """One pass of _train_arm over an arm's seeds (or train_work's passes, summed)."""
+    waiting: list = field(default_factory=list)  # (label, seed, holder) for seeds other live processes hold
+    handled: set = field(default_factory=set)  # (label, seed) trained or resumed: not tried again in this call
+    trained: int = 0
+    resumed: int = 0
 
 
 def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False,
-                  claims: claims_lib.Claims | None = None) -> Totals:
+                  claims: claims_lib.Claims | None = None) -> Training:
     """Train what each arm lacks: resume its interrupted seeds, train seeds without an outcome (and
     diverged ones when retry_diverged), then read every arm's outcomes. Prints the plan with an estimate
-    first, and one bar over all of it. Returns what it did (Totals); each arm's outcomes are in arm.runs.
+    first, and one bar over all of it. Returns the outcomes and what this process did (Training).
 
     Several compares may share one store: each seed is claimed before it is trained (harness/claims.py),
     a seed another live process holds is waited for, and a dead process's seed is taken over and resumed
     from its checkpoint. So this returns once every seed has an outcome, whoever trained it.
     Ctrl-C or SIGTERM checkpoints the run in training, marks it KILLED and stops; the next call resumes it."""
     claims = claims or claims_lib.open_claims()
-    totals = Totals()
-    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
+    work = plan_work(arms, datasets, store, claims, retry_diverged)
+    print(work.plan.text(), file=sys.stderr)
+    done = train_work(work, datasets, store, claims, retry_diverged)
+    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}  # with what was just trained, here or elsewhere
+    outcomes = read_outcomes(arms, store, runs_of)
+    return Training(outcomes, done.trained, done.resumed, left_out(with_outcomes(arms, outcomes), runs_of),
+                    work.plan.run_seconds(), [work.plan.as_dict()], done.waiting)
+
+
+def plan_work(arms: list[Arm], datasets: dict, store: Store, claims: claims_lib.Claims,
+              retry_diverged: bool = False) -> Work:
+    """What each arm lacks, as a plan with its estimate (a step and an evaluation of the first config to
+    train, measured here; other widths scaled by their FLOPs). Trains nothing."""
     import keras
     elsewhere = (arms[0].identity["backend"], arms[0].identity["platform"]) != (keras.backend.backend(),
                                                                                 machine.platform())
@@ -50,7 +82,8 @@ def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged:
         f"; runs of {arms[0].identity['backend']} on {arms[0].identity['platform']} are made elsewhere "
         "(bench/recipe_gpu.py, harness import-results): nothing is trained here" if elsewhere else ""))
     measured = None
-    work = []  # arms with seeds to train here, in the order named
+    work = []
+    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in arms:
         runs, c = runs_of[arm.experiment], arm.config
         total = loop.total_steps(c, len(datasets[data_key(c)].train_images))
@@ -79,19 +112,30 @@ def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged:
         dataset = datasets[data_key(measured)]
         the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
         the_plan.note = "; other widths scaled by their FLOPs" if len({models.step_flops(a.config) for a in arms}) > 1 else ""
-    print(the_plan.text(), file=sys.stderr)
-    bar = the_plan.bar() if the_plan.steps_to_train else None
+    return Work(the_plan, work, scorer_for)
+
+
+def train_work(work: Work, datasets: dict, store: Store, claims: claims_lib.Claims,
+               retry_diverged: bool = False) -> Pass:
+    """Train and resume the planned arms' seeds, one bar over all of it, passing over them again while
+    other live processes hold some (waiting between passes). Returns the passes summed: runs trained and
+    resumed here, seeds handled, and every seed waited for (with its holder when first seen)."""
+    bar = work.plan.bar() if work.plan.steps_to_train else None
     stop, previous = stop_lib.install()
     waited: set = set()
-    handled: set = set()
+    total = Pass()
     try:
         while True:
             waiting = []
-            for arm in work:
-                waiting += _train_arm(arm, datasets, store, claims, retry_diverged, scorer_for, stop, bar, totals,
-                                      handled)
+            for arm in work.arms:
+                done = _train_arm(arm, datasets, store, claims, retry_diverged, work.scorers, stop, bar, total.handled)
+                waiting += done.waiting
+                total.handled |= done.handled
+                total.trained, total.resumed = total.trained + done.trained, total.resumed + done.resumed
             if not waiting:
-                break
+                return total
+            seen = {w[:2] for w in total.waiting}
+            total.waiting += [w for w in waiting if w[:2] not in seen]
             if {w[:2] for w in waiting} != waited:  # say it when the set changes, not every poll
                 waited = {w[:2] for w in waiting}
                 print(f"waiting for {len(waiting)} run{'s' * (len(waiting) > 1)} training in other processes: "
@@ -105,21 +149,21 @@ def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged:
         stop_lib.restore(previous)
         if bar is not None:
             bar.close()
-    for experiment in {arm.experiment for arm in work}:
-        runs_of[experiment] = store.runs(experiment)  # with what was just trained, here or elsewhere
+
+
+def read_outcomes(arms: list[Arm], store: Store, runs_of: dict | None = None) -> dict[str, list]:
+    """Arm label -> its seeds' outcomes (arms.outcome), in seed order, for the seeds that have one; an arm
+    of another's identity gets that arm's. runs_of: experiment -> its runs, when already read."""
+    runs_of = runs_of or {a.experiment: store.runs(a.experiment) for a in arms}
+    outcomes = {}
+    for arm in arms:
+        if not arm.same_as:
+            found = [latest(runs_of[arm.experiment], arm, seed, is_outcome) for seed in arm.seeds]
+            outcomes[arm.label] = [outcome(store, run, arm) for run in found if run is not None]
     for arm in arms:
         if arm.same_as:
-            continue
-        for seed in arm.seeds:
-            run = latest(runs_of[arm.experiment], arm, seed, is_outcome)
-            if run is not None:
-                arm.runs.append(outcome(store, run, arm))
-    for arm in arms:
-        if arm.same_as:
-            arm.runs = next(a for a in arms if a.label == arm.same_as).runs
-    totals.left_out = left_out(arms, runs_of)
-    totals.seconds_per_run = the_plan.run_seconds()
-    return totals
+            outcomes[arm.label] = outcomes[arm.same_as]
+    return outcomes
 
 
 def _outcome_test(retry_diverged: bool):
@@ -141,45 +185,46 @@ def _seed_runs(store: Store, arm: Arm, seed: int) -> list:
 
 
 def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims, retry_diverged: bool,
-               scorer_for, stop, bar, totals: Totals, handled: set) -> list[tuple[str, int, str]]:
+               scorer_for, stop, bar, handled: set) -> Pass:
     """One pass over an arm's seeds without an outcome. Each seed is claimed, then the store is read
     again (no other process can change the seed now), then the seed is resumed or trained and released
     before the next is claimed, so that other processes take the seeds after it. Under a population
     (JAX on a GPU) the fresh seeds stay claimed and train together. handled: (label, seed) this call
-    already trained or resumed, not tried twice (a diverged retry under retry_diverged).
-    Returns (label, seed, holder) for the seeds other live processes hold."""
+    already trained or resumed, not tried twice (a diverged retry under retry_diverged)."""
     c = arm.config
     dataset = datasets[data_key(c)]
-    common = dict(config=c, dataset=dataset, scorer=scorer_for(c, dataset), store=store, point=arm.point,
-                  extra_tags={"launched_by": "compare", **arm.tags}, stop=stop, progress=bar, claims=claims)
+    common = dict(config=c, dataset=dataset, scorer=scorer_for(c, dataset), store=store,
+                  sweep_value=arm.sweep_value, extra_tags={"launched_by": "compare", **arm.tags}, stop=stop,
+                  progress=bar, claims=claims)
     test = _outcome_test(retry_diverged)
     runs = store.runs(arm.experiment)
     missing = [s for s in arm.seeds if (arm.label, s) not in handled and not latest(runs, arm, s, test)]
-    together = runner.population_on(c, len(missing))
-    waiting, fresh, claimed = [], [], []
+    together = population.trains_together(c, len(missing))
+    done, fresh, claimed = Pass(), [], []
     try:
         for seed in missing:
             key = claims_lib.seed_key(arm.digest, seed)
             if not claims.take(key, f"{arm.label} seed {seed}"):
-                waiting.append((arm.label, seed, _held_elsewhere(claims, arm, seed, runs) or "another process"))
+                done.waiting.append((arm.label, seed, _held_elsewhere(claims, arm, seed, runs) or "another process"))
                 continue
             claimed.append(key)
             now = _seed_runs(store, arm, seed)  # as it stands now that this process holds the seed
             alive = latest(now, arm, seed, is_alive)
             if alive is not None:  # a process that takes no claims (older code), still heartbeating
-                waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
+                done.waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
             elif not latest(now, arm, seed, test):
-                how = _resume(arm, seed, now, store, common, totals)
+                how = _resume(arm, seed, now, store, common)
                 if how == "alive":
-                    waiting.append((arm.label, seed, "its run's process"))
+                    done.waiting.append((arm.label, seed, "its run's process"))
                 else:
-                    handled.add((arm.label, seed))
+                    done.handled.add((arm.label, seed))
+                    done.resumed += how == "resumed"
                 if how == "afresh" and together:
                     fresh.append(seed)
                     continue  # still claimed: trained with the others below
                 if how == "afresh":
                     runner.run(arm.experiment, seed=seed, **common)
-                    totals.trained += 1
+                    done.trained += 1
             claims.release(key)
             claimed.remove(key)
         if fresh:  # JAX on a GPU (or train.population=true): the fresh seeds as one population
@@ -189,15 +234,15 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
             except BaseException:
                 store.end(parent, RunState.KILLED)
                 raise
-            store.end(parent, runner.group_state(results))
-            totals.trained += len(fresh)
+            store.end(parent, result.group_state(results))
+            done.trained += len(fresh)
     finally:  # an error, a signal or a population: nothing stays claimed past this pass
         for key in claimed:
             claims.release(key)
-    return waiting
+    return done
 
 
-def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict, totals: Totals) -> str:
+def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict) -> str:
     """Resume the seed's interrupted or lost run if it has one that can continue: "resumed", "alive" (its
     heartbeat came back since the store was read: waited for), or "afresh" (none, or it cannot continue)."""
     run = latest(runs, arm, seed, is_resumable)
@@ -205,7 +250,6 @@ def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict, totals:
         return "afresh"
     try:
         runner.run(arm.experiment, seed=seed, resume_run_id=run.info.run_id, **common)
-        totals.resumed += 1
         return "resumed"
     except resume_lib.Alive:
         return "alive"

@@ -35,9 +35,9 @@ def collect(names: list[str], smoke: bool, flags: dict, sets: list[str], backend
             classifiers[key] = scorers.classifier_info(datasets[key])["weights"]  # part of every arm's identity
         dataset = datasets[key]
         fixed = tuple(s.partition("=")[0].strip() for s in sets)
-        for point in experiment.sweep_points(fixed, sweeps):
-            arm_config = cfg.replace(config, point) if point else config
-            arm = Arm(name, point, arm_config, dataset.name,
+        for sweep_value in experiment.sweep_values(fixed, sweeps):
+            arm_config = cfg.replace(config, sweep_value) if sweep_value else config
+            arm = Arm(name, sweep_value, arm_config, dataset.name,
                       identity.of(arm_config, dataset.fingerprint, backend=backend, device=platform,
                                   classifier=classifiers[key]))
             arm.same_as = next((a.label for a in arms if a.digest == arm.digest), "")
