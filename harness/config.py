@@ -53,7 +53,7 @@ class TrainConfig:
     lr_d: float = field(default=2e-4, metadata={"min": 0.0})  # Adam learning rate of D
     beta_1: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # Adam beta_1 of both
     real_label: float = field(default=1.0, metadata={"min": 0.0, "max": 1.0})  # D's target for real images; 0.9 = one-sided smoothing
-    population: Optional[bool] = None  # several seeds as one compiled program (harness/population.py); null = under JAX on a GPU (slower than solo on CPUs)
+    population: Optional[bool] = None  # several seeds as one compiled program (harness/step_population.py; when: population.py); null = under JAX on a GPU (slower than solo on CPUs)
     jit_compile: Optional[bool] = None  # XLA for the train step; None = always under JAX, under TF on GPUs only (faster off on CPUs)
     precision: Literal["float32", "mixed_bfloat16"] = "float32"  # Keras dtype policy of both networks
     log_every_steps: int = field(default=10, metadata={"min": 1})  # fetch losses (and check for NaN) this often

@@ -356,7 +356,7 @@ def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
         f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in HEADLINE),
         file=sys.stderr)
 
-    judge_collapse(config, ctx, floor, step, metrics)
+    ctx.collapsed_since = judge_collapse(config, ctx, floor, step, metrics)
     grid = to_unit_range(step_fn.generate(grid_latents, member), activation)
     for fig, name in ((plots.sample_grid(grid, f"{ctx.name} step {step}"), f"samples/step_{step:07d}.png"),
                       (plots.loss_curves(ctx.history, ctx.name), "plots/losses.png"),
@@ -370,19 +370,20 @@ def _collapse_reason(config: Config, metrics: dict, floor: dict) -> str:
     return collapse.judge(metrics, floor, config.eval.collapse_modes, config.eval.collapse_recall)
 
 
-def judge_collapse(config: Config, ctx: RunContext, floor: dict, step: int, metrics: dict) -> None:
-    """Tag the run collapsed (or recovered) from this evaluation's samples; say so once when it starts."""
+def judge_collapse(config: Config, ctx: RunContext, floor: dict, step: int, metrics: dict) -> int | None:
+    """Tag the run collapsed (or recovered) from this evaluation's samples, saying so once when it starts;
+    returns the first step of the collapsed stretch this evaluation is in (None: not collapsed)."""
     reason = _collapse_reason(config, metrics, floor)
     if not reason:
         if ctx.collapsed_since is not None:
             tqdm.write(f"{ctx.name}: recovered at step {step} (collapsed since step {ctx.collapsed_since}).",
                        file=sys.stderr)
-        ctx.collapsed_since = None
         ctx.sink.tags({"collapse": "false"})
-        return
+        return None
+    since = step if ctx.collapsed_since is None else ctx.collapsed_since
     if ctx.collapsed_since is None:
-        ctx.collapsed_since = step
         tqdm.write(f"warning: {ctx.name} collapsed at step {step}: {reason}; {collapse.describe(metrics)}.",
                    file=sys.stderr)
-    ctx.sink.tags({"collapse": "true", "collapse.since": ctx.collapsed_since, "collapse.reason": reason,
+    ctx.sink.tags({"collapse": "true", "collapse.since": since, "collapse.reason": reason,
                    "collapse.samples": collapse.describe(metrics)})
+    return since

@@ -54,6 +54,7 @@ def import_results(folder: Path, store: Store | None = None) -> list[str]:
         if label not in parents:
             parents[label] = runner.open_group(store, record["experiment"], label, size,
                                                 {"imported_from": str(folder.resolve())}, here=False)
+        # run.json's "point" is the arm's sweep value (its key kept, so folders written before read the same)
         tags = {"experiment": record["experiment"], "seed": record["seed"], "dataset": record["dataset"],
                 "data.source": "imported", "imported_from": source, **identity.tags(ident), **record["versions"],
                 **{f"sweep.{k}": v for k, v in record["point"].items()}, "state": "running",

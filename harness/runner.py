@@ -66,6 +66,20 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
                               on_eval, extra_tags, resume_run_ids, stop, names, on_start, progress)
 
 
+def run_population(experiment: str, seeds: list[int], label: str, tags: dict, config: Config, store: Store,
+                   **members) -> list[Result]:
+    """Seeds of one config as one population under a new parent run (kind group): run_members' results;
+    the parent ends FINISHED when every member did, FAILED when one did not, KILLED when training raised."""
+    parent = open_group(store, experiment, label, len(seeds), tags)
+    try:
+        results = run_members(experiment, config, seeds, store=store, parent_id=parent, **members)
+    except BaseException:
+        store.end(parent, RunState.KILLED)
+        raise
+    store.end(parent, group_state(results))
+    return results
+
+
 def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, sweep_value, ident, on_eval, extra_tags,
                    resume_run_ids, stop, names, on_start, progress) -> list[Result]:
     """run_members' work once its seeds are claimed: open or reopen their runs, train, end them."""

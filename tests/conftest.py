@@ -79,12 +79,15 @@ def eventually(condition, seconds: float = 60, every: float = 0.1) -> bool:
     return True
 
 
-def one_error(err: str, *names: str) -> None:
-    """The house's contract for bad input, checked without matching its wording: stderr holds exactly one
-    `error: ...` line and no traceback, and that line names each of `names` (the key, flag, value, file
-    or run at fault). Callers assert the exit code (2) and an untouched store beside it."""
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+def one_error(err: str, *names: str, alone: bool = True) -> None:
+    """The house's contract for bad input, checked without matching its wording: one `error: ...` line
+    and no traceback, naming each of `names` (the key, flag, value, file or run at fault); alone: stderr
+    is that line and nothing else (False where a plan is printed before the error). Callers assert the
+    exit code (2) and an untouched store beside it."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in err, err[-2000:]
+    assert not alone or len(lines) == 1, err[-2000:]
     assert all(name in errors[0] for name in names), (names, errors[0])
 
 

@@ -152,7 +152,7 @@ def test_run_resume_leaves_a_run_with_a_fresh_heartbeat_and_resumes_a_stale_one(
     c.set_tag(run.info.run_id, "heartbeat.time", f"{time.time():.0f}")
     resume = ["run", "base", "--smoke", "--set", "eval.n_images=100", "--resume"]
     assert main(resume + [run.info.run_id]) == 2
-    one_error(capsys.readouterr().err, run.info.run_id)
+    one_error(capsys.readouterr().err, run.info.run_id, "live process")
     assert main(resume) == 2  # the newest unfinished run of seed 0 is alive: none to take
     one_error(capsys.readouterr().err, "base", "seed 0", "live process")
     assert c.get_run(run.info.run_id).info.status == "RUNNING"  # untouched
@@ -182,7 +182,7 @@ def test_a_checkpoint_the_server_fails_to_send_stops_compare_and_retrains_nothin
         args = ["compare", "base", "--smoke", "--seeds", "1", "--set", "eval.n_images=100", "--out", "r"]
         assert main(args) == 2
         err = capsys.readouterr().err
-        one_error(err, url, "checkpoint/state.npz", run.info.run_id)  # the store, the file and the run
+        one_error(err, url, "checkpoint/state.npz", run.info.run_id, alone=False)  # the store, file and run; after the plan
         assert "afresh" not in err
         c = tracking.client()
         runs = c.search_runs([run.info.experiment_id])

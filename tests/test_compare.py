@@ -1,6 +1,7 @@
 """The ablation answer through the CLI: reuse, outcomes, left-out runs, signals (statistics: test_statistics.py)."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -297,6 +298,43 @@ def test_outcomes_make_new_arms_and_report_json_holds_the_answer_as_strict_json(
     assert (said["trained"], said["resumed"], said["left_out"][0]["kind"]) == (2, 1, "superseded")
 
 
+def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(store, mnist_5k, monkeypatch):
+    """until_decided's bookkeeping on a real store and real claims, with each seed's outcome given (its
+    training is the slow tests'): the arms passed in keep their runs and seeds, each look trains new
+    arms, the budget's cut arms keep their last look, and an arm of base's identity gets base's runs."""
+    from dataclasses import replace
+    from harness import config as cfg
+    from harness import tracking
+    from harness.compare import looks
+    from harness.compare.arms import data_key
+    from harness.compare.options import CompareOptions
+    from harness.compare.schedule import Training
+    fids = {"base": [100, 600, 110], "smoothing": [100, 600, 110], "tanh": [620, 630, 640], "batchnorm": [90, 95, 99]}
+    table = {a.label: a.runs for a in _synthetic_arms(fids)}
+    arms = [replace(a, experiment=a.label, config=cfg.replace(a.config, {"train.seeds": 2}), runs=[])
+            for a in _synthetic_arms(fids)]
+    arms.append(replace(arms[0], experiment="latent", title="latent[latent_dim=100]", same_as="base"))
+    given = copy.deepcopy(arms)
+    asked = []
+
+    def outcomes_given(looked, datasets, store, claims=None):
+        asked.append([(a.label, a.config.train.seeds, len(a.runs)) for a in looked])
+        return Training({a.label: table[a.label][:a.config.train.seeds] for a in looked})
+    monkeypatch.setattr(looks, "train_missing", outcomes_given)
+    options = CompareOptions(until_decided=True, max_seeds=3, budget=10, margin=20.0)
+    decisions, training, family, judged = looks.until_decided(
+        arms, {data_key(arms[0].config): mnist_5k}, tracking.Store(), "compare", options, 20.0, "given")
+    assert arms == given  # the arms given, as they were
+    assert asked[0] == [(label, 2, 0) for label in fids]  # each look trains new arms, without outcomes
+    assert asked[1] == [("base", 3, 0), ("smoothing", 3, 0)]  # the budget's 10 pays for one arm's third seed
+    assert [a.config.train.seeds for a in judged[:4]] == [3, 3, 2, 2]  # each arm at its last look
+    assert [len(a.runs) for a in judged] == [3, 3, 2, 2, 3] and judged[4].runs == judged[0].runs
+    assert {label: d.seeds for label, d in decisions.items()} == {"smoothing": 3, "tanh": 2, "batchnorm": 2}
+    assert [(x["look"], x["runs"]) for x in training.looks] == [(2, 8), (3, 10)]
+    recorded = json.loads(tracking.Store().read_text(family.run_id, "looks.json"))
+    assert recorded["3"]["base"] == [r.run_id for r in judged[0].runs]
+
+
 def _no_constants(name):
     raise AssertionError(f"report.json holds {name}, which strict JSON readers refuse")
 
@@ -412,6 +450,8 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
             "--seeds", "2", "--max-seeds", "3", "--budget", "8", "--margin", "0.001", "--steps", "4",
             "--set", "eval.n_images=100"]
     assert main(args + ["--out", str(store / "r1")]) == 0
+    first = _said(store / "r1")["looks"][0]
+    assert (first["runs"], first["runs_left"]) == (6, 2)  # the budget's 2 runs left, not 3 seeds' 3
     report = (store / "r1" / "report.md").read_text()
     runs = _runs("base") + _runs("smoothing") + _runs("latent")
     # 6 runs at the first look (2 seeds a side are far too few to decide); at the second the budget pays
@@ -428,6 +468,8 @@ def test_until_decided_spends_no_run_past_its_budget_and_says_who_went_without(s
                              "--out", str(store / "r2")]) == 0  # the first look's runs, reused: nothing left
     said = _said(store / "r2")  # the budget spent at the first look: both end undecided there, nothing more trained
     assert [p["look"] for p in said["plans"]] == [2] and said["trained"] == 0
+    assert said["looks"] == [{"look": 2, "arms": ["smoothing", "latent[latent_dim=32]"], "runs": 6,
+                              "undecided": ["smoothing", "latent[latent_dim=32]"], "runs_left": 0}]
     assert {a["label"]: (a["verdict"].split()[0], a["look"]) for a in said["arms"] if a["label"] != "base"} == {
         "smoothing": ("undecided", 2), "latent[latent_dim=32]": ("undecided", 2)}
     assert len(_runs("base") + _runs("smoothing") + _runs("latent")) == 8

@@ -59,7 +59,7 @@ def test_variants_change_only_their_keys():
 
 @pytest.mark.parametrize("args, words", [
     (["latent", "--sweep", "model.latent_dim=48"], ["--sweep model.latent_dim", "48", "--set"]),
-    (["tanh", "--sweep", "model.latent_dim=32"], ["model.latent_dim", "tanh"]),
+    (["tanh", "--sweep", "model.latent_dim=32"], ["--sweep model.latent_dim", "sweeps it", "named: tanh"]),
     (["latent", "--sweep", "model.latent_dim"], ["KEY=V1,V2"]),
 ])
 @pytest.mark.slow

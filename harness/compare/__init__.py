@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from harness import claims as claims_lib
@@ -68,11 +69,9 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     if options.until_decided:
         decisions, training, family, arms = looks.until_decided(arms, datasets, store, REPORT_EXPERIMENT, options, margin,
                                                               source)
-        results = [decisions[r.label].result if r.label in decisions else r
+        results = [replace(decisions[r.label].result, verdict=f"{decisions[r.label].verdict} (sequential, at "
+                           f"{decisions[r.label].seeds} seeds a side)") if r.label in decisions else r
                    for r in analyse(arms, margin, source, options.primary)]
-        for r in results:
-            if r.label in decisions:
-                r.verdict = f"{decisions[r.label].verdict} (sequential, at {decisions[r.label].seeds} seeds a side)"
         sequential = decisions_section(decisions, family)
         design, design_run = family.design, family.run_id
     else:

@@ -238,10 +238,14 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
                     last = histories[arm.label][-1]
                     decisions[arm.label] = Decision(last.verdict, look, last, "", histories[arm.label])
         still = [a for a in tested if a.label not in decisions]
+        runs_left = 0
         if still and look < most:
             runs_left = (len(still) + 1) * (most - look)
             if budget is not None:
                 runs_left = min(runs_left, budget - runs_so_far())
+        training.looks.append({"look": look, "arms": [a.label for a in active], "runs": runs_so_far(),
+                               "undecided": [a.label for a in still], "runs_left": max(0, runs_left)})
+        if still and look < most:
             if runs_left < 2:  # a look needs base's seed and one arm's: none can come
                 print(f"  the run budget ({budget}) is spent: {', '.join(a.label for a in still)} end undecided "
                       f"at {look} seeds", file=sys.stderr)

@@ -281,7 +281,9 @@ def _finite(value):
 
 def as_data(results: list[ArmResult], arms: list[Arm], training, design_run: str | None = None) -> dict:
     """The report as data (report.json): per arm its verdict, endpoints and every seed's run; what this
-    command trained, resumed and waited for, each plan it printed, and the runs left out with why.
+    command trained, resumed and waited for, each plan it printed, each look (--until-decided: its arms,
+    the runs the family held, the arms still undecided, the most runs still to come), and the runs left
+    out with why.
     training: schedule.Training; design_run: the --until-decided design run's id."""
     by_label = {a.label: a for a in arms}
     out_arms = []
@@ -295,6 +297,6 @@ def as_data(results: list[ArmResult], arms: list[Arm], training, design_run: str
     return _finite({
         "arms": out_arms, "design_run": design_run, "trained": training.trained, "resumed": training.resumed,
         "waited_for": [{"arm": label, "seed": seed, "holder": who} for label, seed, who in training.waited],
-        "plans": training.plans,
+        "plans": training.plans, "looks": training.looks,
         "left_out": [{"experiment": e, "run_id": run_id, "kind": kind, "reason": reason}
                      for e, run_id, kind, reason in training.left_out]})

@@ -2,9 +2,9 @@
 seeds without an outcome, each claimed first so that no seed is trained by two processes; wait for the
 seeds other processes hold; then read every arm's outcomes.
 
-train_missing is four steps, each returning what it makes: plan_work (what to train, the plan with its
-estimate), train_work (train it, waiting for other processes' seeds), read_outcomes (each arm's seeds'
-outcomes from the store) and arms.left_out (every other run, with why)."""
+train_missing is five steps, each returning what it makes: plan_work (what each arm lacks), estimate
+(its time, measured here), train_work (train it, waiting for other processes' seeds), read_outcomes
+(each arm's seeds' outcomes from the store) and arms.left_out (every other run, with why)."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,7 @@ from harness import claims as claims_lib
 from harness import loop, machine, models, plan, tracking
 from harness import resume as resume_lib
 from harness import stop as stop_lib
-from harness import population, result, runner, scorers
+from harness import population, runner, scorers
 from harness.tracking import RunState, Store
 from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, latest,
                                   left_out, outcome, with_outcomes)
@@ -31,24 +31,35 @@ class Training:
     seconds_per_run: float = 0.0  # one whole run of the first arm's config as measured here (0: not measured)
     plans: list = field(default_factory=list)  # each plan printed, as data (plan.Plan.as_dict)
     waited: list = field(default_factory=list)  # (label, seed, holder) of each seed waited for in other processes
+    looks: list = field(default_factory=list)  # --until-decided: per look, its arms and the runs it leaves
 
 
 @dataclass
 class Work:
-    """What plan_work found: the plan to print, the arms with seeds to train or wait for here (in the
-    order named), and the scorers, built once for measuring and training."""
+    """What plan_work found: the plan (its estimate still to come), the arms with seeds to train or wait
+    for here (in the order named), the config to time (the first with a seed to train; None when none
+    has), and each experiment's runs as read for the plan."""
     plan: plan.Plan
     arms: list
-    scorers: scorers.Scorers
+    measured: object
+    runs_of: dict
 
 
 @dataclass
 class Pass:
-    """One pass of _train_arm over an arm's seeds (or train_work's passes, summed)."""
-    waiting: list = field(default_factory=list)  # (label, seed, holder) for seeds other live processes hold
+    """One pass of _train_arm over an arm's seeds."""
+    waiting: list = field(default_factory=list)  # (label, seed, holder) for seeds other live processes hold now
     handled: set = field(default_factory=set)  # (label, seed) trained or resumed: not tried again in this call
     trained: int = 0
     resumed: int = 0
+
+
+@dataclass
+class TrainedHere:
+    """What train_work did over all its passes."""
+    trained: int = 0
+    resumed: int = 0
+    waited: list = field(default_factory=list)  # (label, seed, holder when first waited for), each seed once
 
 
 def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged: bool = False,
@@ -63,18 +74,22 @@ def train_missing(arms: list[Arm], datasets: dict, store: Store, retry_diverged:
     Ctrl-C or SIGTERM checkpoints the run in training, marks it KILLED and stops; the next call resumes it."""
     claims = claims or claims_lib.open_claims()
     work = plan_work(arms, datasets, store, claims, retry_diverged)
+    scorer_for = scorers.Scorers()
+    estimate(work, arms, datasets, scorer_for)
     print(work.plan.text(), file=sys.stderr)
-    done = train_work(work, datasets, store, claims, retry_diverged)
-    runs_of = {a.experiment: store.runs(a.experiment) for a in arms}  # with what was just trained, here or elsewhere
+    here = train_work(work, datasets, store, claims, scorer_for, retry_diverged)
+    runs_of = dict(work.runs_of)
+    for experiment in {a.experiment for a in work.arms}:
+        runs_of[experiment] = store.runs(experiment)  # with what was just trained, here or elsewhere
     outcomes = read_outcomes(arms, store, runs_of)
-    return Training(outcomes, done.trained, done.resumed, left_out(with_outcomes(arms, outcomes), runs_of),
-                    work.plan.run_seconds(), [work.plan.as_dict()], done.waiting)
+    return Training(outcomes, here.trained, here.resumed, left_out(with_outcomes(arms, outcomes), runs_of),
+                    work.plan.run_seconds(), [work.plan.as_dict()], here.waited)
 
 
 def plan_work(arms: list[Arm], datasets: dict, store: Store, claims: claims_lib.Claims,
               retry_diverged: bool = False) -> Work:
-    """What each arm lacks, as a plan with its estimate (a step and an evaluation of the first config to
-    train, measured here; other widths scaled by their FLOPs). Trains nothing."""
+    """What each arm lacks, as plan rows: seeds reused, resumed (from their checkpoints' steps), trained,
+    and held by other processes. Reads the store; trains and times nothing."""
     import keras
     elsewhere = (arms[0].identity["backend"], arms[0].identity["platform"]) != (keras.backend.backend(),
                                                                                 machine.platform())
@@ -107,35 +122,41 @@ def plan_work(arms: list[Arm], datasets: dict, store: Store, claims: claims_lib.
         resumes = [step for step in starts if step is not None]
         the_plan.add(arm.label, len(arm.seeds), total, len(arm.seeds) - len(todo) - len(held), len(resumes),
                      len(todo) - len(resumes), sum(total - step for step in resumes), evals, cost, len(held))
-    scorer_for = scorers.Scorers()
-    if measured is not None:
-        dataset = datasets[data_key(measured)]
-        the_plan.step_seconds, the_plan.eval_seconds = plan.measure(measured, dataset, scorer_for(measured, dataset))
-        the_plan.note = "; other widths scaled by their FLOPs" if len({models.step_flops(a.config) for a in arms}) > 1 else ""
-    return Work(the_plan, work, scorer_for)
+    return Work(the_plan, work, measured, runs_of)
 
 
-def train_work(work: Work, datasets: dict, store: Store, claims: claims_lib.Claims,
-               retry_diverged: bool = False) -> Pass:
+def estimate(work: Work, arms: list[Arm], datasets: dict, scorer_for: scorers.Scorers) -> plan.Plan:
+    """The plan's time: a step and an evaluation of work.measured, timed here and now (other widths
+    scaled by their FLOPs); nothing to time when nothing is trained. Returns the plan, estimated."""
+    c = work.measured
+    if c is not None:
+        dataset = datasets[data_key(c)]
+        work.plan.step_seconds, work.plan.eval_seconds = plan.measure(c, dataset, scorer_for(c, dataset))
+        work.plan.note = "; other widths scaled by their FLOPs" if len({models.step_flops(a.config) for a in arms}) > 1 else ""
+    return work.plan
+
+
+def train_work(work: Work, datasets: dict, store: Store, claims: claims_lib.Claims, scorer_for: scorers.Scorers,
+               retry_diverged: bool = False) -> TrainedHere:
     """Train and resume the planned arms' seeds, one bar over all of it, passing over them again while
-    other live processes hold some (waiting between passes). Returns the passes summed: runs trained and
-    resumed here, seeds handled, and every seed waited for (with its holder when first seen)."""
+    other live processes hold some (waiting between passes). Returns what it did here (TrainedHere)."""
     bar = work.plan.bar() if work.plan.steps_to_train else None
     stop, previous = stop_lib.install()
     waited: set = set()
-    total = Pass()
+    handled: set = set()
+    here = TrainedHere()
     try:
         while True:
             waiting = []
             for arm in work.arms:
-                done = _train_arm(arm, datasets, store, claims, retry_diverged, work.scorers, stop, bar, total.handled)
-                waiting += done.waiting
-                total.handled |= done.handled
-                total.trained, total.resumed = total.trained + done.trained, total.resumed + done.resumed
+                this_pass = _train_arm(arm, datasets, store, claims, retry_diverged, scorer_for, stop, bar, handled)
+                waiting += this_pass.waiting
+                handled |= this_pass.handled
+                here.trained, here.resumed = here.trained + this_pass.trained, here.resumed + this_pass.resumed
             if not waiting:
-                return total
-            seen = {w[:2] for w in total.waiting}
-            total.waiting += [w for w in waiting if w[:2] not in seen]
+                return here
+            seen = {w[:2] for w in here.waited}
+            here.waited += [w for w in waiting if w[:2] not in seen]
             if {w[:2] for w in waiting} != waited:  # say it when the set changes, not every poll
                 waited = {w[:2] for w in waiting}
                 print(f"waiting for {len(waiting)} run{'s' * (len(waiting) > 1)} training in other processes: "
@@ -154,7 +175,8 @@ def train_work(work: Work, datasets: dict, store: Store, claims: claims_lib.Clai
 def read_outcomes(arms: list[Arm], store: Store, runs_of: dict | None = None) -> dict[str, list]:
     """Arm label -> its seeds' outcomes (arms.outcome), in seed order, for the seeds that have one; an arm
     of another's identity gets that arm's. runs_of: experiment -> its runs, when already read."""
-    runs_of = runs_of or {a.experiment: store.runs(a.experiment) for a in arms}
+    if runs_of is None:
+        runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     outcomes = {}
     for arm in arms:
         if not arm.same_as:
@@ -190,7 +212,8 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
     again (no other process can change the seed now), then the seed is resumed or trained and released
     before the next is claimed, so that other processes take the seeds after it. Under a population
     (JAX on a GPU) the fresh seeds stay claimed and train together. handled: (label, seed) this call
-    already trained or resumed, not tried twice (a diverged retry under retry_diverged)."""
+    already trained or resumed, not tried twice (a diverged retry under retry_diverged). Returns the
+    pass: seeds other live processes hold now, seeds handled, runs trained and resumed."""
     c = arm.config
     dataset = datasets[data_key(c)]
     common = dict(config=c, dataset=dataset, scorer=scorer_for(c, dataset), store=store,
@@ -200,46 +223,40 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
     runs = store.runs(arm.experiment)
     missing = [s for s in arm.seeds if (arm.label, s) not in handled and not latest(runs, arm, s, test)]
     together = population.trains_together(c, len(missing))
-    done, fresh, claimed = Pass(), [], []
+    this_pass, fresh, claimed = Pass(), [], []
     try:
         for seed in missing:
             key = claims_lib.seed_key(arm.digest, seed)
             if not claims.take(key, f"{arm.label} seed {seed}"):
-                done.waiting.append((arm.label, seed, _held_elsewhere(claims, arm, seed, runs) or "another process"))
+                this_pass.waiting.append((arm.label, seed, _held_elsewhere(claims, arm, seed, runs) or "another process"))
                 continue
             claimed.append(key)
             now = _seed_runs(store, arm, seed)  # as it stands now that this process holds the seed
             alive = latest(now, arm, seed, is_alive)
             if alive is not None:  # a process that takes no claims (older code), still heartbeating
-                done.waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
+                this_pass.waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
             elif not latest(now, arm, seed, test):
                 how = _resume(arm, seed, now, store, common)
                 if how == "alive":
-                    done.waiting.append((arm.label, seed, "its run's process"))
+                    this_pass.waiting.append((arm.label, seed, "its run's process"))
                 else:
-                    done.handled.add((arm.label, seed))
-                    done.resumed += how == "resumed"
+                    this_pass.handled.add((arm.label, seed))
+                    this_pass.resumed += how == "resumed"
                 if how == "afresh" and together:
                     fresh.append(seed)
                     continue  # still claimed: trained with the others below
                 if how == "afresh":
                     runner.run(arm.experiment, seed=seed, **common)
-                    done.trained += 1
+                    this_pass.trained += 1
             claims.release(key)
             claimed.remove(key)
         if fresh:  # JAX on a GPU (or train.population=true): the fresh seeds as one population
-            parent = runner.open_group(store, arm.experiment, arm.label, len(fresh), {"launched_by": "compare"})
-            try:
-                results = runner.run_members(arm.experiment, seeds=fresh, parent_id=parent, **common)
-            except BaseException:
-                store.end(parent, RunState.KILLED)
-                raise
-            store.end(parent, result.group_state(results))
-            done.trained += len(fresh)
+            runner.run_population(arm.experiment, fresh, arm.label, {"launched_by": "compare"}, **common)
+            this_pass.trained += len(fresh)
     finally:  # an error, a signal or a population: nothing stays claimed past this pass
         for key in claimed:
             claims.release(key)
-    return done
+    return this_pass
 
 
 def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict) -> str:
