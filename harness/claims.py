@@ -37,6 +37,11 @@ class Busy(UserError):
     """A claim another live process holds."""
 
 
+class Lost(UserError):
+    """A claim another worker took over while this process held it (this one was silent past
+    tracking.STALE_AFTER_S: suspended, or cut off from the database): the seed is the other's now."""
+
+
 @dataclass
 class Holder:
     owner: str  # worker:pid:token
@@ -99,6 +104,26 @@ class Claims:
         self._lock = threading.Lock()
         self._beating: threading.Thread | None = None
         self.lost: set[str] = set()  # keys another worker took over while this one held them (it was silent)
+        self._confirmed = time.monotonic()  # when this process last found its rows its own
+
+    def check(self, keys: list[str]) -> None:
+        """Raise Lost when another worker took over one of these keys: the caller stops training that seed
+        at once, writing nothing more to its run. Cheap when the heartbeat thread confirmed the rows lately;
+        after a gap (this process was frozen, or the database away) it asks the database itself first."""
+        with self._lock:
+            gap = time.monotonic() - self._confirmed > 2 * beat_seconds()
+        if gap:
+            import sqlalchemy as sa
+            try:
+                self._confirm(keys)
+            except sa.exc.SQLAlchemyError:  # the database is away: training goes on, the heartbeat asks again
+                pass
+        with self._lock:
+            taken = [k for k in keys if k in self.lost]
+        if taken:
+            raise Lost(f"another worker took over {taken[0]} while this process was silent past "
+                       f"{tracking.STALE_AFTER_S:.0f} s (claims in {self.where()}); this process stopped training "
+                       "it and wrote nothing more to its run, which the other worker continues.")
 
     def where(self) -> str:
         return tracking.shown(self.url)
@@ -147,6 +172,7 @@ class Claims:
         with self._lock:
             self._held[key] = 1
             self.lost.discard(key)
+            self._confirmed = time.monotonic()
             if self._beating is None:
                 self._beating = threading.Thread(target=self._beat, name="claims-heartbeat", daemon=True)
                 self._beating.start()
@@ -210,18 +236,24 @@ class Claims:
                 with self._engine.begin() as c:
                     c.execute(sa.update(self._t).where((self._t.c.owner == self.owner) & self._t.c.key.in_(keys))
                               .values(heartbeat=time.time()))
-                    mine = {r.key for r in c.execute(sa.select(self._t.c.key).where(
-                        (self._t.c.owner == self.owner) & self._t.c.key.in_(keys)))}
+                self._confirm(keys)
             except sa.exc.SQLAlchemyError as e:  # an outage: the next beat tries again; the row may go stale
                 print(f"claims heartbeat failed ({tracking.masked(str(e).splitlines()[0])}); trying again",
                       file=sys.stderr)
-                continue
-            with self._lock:
-                for key in set(keys) - mine:
-                    if key in self._held and key not in self.lost:
-                        self.lost.add(key)
-                        print(f"claim {key} was taken over by another worker (this one was silent past "
-                              f"{tracking.STALE_AFTER_S:.0f} s)", file=sys.stderr)
+
+    def _confirm(self, keys: list[str]) -> None:
+        """Which of keys are still this process's rows: the others go to self.lost, said once."""
+        import sqlalchemy as sa
+        with self._engine.connect() as c:
+            mine = {r.key for r in c.execute(sa.select(self._t.c.key).where(
+                (self._t.c.owner == self.owner) & self._t.c.key.in_(keys)))}
+        with self._lock:
+            self._confirmed = time.monotonic()
+            for key in set(keys) - mine:
+                if key in self._held and key not in self.lost:
+                    self.lost.add(key)
+                    print(f"claim {key} was taken over by another worker (this one was silent past "
+                          f"{tracking.STALE_AFTER_S:.0f} s)", file=sys.stderr)
 
 
 class TrialClaim:
@@ -232,3 +264,6 @@ class TrialClaim:
     @contextlib.contextmanager
     def hold(self, keys: list[str], detail: str = ""):
         yield
+
+    def check(self, keys: list[str]) -> None:
+        """Optuna fails a silent worker's trial and asks it again: nothing of ours to lose."""

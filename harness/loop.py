@@ -150,11 +150,13 @@ class MemberResult:
 
 
 def train(config: Config, dataset: Dataset, members: list[Member], scorer, checkpoint_dir: Path,
-          resume_from: Path | None = None, stop: StopFlag | None = None, population: bool = False
-          ) -> list[MemberResult]:
+          resume_from: Path | None = None, stop: StopFlag | None = None, population: bool = False,
+          check_claim=None) -> list[MemberResult]:
     """Train one seed, or (population, JAX) several seeds of one config as one compiled program; returns
     one MemberResult per member. A member whose loss becomes non-finite stops there (the others go on).
-    Raises Interrupted on a signal, after a checkpoint; re-raises what an on_eval callback raises."""
+    Raises Interrupted on a signal, after a checkpoint; re-raises what an on_eval callback raises.
+    check_claim(): raises (claims.Lost) when another worker took the members' seeds over; called before
+    each chunk and each checkpoint, so that nothing more is written to runs that are no longer ours."""
     if population:
         generator, discriminator, step_fn = build_population(config, dataset, [m.seed for m in members])
     else:
@@ -175,6 +177,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
         step_fn.set_alive([not m.diverged for m in members])
 
     def save_checkpoint(step: int) -> None:
+        if check_claim is not None:
+            check_claim()
         _save_checkpoint(config, step_fn, members, checkpoint_dir, step, population)
 
     # Chunks end at every log interval and evaluation: the step runs a chunk in one call (one dispatch
@@ -188,10 +192,15 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat_tags)
     try:
         while step < total and not all(m.diverged for m in members):
+            if check_claim is not None:
+                check_claim()
             beat = _heartbeat(members, step, beat)
             _stop_on_signal(stop, members, step, save_checkpoint)
             chunk = next(b for b in boundaries if b > step) - step
-            _log_outputs(members, step, step_fn.many(step, chunk), bar, population)
+            outputs = step_fn.many(step, chunk)
+            if check_claim is not None:  # a chunk computed while the seeds were taken over is dropped, unsent
+                check_claim()
+            _log_outputs(members, step, outputs, bar, population)
             step += chunk
             bar.update(chunk)
             if progress is not None:
@@ -207,6 +216,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                 _after_evaluation(alive, step)
     finally:
         bar.close()
+    if check_claim is not None:
+        check_claim()
     for i, m in enumerate(members):
         if not m.diverged:
             _save_generator(step_fn, generator, m, i)

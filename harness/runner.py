@@ -63,7 +63,8 @@ def run_members(experiment: str, config: Config, seeds: list[int], dataset: data
     keys = [claims_lib.seed_key(identity.digest(ident), s) for s in seeds]
     with claims.hold(keys, f"{experiment} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"):
         return _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, sweep_value, ident,
-                              on_eval, extra_tags, resume_run_ids, stop, names, on_start, progress)
+                              on_eval, extra_tags, resume_run_ids, stop, names, on_start, progress,
+                              lambda: claims.check(keys))
 
 
 def run_population(experiment: str, seeds: list[int], label: str, tags: dict, config: Config, store: Store,
@@ -81,8 +82,10 @@ def run_population(experiment: str, seeds: list[int], label: str, tags: dict, co
 
 
 def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id, sweep_value, ident, on_eval, extra_tags,
-                   resume_run_ids, stop, names, on_start, progress) -> list[Result]:
-    """run_members' work once its seeds are claimed: open or reopen their runs, train, end them."""
+                   resume_run_ids, stop, names, on_start, progress, check_claim) -> list[Result]:
+    """run_members' work once its seeds are claimed: open or reopen their runs, train, end them.
+    check_claim() raises claims.Lost once another worker has taken the seeds over: then nothing more is
+    written to their runs, which are the other worker's now."""
     population = len(seeds) > 1
     population_id = resume_run_ids[0] if resume_run_ids else None
     members, resume_from = [], None
@@ -123,7 +126,11 @@ def _train_members(experiment, config, seeds, dataset, scorer, store, parent_id,
         m.ctx.checkpoint_sink = store.sink(owner) if upload else None
         m.ctx.checkpoint_artifact = f"checkpoint/population-{population_id}" if population else "checkpoint"
     try:
-        trained = loop.train(config, dataset, members, scorer, checkpoint_dir, resume_from, stop, population)
+        trained = loop.train(config, dataset, members, scorer, checkpoint_dir, resume_from, stop, population,
+                             check_claim)
+        check_claim()  # still ours to end
+    except claims_lib.Lost:  # another worker continues these runs: leave them to it
+        raise
     except BaseException as e:  # a signal, a pruned trial, a bug, an outage: mark the runs, then let it rise
         # Only a divergence counts against a variant; "error" runs are retried by compare.
         state = ("pruned" if isinstance(e, stop_lib.Pruned)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tracking_server
-from conftest import one_error
+from conftest import eventually, one_error
 from harness import claims as claims_lib
 from harness import tracking
 from harness.__main__ import main
@@ -207,3 +208,39 @@ def test_compare_workers_share_one_comparison_and_one_report(store, capsys):
     assert sum(trained) == 4  # the workers' own records: each seed trained once, by one of them
     reports = c.search_runs([c.get_experiment_by_name("compare").experiment_id])
     assert len(reports) == 1 and (store / "r" / "report.md").exists()  # the workers wrote no report run
+
+
+@pytest.mark.slow
+def test_a_worker_woken_after_its_seed_was_taken_over_stops_and_writes_nothing_more(store, monkeypatch):
+    """A worker frozen past STALE_AFTER_S (here 10 s: a 1-s heartbeat) loses its seed to another; woken, it
+    stops with one error line before writing anything more to the run, which the other now owns."""
+    steps = 400
+    claims_db = f"sqlite:///{store / 'claims.db'}"  # apart from the runs: the frozen worker holds no lock there
+    monkeypatch.setenv("HARNESS_STORAGE", claims_db)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "base", "--smoke", "--steps", str(steps),
+                             "--set", "eval.n_images=100", "--set", "train.log_every_steps=1"], cwd=store, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_HEARTBEAT_S": "1"})
+    try:
+        tracking_server.wait_for(proc, f"step 160/{steps}")  # past its first checkpoint (step 133)
+        proc.send_signal(signal.SIGSTOP)
+        c = tracking.client()
+        (run,) = c.search_runs([c.get_experiment_by_name("base").experiment_id])
+        before = c.get_run(run.info.run_id)
+        history = c.get_metric_history(run.info.run_id, "train/d_loss")
+        key = claims_lib.seed_key(run.data.tags["identity"], 0)
+        monkeypatch.setattr(tracking, "STALE_AFTER_S", 10.0)  # as the frozen worker counts it
+        other = claims_lib.Claims(claims_db)
+        assert eventually(lambda: other.take(key, "base seed 0, taken over"), seconds=60, every=0.5)
+        proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+    assert proc.returncode == 2, err[-3000:]
+    one_error(err, key, alone=False)  # after its own progress lines
+    after = c.get_run(run.info.run_id)
+    assert after.info.status == "RUNNING" and after.data.tags == before.data.tags  # not ended, no new tag
+    assert c.get_metric_history(run.info.run_id, "train/d_loss") == history  # no step logged after it woke
+    assert other.holder(key).owner == other.owner  # still the other's

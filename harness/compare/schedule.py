@@ -236,18 +236,17 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
             if alive is not None:  # a process that takes no claims (older code), still heartbeating
                 this_pass.waiting.append((arm.label, seed, f"run {alive.info.run_id[:8]}"))
             elif not latest(now, arm, seed, test):
-                how = _resume(arm, seed, now, store, common)
-                if how == "alive":
-                    this_pass.waiting.append((arm.label, seed, "its run's process"))
+                how = _train_seed(arm, seed, now, store, common, together)
+                if how in ("alive", "lost"):
+                    this_pass.waiting.append((arm.label, seed, "its run's process" if how == "alive"
+                                              else "the worker that took it over"))
                 else:
                     this_pass.handled.add((arm.label, seed))
                     this_pass.resumed += how == "resumed"
-                if how == "afresh" and together:
+                    this_pass.trained += how == "trained"
+                if how == "together":
                     fresh.append(seed)
                     continue  # still claimed: trained with the others below
-                if how == "afresh":
-                    runner.run(arm.experiment, seed=seed, **common)
-                    this_pass.trained += 1
             claims.release(key)
             claimed.remove(key)
         if fresh:  # JAX on a GPU (or train.population=true): the fresh seeds as one population
@@ -257,6 +256,23 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
         for key in claimed:
             claims.release(key)
     return this_pass
+
+
+def _train_seed(arm: Arm, seed: int, runs: list, store: Store, common: dict, together: bool) -> str:
+    """Resume the claimed seed's run, or train it afresh: "resumed", "trained", "together" (afresh, with
+    the arm's other fresh seeds as one population), "alive" (its run's process came back) or "lost"
+    (another worker took the claim over while this process was silent: that worker goes on)."""
+    try:
+        how = _resume(arm, seed, runs, store, common)
+        if how != "afresh":
+            return how
+        if together:
+            return "together"
+        runner.run(arm.experiment, seed=seed, **common)
+        return "trained"
+    except claims_lib.Lost as e:
+        print(f"{arm.label} seed {seed}: {e}", file=sys.stderr)
+        return "lost"
 
 
 def _resume(arm: Arm, seed: int, runs: list, store: Store, common: dict) -> str:
