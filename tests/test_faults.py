@@ -158,8 +158,8 @@ def test_collapse_is_judged_from_the_samples_and_said_in_words(store, capsys):
     assert runs[-1].info.status == "FINISHED" and tags["collapse"] == "true" and tags["collapse.since"] == "2"
     assert "digit classes" in tags["collapse.reason"] and tags["collapse.samples"]
     out, err = capsys.readouterr()
-    said = [line for line in err.splitlines() if line.startswith("smoothing-s0 ")]  # the run's closing words
-    assert len(said) == 1 and tags["collapse.reason"] in said[0] and "docs/results.md" in said[0]
+    said = [line for line in err.splitlines() if line.startswith("smoothing-s0 ") and tags["collapse.reason"] in line]
+    assert len(said) == 1 and "step 2" in said[0] and "docs/results.md" in said[0]  # its closing words: since, where to read
     assert [line.split()[1:3] for line in out.splitlines() if line.startswith("smoothing-s0")] == [["FINISHED", "COLLAPSED"]]
 
 
