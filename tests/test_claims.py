@@ -152,6 +152,7 @@ def test_run_resume_leaves_a_run_with_a_fresh_heartbeat_and_resumes_a_stale_one(
     c.update_run(run.info.run_id, "RUNNING")  # as a live worker holds it: RUNNING, beating now
     c.set_tag(run.info.run_id, "heartbeat.time", f"{time.time():.0f}")
     resume = ["run", "base", "--smoke", "--set", "eval.n_images=100", "--resume"]
+    capsys.readouterr()
     assert main(resume + [run.info.run_id]) == 2
     one_error(capsys.readouterr().err, run.info.run_id, "live process")
     assert main(resume) == 2  # the newest unfinished run of seed 0 is alive: none to take

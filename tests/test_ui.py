@@ -81,6 +81,7 @@ def test_ui_serves_runs_lean_in_the_model_training_view_and_stops_its_tree(store
 def test_dashboard_serves_the_search_storage_and_stops_its_tree(store, capsys):
     pytest.importorskip("optuna_dashboard")
     assert main(["search", "tanh", "--trials", "2", *SMOKE]) == 0
+    capsys.readouterr()
     assert main(["dashboard", "--study", "tanh/nope"]) == 2  # an unknown study: a sentence naming the known ones
     one_error(capsys.readouterr().err, "tanh/nope", "tanh/default")
     port = free_port()
