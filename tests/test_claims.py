@@ -207,6 +207,8 @@ def test_compare_workers_share_one_comparison_and_one_report(store, capsys):
     assert all((store / "r" / f"worker-{i}.log").exists() for i in (0, 1))
     trained = [json.loads((store / "r" / f"worker-{i}" / "report.json").read_text())["trained"] for i in (0, 1)]
     assert sum(trained) == 4  # the workers' own records: each seed trained once, by one of them
+    progress = [json.loads((store / "r" / f"worker-{i}.progress.json").read_text()) for i in (0, 1)]
+    assert max(p["planned"] for p in progress) == sum(p["done"] for p in progress) == 4 * 24  # the one bar's end
     reports = c.search_runs([c.get_experiment_by_name("compare").experiment_id])
     assert len(reports) == 1 and (store / "r" / "report.md").exists()  # the workers wrote no report run
 

@@ -17,6 +17,7 @@ from harness import resume as resume_lib
 from harness import stop as stop_lib
 from harness import population, runner, scorers
 from harness.tracking import RunState, Store
+from harness.compare import workers
 from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, latest,
                                   left_out, outcome, with_outcomes)
 
@@ -140,7 +141,7 @@ def train_work(work: Work, datasets: dict, store: Store, claims: claims_lib.Clai
                retry_diverged: bool = False) -> TrainedHere:
     """Train and resume the planned arms' seeds, one bar over all of it, passing over them again while
     other live processes hold some (waiting between passes). Returns what it did here (TrainedHere)."""
-    bar = work.plan.bar() if work.plan.steps_to_train else None
+    bar = workers.bar(work.plan) if work.plan.steps_to_train else None
     stop, previous = stop_lib.install()
     waited: set = set()
     handled: set = set()
