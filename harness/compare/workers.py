@@ -104,7 +104,8 @@ def run(argv: list[str], workers: int, out: Path) -> None:
         with open(log, "w") as f:
             procs.append(subprocess.Popen([sys.executable, "-m", "harness", *base, "--out", str(out / f"worker-{i}")],
                                           env=env, stdout=f, stderr=subprocess.STDOUT))
-    print(f"{workers} workers share this comparison ({'a GPU each' if devices >= workers else f"{threads} core{'s' * (threads != 1)} each"}); "
+    share = "a GPU each" if devices >= workers else f"{threads} core{'s' * (threads != 1)} each"
+    print(f"{workers} workers share this comparison ({share}); "
           f"their logs: {out}/worker-*.log", file=sys.stderr)
     stop, previous = stop_lib.install()
     shown = tqdm(total=None, desc="all workers", unit="step", file=sys.stderr, dynamic_ncols=True, smoothing=0.05)
