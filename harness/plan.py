@@ -71,12 +71,17 @@ class Plan:
         self.weighted_steps += cost * (train * steps + resume_steps)
         self.evals_to_run += (train + resume) * evals_each
 
+    @property
+    def runs_to_train(self) -> int:
+        """Runs to train afresh or resume, over every row (row[4]: resume, row[5]: train)."""
+        return sum(r[4] + r[5] for r in self.rows)
+
     def run_seconds(self) -> float:
         """One whole run of the first row's length at the measured step and evaluation times."""
         if not self.rows or not self.step_seconds:
             return 0.0
         steps = self.rows[0][2]
-        evals = self.evals_to_run / max(1, sum(r[4] + r[5] for r in self.rows)) if self.evals_to_run else 0.0
+        evals = self.evals_to_run / max(1, self.runs_to_train) if self.evals_to_run else 0.0
         return steps * self.step_seconds + evals * self.eval_seconds
 
     def seconds(self) -> float:
@@ -88,7 +93,7 @@ class Plan:
         lines = [self.title, f"  {'what':<{width}}  seeds  steps  reuse  resume  train" + "  others" * bool(others)]
         lines += [f"  {w:<{width}}  {n:>5}  {s:>5}  {a:>5}  {b:>6}  {c:>5}" + f"  {o:>6}" * bool(others)
                   for w, n, s, a, b, c, o in self.rows]
-        total = sum(r[5] + r[4] for r in self.rows)
+        total = self.runs_to_train
         if total:
             sized = " (counted at the last one's size)" if self.evals_to_run % 1 else ""
             lines.append(f"  {total} run{'s' * (total != 1)} to train or resume, {self.steps_to_train:,} steps and "
@@ -105,7 +110,7 @@ class Plan:
         """The plan as data (compare's report.json): its rows and what it would train, with the estimate."""
         keys = ("what", "seeds", "steps", "reuse", "resume", "train", "others")
         return {"title": self.title, "rows": [dict(zip(keys, row)) for row in self.rows],
-                "runs_to_train": sum(r[4] + r[5] for r in self.rows), "steps_to_train": self.steps_to_train,
+                "runs_to_train": self.runs_to_train, "steps_to_train": self.steps_to_train,
                 "evaluations": self.evals_to_run, "step_seconds": self.step_seconds,
                 "eval_seconds": self.eval_seconds, "seconds": self.seconds()}
 
