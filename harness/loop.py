@@ -34,10 +34,7 @@ class RunContext:
     checkpoint_sink: object = None  # artifacts live on a server: each checkpoint is copied there too
     checkpoint_artifact: str = "checkpoint"  # its artifact folder (in the parent's, for a population)
     progress: object = None  # an overall bar over many runs (harness/plan.py), advanced with this run's steps
-    history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
-    evals: list = field(default_factory=list)  # [(step, metrics)]
     identity: dict = field(default_factory=dict)  # harness/identity.py: saved in checkpoints, checked on resume
-    collapsed_since: int | None = None  # first evaluation step of the current collapsed stretch
 
 
 def total_steps(config: Config, n_train: int) -> int:
@@ -109,6 +106,10 @@ class Member:
     ctx: RunContext
     diverged: str = ""  # why its loss became non-finite; from then on it stops updating and logging
     rows: list = field(default_factory=list)  # loss rows not yet sent: the sink gets them in batches of ~1,000
+    # What the loop has made of the run so far (a checkpoint saves it; MemberResult returns it):
+    history: dict = field(default_factory=lambda: {"d_loss": [], "g_loss": [], "d_acc_real": [], "d_acc_fake": []})
+    evals: list = field(default_factory=list)  # [(step, metrics)]
+    collapsed_since: int | None = None  # first evaluation step of the current collapsed stretch
 
     def send_rows(self) -> None:
         if self.rows:
@@ -125,7 +126,7 @@ class Member:
                     self.diverged = f"{key} became {column[i]} at step {step}"
                     self.send_rows()
                     return
-                self.ctx.history[key].append((step, float(column[i])))
+                self.history[key].append((step, float(column[i])))
                 self.rows.append((f"train/{key}", float(column[i]), step))
         if len(self.rows) >= 1000:
             self.send_rows()
@@ -221,8 +222,8 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     for i, m in enumerate(members):
         if not m.diverged:
             _save_generator(step_fn, generator, m, i)
-    return [MemberResult(m.seed, m.ctx.run_id, list(m.ctx.evals), {k: list(v) for k, v in m.ctx.history.items()},
-                         m.ctx.collapsed_since, m.diverged) for m in members]
+    return [MemberResult(m.seed, m.ctx.run_id, list(m.evals), {k: list(v) for k, v in m.history.items()},
+                         m.collapsed_since, m.diverged) for m in members]
 
 
 def _latents(config: Config, members: list[Member], n_scored: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -263,7 +264,7 @@ def _after_evaluation(alive: list[Member], step: int) -> None:
     search's pruner may raise here to stop the trial."""
     for m in alive:
         if m.ctx.on_eval is not None:
-            m.ctx.on_eval(step, m.ctx.evals[-1][1])
+            m.ctx.on_eval(step, m.evals[-1][1])
 
 
 def _log_outputs(members: list[Member], step: int, outputs: dict, bar, population: bool) -> None:
@@ -279,22 +280,25 @@ def _log_outputs(members: list[Member], step: int, outputs: dict, bar, populatio
 
 def _show(alive: list[Member], step: int, total: int, steps_per_epoch: int, bar, print_line: bool) -> None:
     """The bar's last losses, and at print steps a line per member with every loss."""
-    history = alive[0].ctx.history
+    history = alive[0].history
     bar.set_postfix(d_loss=f"{history['d_loss'][-1][1]:.3f}", g_loss=f"{history['g_loss'][-1][1]:.3f}",
                     refresh=False)
     if print_line:
         for m in alive:
-            last = {k: v[-1][1] for k, v in m.ctx.history.items() if v}
+            last = {k: v[-1][1] for k, v in m.history.items() if v}
             bar.write(f"{m.ctx.name} step {step}/{total} epoch {step / steps_per_epoch:.1f}: "
                       + " ".join(f"{k} {v:.3f}" for k, v in last.items()), file=sys.stderr)
 
 
 def _evaluate_members(config: Config, members: list[Member], scorer, step_fn, step: int, latents: list) -> None:
-    """Each live member's losses sent, then its images scored and logged at this step (evaluate)."""
+    """Each live member's losses sent, then its images scored and logged at this step (evaluate), and the
+    evaluation and its collapse verdict kept in the member."""
     for i, m in enumerate(members):
         if not m.diverged:
             m.send_rows()
-            evaluate(config, m.ctx, scorer, step_fn, step, *latents[i], member=i)
+            metrics, m.collapsed_since = evaluate(config, m.ctx, scorer, step_fn, step, *latents[i], i, history=m.history,
+                                                  earlier=m.evals, collapsed_since=m.collapsed_since)
+            m.evals.append((step, metrics))
 
 
 def _save_checkpoint(config: Config, step_fn, members: list[Member], folder: Path, step: int,
@@ -302,11 +306,11 @@ def _save_checkpoint(config: Config, step_fn, members: list[Member], folder: Pat
     """The step's state and each member's history and evaluations, in folder (and on the server too)."""
     meta = {"config": to_dict(config), "identity": members[0].ctx.identity}
     if population:
-        meta["members"] = [{"run_id": m.ctx.run_id, "seed": m.seed, "history": m.ctx.history,
-                            "evals": m.ctx.evals, "diverged": m.diverged} for m in members]
+        meta["members"] = [{"run_id": m.ctx.run_id, "seed": m.seed, "history": m.history,
+                            "evals": m.evals, "diverged": m.diverged} for m in members]
     else:
         step_fn.sync_models()
-        meta.update(history=members[0].ctx.history, evals=members[0].ctx.evals)
+        meta.update(history=members[0].history, evals=members[0].evals)
     path = checkpoint.save(folder, step, step_fn.state(), meta)
     ctx = members[0].ctx
     if ctx.checkpoint_sink is not None:  # artifacts on a server: the population's file goes with its first member
@@ -334,16 +338,16 @@ def _resume(config: Config, step_fn, path: Path, members: list[Member], floor: d
             step_fn.set_state([a[saved[members[0].ctx.run_id][0]] for a in arrays])
         for m in members:
             info = saved[m.ctx.run_id][1]
-            m.ctx.history.update(info["history"])
-            m.ctx.evals[:] = [(s, e) for s, e in info["evals"]]
+            m.history.update(info["history"])
+            m.evals[:] = [(s, e) for s, e in info["evals"]]
             m.diverged = info.get("diverged", "")
     else:
         step_fn.set_state(arrays)
-        members[0].ctx.history.update(meta.get("history", {}))
-        members[0].ctx.evals[:] = [(s, e) for s, e in meta.get("evals", [])]
+        members[0].history.update(meta.get("history", {}))
+        members[0].evals[:] = [(s, e) for s, e in meta.get("evals", [])]
     for m in members:
-        for s, e in m.ctx.evals:  # the collapsed stretch the run was in when it stopped
-            m.ctx.collapsed_since = (m.ctx.collapsed_since or s) if _collapse_reason(config, e, floor) else None
+        for s, e in m.evals:  # the collapsed stretch the run was in when it stopped
+            m.collapsed_since = (m.collapsed_since or s) if _collapse_reason(config, e, floor) else None
         print(f"resumed {m.ctx.name} at step {start}" + (f" (diverged: {m.diverged}; stays frozen)" if m.diverged else ""),
               file=sys.stderr)
         if not m.diverged:
@@ -351,48 +355,53 @@ def _resume(config: Config, step_fn, path: Path, members: list[Member], floor: d
     return start
 
 
-def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int,
-             grid_latents: np.ndarray, score_latents: np.ndarray, member: int = 0) -> dict:
-    """Score a member's generated images, log metrics and figures at this step, and judge collapse from them."""
+def evaluate(config: Config, ctx: RunContext, scorer, step_fn, step: int, grid_latents: np.ndarray,
+             score_latents: np.ndarray, member: int, *, history: dict, earlier: list,
+             collapsed_since: int | None) -> tuple[dict, int | None]:
+    """Score a member's generated images, log the metrics and figures at this step, and judge collapse;
+    returns (metrics, the first step of the collapsed stretch this evaluation is in, None if not).
+    history: its losses so far (for the loss plot); earlier: its evaluations before this one [(step,
+    metrics)]; collapsed_since: the collapsed stretch it was in before this evaluation."""
     activation = config.model.output_activation
     started = time.time()
     score_latents = score_latents[:scorer.n_images]
     images = generated(step_fn, score_latents, activation, member)
     metrics = scorer.score(images)
     metrics["eval_seconds"] = time.time() - started
-    ctx.evals.append((step, metrics))
     ctx.sink.metrics([(f"eval/{k}", v, step) for k, v in metrics.items()])
     floor = scorer.floor
     tqdm.write(f"{ctx.name} eval at step {step}: " + "  ".join(
         f"{k} {metrics[k]:.4g} (real {floor[k]:.4g})" for k in HEADLINE),
         file=sys.stderr)
 
-    ctx.collapsed_since = judge_collapse(config, ctx, floor, step, metrics)
+    since = judge_collapse(config, ctx, floor, step, metrics, collapsed_since)
     grid = to_unit_range(step_fn.generate(grid_latents, member), activation)
     for fig, name in ((plots.sample_grid(grid, f"{ctx.name} step {step}"), f"samples/step_{step:07d}.png"),
-                      (plots.loss_curves(ctx.history, ctx.name), "plots/losses.png"),
-                      (plots.metric_curves(ctx.evals, floor, ctx.name), "plots/metrics.png")):
+                      (plots.loss_curves(history, ctx.name), "plots/losses.png"),
+                      (plots.metric_curves([*earlier, (step, metrics)], floor, ctx.name), "plots/metrics.png")):
         ctx.sink.figure(fig, name)
         plots.close(fig)
-    return metrics
+    return metrics, since
 
 
 def _collapse_reason(config: Config, metrics: dict, floor: dict) -> str:
     return collapse.judge(metrics, floor, config.eval.collapse_modes, config.eval.collapse_recall)
 
 
-def judge_collapse(config: Config, ctx: RunContext, floor: dict, step: int, metrics: dict) -> int | None:
+def judge_collapse(config: Config, ctx: RunContext, floor: dict, step: int, metrics: dict,
+                   collapsed_since: int | None = None) -> int | None:
     """Tag the run collapsed (or recovered) from this evaluation's samples, saying so once when it starts;
-    returns the first step of the collapsed stretch this evaluation is in (None: not collapsed)."""
+    returns the first step of the collapsed stretch this evaluation is in (None: not collapsed).
+    collapsed_since: the stretch the run was in before this evaluation (None: none)."""
     reason = _collapse_reason(config, metrics, floor)
     if not reason:
-        if ctx.collapsed_since is not None:
-            tqdm.write(f"{ctx.name}: recovered at step {step} (collapsed since step {ctx.collapsed_since}).",
+        if collapsed_since is not None:
+            tqdm.write(f"{ctx.name}: recovered at step {step} (collapsed since step {collapsed_since}).",
                        file=sys.stderr)
         ctx.sink.tags({"collapse": "false"})
         return None
-    since = step if ctx.collapsed_since is None else ctx.collapsed_since
-    if ctx.collapsed_since is None:
+    since = step if collapsed_since is None else collapsed_since
+    if collapsed_since is None:
         tqdm.write(f"warning: {ctx.name} collapsed at step {step}: {reason}; {collapse.describe(metrics)}.",
                    file=sys.stderr)
     ctx.sink.tags({"collapse": "true", "collapse.since": since, "collapse.reason": reason,
