@@ -58,6 +58,7 @@ class TrainConfig:
     precision: Literal["float32", "mixed_bfloat16"] = "float32"  # Keras dtype policy of both networks
     log_every_steps: int = field(default=10, metadata={"min": 1})  # fetch losses (and check for NaN) this often
     print_every_steps: int = field(default=0, metadata={"min": 0})  # print losses this often; 0 = about 10 times a run
+    checkpoint_minutes: float = field(default=10.0, metadata={"min": 0.0})  # also checkpoint this often (wall clock) between evaluations, so a killed process loses at most this; 0 = at evaluations only
 
 
 @dataclass(frozen=True)

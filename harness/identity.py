@@ -40,12 +40,13 @@ METRICS_VERSION = metrics.VERSION  # bumped by any change to scoring; its histor
 SAME_STEP = (1, 2, 3)
 
 # Keys that never change what a run computes: the seed is matched on its own, the rest is logging,
-# the search space, the collapse judgement (made again from the final metrics by every reader), when
-# evaluations happen and how many images the ones before the last score (the final one is at the end, at
-# eval.n_images, either way; evaluation draws its own latents, never the training stream), and
-# population training (its members agree with their solo runs to round-off).
+# the search space, when checkpoints are written (a resume continues exactly), the collapse judgement
+# (made again from the final metrics by every reader), when evaluations happen and how many images the
+# ones before the last score (the final one is at the end, at eval.n_images, either way; evaluation
+# draws its own latents, never the training stream), and population training (its members agree with
+# their solo runs to round-off).
 NOT_IDENTITY = ("train.seed", "train.seeds", "train.print_every_steps", "train.log_every_steps",
-                "eval.collapse_modes", "eval.collapse_recall", "eval.every_epochs", "eval.min_evals",
+                "train.checkpoint_minutes", "eval.collapse_modes", "eval.collapse_recall", "eval.every_epochs", "eval.min_evals",
                 "eval.interim_images", "train.population")  # a population member is its solo run (test_population.py)
 # Keys that only choose the data: the content fingerprint stands for them.
 DATA_KEYS = ("data.name", "data.path", "data.split_seed")

@@ -191,6 +191,9 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                mininterval=1.0, smoothing=0.1, position=1 if progress is not None else 0, leave=progress is None)
     step = start
     beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat_tags)
+    # Evaluations are 10 epochs apart by default (16-35 min at full width on 2 CPU cores): a checkpoint
+    # every train.checkpoint_minutes between them bounds what a killed process (SIGKILL, a lost machine) loses.
+    every_s, saved = config.train.checkpoint_minutes * 60.0, time.monotonic()
     try:
         while step < total and not all(m.diverged for m in members):
             if check_claim is not None:
@@ -213,8 +216,14 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
             if step in evals:
                 _evaluate_members(config, members, scorer if step == total else interim, step_fn, step, latents)
                 save_checkpoint(step)
+                saved = time.monotonic()
                 beat = 0.0  # evaluations take long: say alive at the next chunk
                 _after_evaluation(alive, step)
+            elif every_s and time.monotonic() - saved >= every_s:
+                for m in alive:  # the store holds every loss the checkpoint does
+                    m.send_rows()
+                save_checkpoint(step)
+                saved = time.monotonic()
     finally:
         bar.close()
     if check_claim is not None:

@@ -48,7 +48,7 @@ def checkpoint_for(store: Store, run_id: str, config: Config, ident: dict | None
     if not path.exists():  # on a server: downloaded; an outage raises StoreError, it is not "no checkpoint"
         path = store.fetch(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz") or path
     if not path.exists():
-        raise ResumeError(f"run {run_id} has no checkpoint (it stopped before its first evaluation); start it again.")
+        raise ResumeError(f"run {run_id} has no checkpoint (it stopped before its first evaluation or train.checkpoint_minutes); start it again.")
     from harness import checkpoint
     _, _, meta = checkpoint.load(path)
     diff = config_diff(meta["config"], config)

@@ -174,10 +174,10 @@ COMPARE = ["compare", "base", "--smoke", "--seeds", "1", "--steps", str(STEPS), 
            "--set", "train.log_every_steps=1"]
 
 
-def _compare_past_its_first_checkpoint(store, step: int = 48) -> subprocess.Popen:
-    """COMPARE in a process of its own, returned once it prints step (a multiple of 12): past its first
-    evaluation at step 40, where a checkpoint exists, unless step is earlier."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness", *COMPARE, "--out", "r1"], cwd=store, text=True,
+def _compare_past_its_first_checkpoint(store, step: int = 48, extra: tuple = ()) -> subprocess.Popen:
+    """COMPARE (+ extra) in a process of its own, returned once it prints step (a multiple of 12): past
+    its first evaluation at step 40, where a checkpoint exists, unless step is earlier."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *COMPARE, *extra, "--out", "r1"], cwd=store, text=True,
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_HEARTBEAT_S": "1"})
     for line in proc.stderr:
@@ -224,6 +224,27 @@ def test_a_run_lost_before_its_first_checkpoint_is_planned_and_trained_afresh(st
         "failure.reason"]
     (fresh,) = [r for r in runs.values() if r.info.run_id != lost.info.run_id]
     assert fresh.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_run_killed_between_evaluations_resumes_from_its_timed_checkpoint(store, capsys, monkeypatch):
+    # A checkpoint every 0.06 s of wall clock (train.checkpoint_minutes; 10 minutes by default): SIGKILL
+    # at step 24, before the first evaluation (step 40), leaves one.
+    timed = ("--set", "train.checkpoint_minutes=0.001")
+    proc = _compare_past_its_first_checkpoint(store, step=24, extra=timed)
+    proc.kill()
+    proc.communicate(timeout=60)
+    (killed,) = _runs("base")
+    assert killed.info.status == "RUNNING"  # no handler ran
+    monkeypatch.setattr(tracking, "STALE_AFTER_S", 0.0)
+    assert main(COMPARE + [*timed, "--out", str(store / "r2")]) == 0
+    said = _said(store / "r2")
+    assert _row(said, "base") == dict(seeds=1, steps=STEPS, reuse=0, resume=1, train=0, others=0)
+    (run,) = _runs("base")  # the same run, continued: not trained afresh
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    assert 0 < int(run.data.tags["resumed.step"]) < 40  # a timed checkpoint's step, not an evaluation's
+    steps = {h.step for h in tracking.client().get_metric_history(run.info.run_id, "train/d_loss")}
+    assert steps == set(range(1, STEPS + 1))
 
 
 @pytest.mark.slow
