@@ -129,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: ms per member-step of a population of K seeds against a solo step (JAX)")
     s.add_argument("--run-steps", type=int, default=300, metavar="N",
                    help="also time a real run of N steps (evaluations every 10 epochs, logging, checkpoints) "
-                        "beside the bare step (default 300: two evaluations on mnist-5k; 0 skips it)")
+                        "beside the bare step (default 300: three evaluations, eval.min_evals; 0 skips it)")
     s.set_defaults(func=commands.cmd_bench)
 
     s = sub.add_parser("import-results", help="record runs made offline (bench/recipe_gpu.py) as MLflow runs")

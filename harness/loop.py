@@ -191,7 +191,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
                mininterval=1.0, smoothing=0.1, position=1 if progress is not None else 0, leave=progress is None)
     step = start
     beat = 0.0  # when the members' runs last said they are alive (tracking.heartbeat_tags)
-    # Evaluations are 10 epochs apart by default (16-35 min at full width on 2 CPU cores): a checkpoint
+    # Evaluations are 10 epochs apart by default (16-60 min at full width on 2 CPU cores): a checkpoint
     # every train.checkpoint_minutes between them bounds what a killed process (SIGKILL, a lost machine) loses.
     every_s, saved = config.train.checkpoint_minutes * 60.0, time.monotonic()
     try:

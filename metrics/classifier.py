@@ -18,7 +18,7 @@ import numpy as np
 
 ARCHITECTURE = "conv{}x2-bn-pool-conv{}x2-bn-pool-dense128-v2"  # filled with SETTINGS' filters
 # Training settings per dataset: light augmentation in the data pipeline, never as layers in the graph
-# (slow under JAX on accelerators; see DESIGN.md). mnist-5k: shifts and small rotations (scipy, per image;
+# (such layers run slowly under JAX on accelerators). mnist-5k: shifts and small rotations (scipy, per image;
 # 4,000 digits need them). mnist: half the filters and 6 epochs with shifts of one whole pixel, about a
 # fifth of metrics v2's 12-epoch time for 99.4-99.5% on the test digits (bench/classifier.py).
 SETTINGS = {
