@@ -163,6 +163,29 @@ def test_collapse_is_judged_from_the_samples_and_said_in_words(store, capsys):
     assert [line.split()[1:3] for line in out.splitlines() if line.startswith("smoothing-s0")] == [["FINISHED", "COLLAPSED"]]
 
 
+def test_a_collapsed_stretch_is_dated_from_its_first_evaluation_and_its_end_said_once(tmp_path, capsys):
+    """judge_collapse over evaluations collapsed, collapsed, recovered, collapsed: each returns the
+    stretch it is in (2, 2, none, 8), the run's tags follow, and the recovery is said with its stretch."""
+    from harness import loop, sink
+    from harness.config import Config
+    floor = {"modes": 10.0, "recall": 0.9}
+    blank = {"modes": 1.0, "recall": 0.0, "is": 1.0, "precision": 0.0}
+    digits = {"modes": 10.0, "recall": 0.5, "is": 8.0, "precision": 0.7}
+    ctx = loop.RunContext(sink.JsonlSink(tmp_path / "run"), "r", "base-s0")
+    since, stretches = None, []
+    for step, metrics in ((2, blank), (4, blank), (6, digits), (8, blank)):
+        since = loop.judge_collapse(Config(), ctx, floor, step, metrics, since)
+        stretches.append(since)
+    assert stretches == [2, 2, None, 8]
+    tags = [e["tags"] for e in sink.read(tmp_path / "run") if "tags" in e]
+    assert [(t["collapse"], t.get("collapse.since")) for t in tags] == [("true", "2"), ("true", "2"), ("false", None),
+                                                                      ("true", "8")]
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "recovered" in line] == [
+        "base-s0: recovered at step 6 (collapsed since step 2)."]
+    assert sum("collapsed at step" in line for line in err.splitlines()) == 2  # said where each stretch starts
+
+
 @pytest.mark.slow
 def test_concurrent_runs_on_a_fresh_store_all_land(store):
     """Four processes race to create one SQLite store, its experiment and their runs."""
