@@ -10,7 +10,8 @@ collapsed ~ N(580, 70): the shapes of the published 5-epoch answer. K = 6 arms a
   failed-seeds rule (an arm with more collapsed seeds than base is called neither better nor
   equivalent); reimplemented here as it was, since compare no longer decides this way;
 - current design: harness/compare/simulation.py (escape by exact Fisher, escaped quality by repeated
-  intervals at a margin of 25 FID fixed in advance).
+  intervals at a margin of 25 FID fixed in advance, each side's variance floored at the pooled one).
+Then the escaped-quality rule with and without that floor when escaped seeds fall in two clusters.
 """
 from __future__ import annotations
 
@@ -67,10 +68,14 @@ def rates(verdict: np.ndarray) -> tuple[float, float]:
     return wrong.any(axis=1).mean(), wrong.mean()
 
 
-def main() -> None:
+def parse_trials() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20_000)
-    t = parser.parse_args().trials
+    return parser.parse_args().trials
+
+
+def main() -> None:
+    t = parse_trials()
     print(f"{t:,} simulated comparisons per cell; K = {K}; Monte Carlo se of a 5% rate {math.sqrt(0.0475 / t):.4f}\n")
     print("| looks | design | p | wrong better/worse, family-wise | per arm | all-escape arm vs base's 0.6 called "
           "equivalent |")
@@ -88,5 +93,39 @@ def main() -> None:
                       f"{'-' if eq is None else f'{eq:.3f}'} |")
 
 
+def clusters(t: int) -> None:
+    """The escaped-quality rule with and without its variance floor (design versions 3 and 2) when escaped
+    seeds fall in two clusters, as at 20 epochs: early escapers' FID ~ N(100, 10), late ones' ~ N(185,
+    15), a share of them late. Every arm as base, so any better/worse call is wrong. Then what the floor
+    costs: power for an arm whose escaped seeds score 40 lower (N(165, 20) against N(205, 20), every
+    seed escaping), and one arm whose escaped seeds spread 3 times as widely (sd 60) as the others'."""
+    wrong = np.vectorize(lambda w: w.split(":")[0] in ("better", "worse", "mixed"))
+    quality = np.vectorize(lambda w: "escaped seeds score" in w)
+    better = np.vectorize(lambda w: w.startswith("better"))
+    print("\n| looks | margin | escaped seeds | p | wrong, family-wise: version 2 (no floor) | version 3 (floor) |")
+    print("|---|---|---|---|---|---|")
+    for first, most, margin in ((3, 6, 20.0), (3, 8, 25.0)):
+        design = Design(tuple(range(K)), first, most, margin=margin, margin_source="simulation")
+        for late in (0.3, 0.5):
+            mixture = [(1 - late, 100.0, 10.0), (late, 185.0, 15.0)]
+            for p in (0.6, 1.0):
+                v2, v3 = (wrong(simulate(design, p, [p] * K, trials=t, seed=3, escaped_fid=mixture, floor=f)[0])
+                          .any(axis=1).mean() for f in (False, True))
+                print(f"| {first}..{most} | {margin:g} | {late:.0%} late | {p} | {v2:.4f} | {v3:.4f} |")
+    print("\n| looks | what | version 2 (no floor) | version 3 (floor) |")
+    print("|---|---|---|---|")
+    for first, most, margin in ((3, 6, 20.0), (3, 8, 25.0)):
+        design = Design(tuple(range(K)), first, most, margin=margin, margin_source="simulation")
+        power = [better(simulate(design, 1.0, [1.0] * K, trials=t, seed=4, arm_escaped_fid=[(165.0, 20.0)] * K,
+                                 floor=f)[0]).mean() for f in (False, True)]
+        wide = [quality(simulate(design, 1.0, [1.0] * K, trials=t, seed=5, floor=f,
+                                 arm_escaped_fid=[(205.0, 60.0)] + [(205.0, 20.0)] * (K - 1))[0][:, 0]).mean()
+                for f in (False, True)]
+        print(f"| {first}..{most} | an arm 40 FID better on escaped quality: called better | {power[0]:.3f} | {power[1]:.3f} |")
+        print(f"| {first}..{most} | one arm spread 3x, same mean: its wrong calls (its share {design.quality_level:.4f}) "
+              f"| {wide[0]:.4f} | {wide[1]:.4f} |")
+
+
 if __name__ == "__main__":
     main()
+    clusters(parse_trials())

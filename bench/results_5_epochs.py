@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.compare.arms import Arm, SeedOutcome  # noqa: E402
-from harness.compare.design import Design, judge  # noqa: E402
+from harness.compare.design import Design, judge, spread_floor  # noqa: E402
 from harness.compare.figures import outcomes  # noqa: E402
 
 ORDER = ["base", "smoothing", "tanh", "batchnorm", "batchnorm-train", "latent[latent_dim=32]", "latent[latent_dim=256]"]
@@ -60,12 +60,12 @@ def main() -> None:
     decided: dict = {}
     for look in design.looks:
         base.runs = seeds["base"][:look]
-        for label in ORDER[1:]:
-            if label in decided or len(seeds[label]) < look:
-                continue
-            arm = arms[label]
-            arm.runs = seeds[label][:look]
-            result = judge(arm, base, design, look)
+        active = [label for label in ORDER[1:] if label not in decided and len(seeds[label]) >= look]
+        for label in active:
+            arms[label].runs = seeds[label][:look]
+        floor = spread_floor(arms.values())  # decided arms at their last look, as compare's looks do
+        for label in active:
+            result = judge(arms[label], base, design, look, floor)
             if result.decided or look == design.most or len(seeds[label]) == look:
                 decided[label] = result
     print("\n| arm | seeds | escaped [exact 95%] | base escaped | Δ rate [Newcombe 95%] | P(escapes more) | Fisher p "

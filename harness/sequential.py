@@ -4,10 +4,11 @@ secondary endpoint of harness/compare/design.py).
 Each arm is compared with base (the shared control) by two-sided repeated confidence intervals (RCIs)
 for the FID difference (Jennison & Turnbull, Group Sequential Methods with Applications to Clinical
 Trials, 2000, ch. 9): at every look k the interval d_k +- c_k se_k, with critical values c_k from a
-Lan-DeMets alpha-spending function, covers the true difference at every look at once with probability
-1 - level (for normal seeds; see the small-sample note below), whatever rule decides when to stop. So an arm may stop as better or worse (its interval
-excludes 0) or as equivalent (its interval lies inside +-margin) at any look, and the stated level
-still holds for the intervals it reports.
+Lan-DeMets alpha-spending function, covers the true difference at every look at once with
+probability 1 - level (for normal seeds; see the small-sample and two-mode notes below), whatever rule
+decides when to stop. So an arm may stop as better or worse (its interval excludes 0) or as equivalent
+(its interval lies inside +-margin) at any look, and the stated level still holds for the intervals it
+reports.
 
 - Information: a look's fraction t = n / n_max (seeds a side, equal on both sides since base gets a
   seed whenever an arm does).
@@ -19,6 +20,10 @@ still holds for the intervals it reports.
   approximation: with equal spreads the intervals hold conservatively; when one arm's spread is 2 to 3
   times the other's, at 3 to 8 seeds, they miss somewhat more often than the level says (as Welch's test
   alone does at these seed counts).
+- Two modes: when values fall in two clusters (seeds that escaped early and late), a side's 2 or 3
+  values often lie in one cluster and its variance reads far too small. rci's floor (the compare
+  design passes the variance pooled over every arm's escaped seeds) keeps such an interval from
+  shrinking: each side's variance is the larger of its own and the floor.
 tests/test_sequential.py checks the boundaries against a seeded simulation of the looks.
 """
 from __future__ import annotations
@@ -29,7 +34,7 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-from harness.statistics import welch
+from harness.statistics import welch_moments
 
 SPENDING = ("pocock", "hsd")
 _GRID = 801  # points of the continuation region in the recursive integration (odd: Simpson's rule)
@@ -107,15 +112,19 @@ def t_critical(c: float, df: float) -> float:
     return float(stats.t.isf(stats.norm.sf(c), max(df, 1e-6)))
 
 
-def rci(values, reference, c: float) -> tuple[float, float, float, float]:
+def rci(values, reference, c: float, floor: float = 0.0) -> tuple[float, float, float, float]:
     """(difference of means, low, high, Welch df) of the repeated confidence interval whose normal
-    critical value is c (a look's boundary). With no spread on either side there is no interval to give:
-    the bounds are nan (never a zero-width interval)."""
+    critical value is c (a look's boundary). floor: the least variance either side is taken to have (a
+    pooled variance: a few values that happen to lie close together do not make the interval narrow).
+    With no spread on either side and no floor there is no interval to give: the bounds are nan (never a
+    zero-width interval)."""
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     d = float(a.mean() - b.mean())
-    se, df = welch(a, b)
+    floor = floor if math.isfinite(floor) else 0.0
+    se, df = welch_moments(max(a.var(ddof=1), floor), len(a), max(b.var(ddof=1), floor), len(b))
+    se, df = float(se), float(df)
     if se == 0:
-        return d, math.nan, math.nan, df
+        return d, math.nan, math.nan, float(len(a) + len(b) - 2)
     half = t_critical(c, df) * se
     return d, d - half, d + half, df
 

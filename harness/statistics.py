@@ -2,7 +2,8 @@
 harness/sequential.py hold each endpoint's own):
 - means over seeds: Student t 95% intervals (a percentile bootstrap of the mean covers only about
   75-85% at 3 to 5 seeds), never of zero width;
-- Welch's standard error and degrees of freedom of a difference of means.
+- Welch's standard error and degrees of freedom of a difference of means;
+- the within-group variance pooled over groups (the escaped-quality interval's floor).
 tests/test_statistics.py checks coverage by simulation through these same functions.
 """
 from __future__ import annotations
@@ -39,9 +40,13 @@ def welch_moments(var_a, n_a, var_b, n_b):
         return np.sqrt(sa + sb), (sa + sb) ** 2 / (sa ** 2 / (n_a - 1) + sb ** 2 / (n_b - 1))
 
 
-def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(standard error of mean(a) - mean(b), Welch-Satterthwaite degrees of freedom)."""
-    se, df = welch_moments(a.var(ddof=1), len(a), b.var(ddof=1), len(b))
-    if se == 0:
-        return 0.0, float(len(a) + len(b) - 2)
-    return float(se), float(df)
+def pooled_variance(groups) -> tuple[float, int]:
+    """(the within-group variance pooled over groups, its degrees of freedom): sum of squares about each
+    group's own mean over sum of (n - 1); groups of under 2 values add nothing; (nan, 0) when none has 2."""
+    squares, df = 0.0, 0
+    for g in groups:
+        x = np.asarray(g, dtype=np.float64)
+        if len(x) >= 2:
+            squares += float(((x - x.mean()) ** 2).sum())
+            df += len(x) - 1
+    return (squares / df if df else math.nan), df

@@ -330,7 +330,7 @@ def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(st
     from harness.compare.arms import data_key
     from harness.compare.options import CompareOptions
     from harness.compare.schedule import Training
-    fids = {"base": [100, 600, 110], "smoothing": [100, 600, 110], "tanh": [620, 630, 640], "batchnorm": [90, 95, 99]}
+    fids = {"base": [100, 600, 110], "smoothing": [100, 600, 110], "tanh": [100, 900, 640], "batchnorm": [90, 95, 99]}
     table = {a.label: a.runs for a in _synthetic_arms(fids)}
     arms = [replace(a, experiment=a.label, config=cfg.replace(a.config, {"train.seeds": 2}), runs=[])
             for a in _synthetic_arms(fids)]
@@ -354,6 +354,14 @@ def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(st
     assert [(x["look"], x["runs"]) for x in training.looks] == [(2, 8), (3, 10)]
     recorded = json.loads(tracking.Store().read_text(family.run_id, "looks.json"))
     assert recorded["3"]["base"] == [r.run_id for r in judged[0].runs]
+    # smoothing's look-3 interval: each side's variance floored at the spread pooled over every arm, the
+    # ones the budget stopped at 2 seeds included (tanh's 100 and 900 make the floor bind)
+    from harness.compare.design import judge, spread_floor
+    last = [replace(a, runs=table[a.label][:n]) for a, n in zip(arms[:4], (3, 3, 2, 2))]
+    interval = decisions["smoothing"].result.quality.diff
+    assert interval == judge(last[1], last[0], family.design, 3, spread_floor(last)).quality.diff
+    unfloored = judge(last[1], last[0], family.design, 3).quality.diff
+    assert interval[2] - interval[1] > unfloored[2] - unfloored[1]
 
 
 def _no_constants(name):

@@ -1,6 +1,7 @@
 """The decision design (harness/compare/design.py) on seeded draws and synthetic arms, no training: the
 escape rule's exact worst case, the rank rule's calibration, the escaped-only interval's coverage, the
-whole procedure on bimodal seeds, and a report with words or numbers in every cell."""
+whole procedure on bimodal seeds and on escaped seeds in two clusters, and a report with words or
+numbers in every cell."""
 from __future__ import annotations
 
 import itertools
@@ -126,6 +127,40 @@ def test_escaped_quality_calls_stay_rare_when_escape_rates_or_spreads_differ(p_b
     verdict, _ = simulate(design, p_base, [p_arm] * 6, trials=trials, seed=5, arm_escaped_fid=[(205.0, spread)] * 6)
     wrong = np.vectorize(lambda w: "escaped seeds score" in w)(verdict)
     assert wrong.any(axis=1).mean() <= ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / trials)
+
+
+@pytest.mark.parametrize("late", [0.3, 0.5])
+def test_escaped_seeds_in_two_clusters_keep_the_error_rate_that_welch_alone_loses(late):
+    """At 20 epochs escaped seeds fall in two clusters (early escapers' FID near 100, late ones' near 185).
+    Every arm is base: any better/worse call is wrong. Welch's interval alone (design version 2) often
+    gets 2 or 3 seeds of one cluster a side, a far too small variance and a wrong call; the variance
+    floor pooled over the arms (version 3) keeps the family-wise rate under alpha."""
+    design = Design(tuple(f"a{i}" for i in range(6)), 3, 6, margin=20.0, margin_source="test")  # the 20-epoch one
+    mixture = [(1 - late, 100.0, 10.0), (late, 185.0, 15.0)]
+    trials, se = 3000, math.sqrt(ALPHA * (1 - ALPHA) / 3000)
+    wrong = np.vectorize(lambda w: w.split(":")[0] in ("better", "worse", "mixed"))
+    for p in (0.6, 1.0):
+        rates = [wrong(simulate(design, p, [p] * 6, trials=trials, seed=21, escaped_fid=mixture, floor=floor)[0])
+                 .any(axis=1).mean() for floor in (True, False)]
+        assert rates[0] <= ALPHA + 2 * se
+        if late == 0.5 and p == 1.0:  # what the floor is for: without it the promise is broken
+            assert rates[1] > ALPHA + 2 * se
+
+
+def test_the_floor_widens_only_an_interval_narrower_than_the_pooled_spread():
+    from harness import statistics as st
+    groups = [[100.0, 101.0], [185.0, 186.0, 99.0], [120.0], []]
+    var, df = st.pooled_variance(groups)
+    assert df == 3 and var == pytest.approx((0.5 + np.var([185.0, 186.0, 99.0]) * 3) / 3)
+    assert math.isnan(st.pooled_variance([[1.0], []])[0])
+    c = sq.critical([1], 1, 0.05)
+    tight = sq.rci([100.0, 101.0], [185.0, 186.0], c)  # one cluster a side: a narrow interval far from 0
+    floored = sq.rci([100.0, 101.0], [185.0, 186.0], c, floor=var)
+    assert tight[:1] == floored[:1] and floored[2] - floored[1] > 20 * (tight[2] - tight[1])
+    wide = [150.0, 250.0, 200.0]
+    assert sq.rci(wide, wide[::-1], c, floor=1.0) == sq.rci(wide, wide[::-1], c)  # own spread above it: unchanged
+    d, low, high, _ = sq.rci([636.0] * 5, [636.0] * 5, c, floor=var)  # no spread of its own: the floor's width
+    assert d == 0 and low < 0 < high
 
 
 def _arms(spec: dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness import escape as es
 from harness import statistics as st
 from harness.compare.arms import Arm
-from harness.compare.design import ArmResult, Design, Escape, Quality, judge
+from harness.compare.design import ArmResult, Design, Escape, Quality, judge, spread_floor
 
 
 def reference(arm: Arm, verdict: str = "reference") -> ArmResult:
@@ -31,6 +31,7 @@ def analyse(arms: list[Arm], margin: float | None = None, margin_source: str = "
         design = Design(tuple(a.label for a in tested), most, most, margin=margin,
                         margin_source=margin_source or Design.margin_source,
                         primary=primary if primary in {a.label for a in tested} else None)
+        floor = spread_floor([base, *tested]) if base is not None else 0.0
         for arm in members:
             if arm is base:
                 results.append(reference(arm))
@@ -41,5 +42,5 @@ def analyse(arms: list[Arm], margin: float | None = None, margin_source: str = "
                                               f"and metric settings (this arm: {group[0]}, {group[2]} on {group[3]}, "
                                               f"N={group[7]})"))
             else:
-                results.append(judge(arm, base, design))
+                results.append(judge(arm, base, design, floor=floor))
     return results

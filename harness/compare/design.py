@@ -9,16 +9,20 @@ collapse or it does not), so no verdict rests on a mean FID over both modes:
   confidence intervals (harness/sequential.py) at its share of alpha over the K arms, once each side has
   2 or more escaped seeds: better or worse when the interval excludes 0; equivalent when it lies inside
   +-margin, a margin fixed before the first look (given, or the experiment file's documented default;
-  never estimated from the seeds). Without a margin no equivalence is claimed.
+  never estimated from the seeds). Without a margin no equivalence is claimed. Each side's variance is
+  at least the within-arm variance of the escaped FIDs pooled over base and every arm at that look
+  (spread_floor): escaped seeds too fall in clusters (early and late escapers at 20 epochs lay 87 FID
+  apart), and 2 or 3 seeds from one cluster would otherwise make a narrow interval.
 - **Rank summary** (its own family, not part of the verdict): the probability of improvement
   P(FID_arm < FID_base) over every seed, with an exact Mann-Whitney test at a calibrated level
   (harness/ranks.py).
 
 alpha is split evenly between the two decided endpoints, so the chance of any wrong better/worse call
 over all arms and both endpoints is at most alpha (Bonferroni; exact for escape, approximate for the
-escaped seeds' Welch intervals, checked by simulation in tests/test_decisions.py); with `--primary ARM` only that arm is
-decided (K = 1) and the others are reported as estimates. An arm is never called "equivalent" outright:
-escape rates cannot be shown equal with a handful of seeds, so only its escaped quality can be.
+escaped seeds' intervals, checked by simulation in tests/test_decisions.py, on one cluster and two);
+with `--primary ARM` only that arm is decided (K = 1) and the others are reported as estimates. An arm
+is never called "equivalent" outright: escape rates cannot be shown equal with a handful of seeds, so
+only its escaped quality can be.
 """
 from __future__ import annotations
 
@@ -91,6 +95,7 @@ class Design:
                 "most": self.most, "alpha": self.alpha, "escape.level": self.escape_level,
                 "escape.gamma": rule.gamma, "escape.worst": rule.worst, "escape.p_worst": rule.p_worst,
                 "escape.power": rule.power(*POWER_AT), "quality.level": self.quality_level,
+                "quality.floor": "pooled within-arm variance of the escaped FIDs",
                 "margin": "none" if self.margin is None else self.margin, "margin_source": self.margin_source,
                 "spending": self.spending, "gamma": self.gamma, "rank.level": self.rank_level,
                 "rank.gamma": ranks.gamma, "rank.rate": ranks.rate, "rank.mc_se": ranks.mc_se,
@@ -164,9 +169,17 @@ def combine(escape: str, quality: str) -> str:
     return "undecided"
 
 
-def judge(arm, base, design: Design, look: int | None = None) -> ArmResult:
+def spread_floor(arms) -> float:
+    """The escaped-quality intervals' variance floor: the within-arm variance of the escaped seeds' final
+    FID pooled over these arms (base and every arm of the family, each at its latest look); 0 when no arm
+    has 2 escaped seeds."""
+    variance, _ = st.pooled_variance([a.escaped_fids() for a in arms])
+    return 0.0 if math.isnan(variance) else variance
+
+
+def judge(arm, base, design: Design, look: int | None = None, floor: float = 0.0) -> ArmResult:
     """The arm against base at the look with `look` seeds a side (None: a single look at the seeds each
-    has, perhaps unequal); arm and base: harness/compare/arms.Arm."""
+    has, perhaps unequal); arm and base: harness/compare/arms.Arm; floor: spread_floor over the family."""
     seeds, ref_seeds = len(arm.runs), len(base.runs)
     single = (seeds, ref_seeds) if look is None else None
     k, k_ref = arm.count("escaped"), base.count("escaped")
@@ -177,7 +190,7 @@ def judge(arm, base, design: Design, look: int | None = None) -> ArmResult:
         escape.p = es.fisher_p(k, seeds, k_ref, ref_seeds)
         if design.decides(arm.label) and design.escape_rule(single).rejects(k, seeds, k_ref, ref_seeds):
             escape.decision = "more" if k / seeds > k_ref / ref_seeds else "fewer"
-    quality = _quality(arm.escaped_fids(), base.escaped_fids(), design, look, single)
+    quality = _quality(arm.escaped_fids(), base.escaped_fids(), design, look, single, floor)
     if not design.decides(arm.label):
         quality.decision = ""
     whole, whole_ref = arm.scores(), base.scores()
@@ -201,14 +214,15 @@ def judge(arm, base, design: Design, look: int | None = None) -> ArmResult:
     return result
 
 
-def _quality(values: list, reference: list, design: Design, look: int | None, single: tuple | None) -> Quality:
+def _quality(values: list, reference: list, design: Design, look: int | None, single: tuple | None,
+             floor: float) -> Quality:
     quality = Quality(len(values), st.mean_ci(values))
     if len(values) < 2 or len(reference) < 2:
         quality.note = (f"under 2 escaped seeds a side ({len(values)} against {len(reference)}): no interval for "
                         "escaped quality")
         return quality
     c = design.critical(look) if single is None else sq.critical([1], 1, design.quality_level)  # one look
-    d, low, high, _ = sq.rci(values, reference, c)
+    d, low, high, _ = sq.rci(values, reference, c, floor)
     quality.diff = (d, low, high)
     if math.isnan(low):
         quality.note = "no spread among either side's escaped seeds: no interval"

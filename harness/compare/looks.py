@@ -28,14 +28,15 @@ from harness import config as cfg
 from harness import loop, plan
 from harness import statistics as st
 from harness.compare.arms import Arm, data_key, left_out, outcome, with_outcomes
-from harness.compare.design import ArmResult, Design, judge
+from harness.compare.design import ArmResult, Design, judge, spread_floor
 from harness.compare.options import CompareOptions
 from harness.compare.schedule import Training, train_missing
 from harness.config import UserError
 from harness.tracking import RunState, Store
 
 DESIGN_KIND = "design"
-DESIGN_VERSION = 2  # 2: escape and escaped quality (1 decided on the mean FID of the finished seeds)
+DESIGN_VERSION = 3  # 3: escaped-quality variances floored at the pooled one; 2: without the floor; 1: on
+# the mean FID of the finished seeds
 LOOKS = "looks.json"  # the design run's record of each look's outcome runs: {"seeds": {arm label: [run ids]}}
 
 
@@ -219,8 +220,9 @@ def until_decided(arms: list[Arm], datasets: dict, store: Store, experiment: str
         held.update(_hold_to_record(store, family, look, with_outcomes(looked, this_look.outcomes), claims))
         looked = with_outcomes(looked, held)
         at_look.update({a.label: a for a in looked})
+        floor = spread_floor([at_look[a.label] for a in [base, *tested]])  # decided arms: at their last look
         for arm in looked[1:]:
-            result = judge(arm, looked[0], design, look)
+            result = judge(arm, looked[0], design, look, floor)
             if min(len(arm.runs), len(looked[0].runs)) < look:  # the rules hold for complete looks only
                 result.verdict = "undecided"
                 result.note = (f"{len(arm.runs)} and {len(looked[0].runs)} of {look} seeds have an outcome (the "

@@ -73,6 +73,8 @@ def design_paragraph(design: Design, sequential: bool) -> str:
                + ("Pocock-type" if design.spending == "pocock" else f"Hwang-Shih-DeCani, gamma {design.gamma:g}")
                + " spending, Student t quantiles at Welch's degrees of freedom) " if sequential else
                "Welch's interval at that level ")
+            + "with each side's variance at least the escaped seeds' variance pooled over base and every arm (2 or "
+              "3 seeds of one cluster, early or late escapers, do not make a narrow interval), "
             + f"once each side has 2 or more escaped seeds: better or worse when it excludes 0, equivalent {margin}. "
             f"An arm is never called equivalent outright: escape rates cannot be shown equal with a handful of seeds. "
             f"**Rank summary** (its own family, not part of the verdict): P(FID lower than base's), every seed "
