@@ -96,34 +96,49 @@ def main() -> None:
 def clusters(t: int) -> None:
     """The escaped-quality rule with and without its variance floor (design versions 3 and 2) when escaped
     seeds fall in two clusters, as at 20 epochs: early escapers' FID ~ N(100, 10), late ones' ~ N(185,
-    15), a share of them late. Every arm as base, so any better/worse call is wrong. Then what the floor
-    costs: power for an arm whose escaped seeds score 40 lower (N(165, 20) against N(205, 20), every
-    seed escaping), and one arm whose escaped seeds spread 3 times as widely (sd 60) as the others'."""
-    wrong = np.vectorize(lambda w: w.split(":")[0] in ("better", "worse", "mixed"))
-    quality = np.vectorize(lambda w: "escaped seeds score" in w)
-    better = np.vectorize(lambda w: w.startswith("better"))
-    print("\n| looks | margin | escaped seeds | p | wrong, family-wise: version 2 (no floor) | version 3 (floor) |")
-    print("|---|---|---|---|---|---|")
-    for first, most, margin in ((3, 6, 20.0), (3, 8, 25.0)):
-        design = Design(tuple(range(K)), first, most, margin=margin, margin_source="simulation")
+    15). Every seed escapes (p = 1) unless said, so any better/worse call is escaped quality's, whose
+    promise is alpha/2 over the K arms (alpha/2K an arm). Then nulls where the arms' escaped FIDs differ
+    in shape but not in mean, and what the floor costs in power."""
+    def rate(design, p, base_fid, arm_fids, floor, seed, arm=None, calls="wrong"):
+        verdict = simulate(design, p, [p] * K, trials=t, seed=seed, escaped_fid=base_fid, arm_escaped_fid=arm_fids,
+                           floor=floor)[0]
+        hit = np.vectorize((lambda w: w.startswith("better")) if calls == "better" else
+                           (lambda w: w.split(":")[0] in ("better", "worse", "mixed")))(verdict)
+        return hit[:, arm].mean() if arm is not None else hit.mean() if calls == "better" else hit.any(axis=1).mean()
+
+    designs = [Design(tuple(range(K)), 3, 6, margin=20.0, margin_source="simulation"),
+               Design(tuple(range(K)), 3, 8, margin=25.0, margin_source="simulation")]
+    print("\n| looks | escaped seeds, every arm alike | p | wrong, family-wise: version 2 (no floor) | version 3 "
+          "(floor) |")
+    print("|---|---|---|---|---|")
+    for design in designs:
         for late in (0.3, 0.5):
             mixture = [(1 - late, 100.0, 10.0), (late, 185.0, 15.0)]
             for p in (0.6, 1.0):
-                v2, v3 = (wrong(simulate(design, p, [p] * K, trials=t, seed=3, escaped_fid=mixture, floor=f)[0])
-                          .any(axis=1).mean() for f in (False, True))
-                print(f"| {first}..{most} | {margin:g} | {late:.0%} late | {p} | {v2:.4f} | {v3:.4f} |")
-    print("\n| looks | what | version 2 (no floor) | version 3 (floor) |")
+                v2, v3 = (rate(design, p, mixture, None, f, 3) for f in (False, True))
+                print(f"| {design.first}..{design.most} | {late:.0%} late | {p} | {v2:.4f} | {v3:.4f} |")
+    half = [(0.5, 100.0, 10.0), (0.5, 185.0, 15.0)]  # mean 142.5
+    one = (142.5, 15.0)
+    nulls = [("base in two clusters, the arms in one at the same mean, family-wise", half, [one] * K, None),
+             ("one arm in two clusters, base and the others in one at the same mean: that arm", one,
+              [half] + [one] * (K - 1), 0),
+             ("one arm spread 3x (sd 60) among sd 20: that arm", (205.0, 20.0), [(205.0, 60.0)] + [(205.0, 20.0)] * (K - 1), 0),
+             ("one arm sd 60 among sd 5: that arm", (205.0, 5.0), [(205.0, 60.0)] + [(205.0, 5.0)] * (K - 1), 0)]
+    print("\n| looks | null (same mean escaped FID everywhere), p = 1 | version 2 | version 3 | promise |")
+    print("|---|---|---|---|---|")
+    for design in designs:
+        for name, base_fid, arm_fids, arm in nulls:
+            v2, v3 = (rate(design, 1.0, base_fid, arm_fids, f, 6, arm) for f in (False, True))
+            promise = design.quality_level if arm is not None else design.alpha / 2
+            print(f"| {design.first}..{design.most} | {name} | {v2:.4f} | {v3:.4f} | {promise:.4f} |")
+    shifted = [(0.5, 60.0, 10.0), (0.5, 145.0, 15.0)]
+    print("\n| looks | an arm whose escaped seeds score 40 lower, p = 1: called better | version 2 | version 3 |")
     print("|---|---|---|---|")
-    for first, most, margin in ((3, 6, 20.0), (3, 8, 25.0)):
-        design = Design(tuple(range(K)), first, most, margin=margin, margin_source="simulation")
-        power = [better(simulate(design, 1.0, [1.0] * K, trials=t, seed=4, arm_escaped_fid=[(165.0, 20.0)] * K,
-                                 floor=f)[0]).mean() for f in (False, True)]
-        wide = [quality(simulate(design, 1.0, [1.0] * K, trials=t, seed=5, floor=f,
-                                 arm_escaped_fid=[(205.0, 60.0)] + [(205.0, 20.0)] * (K - 1))[0][:, 0]).mean()
-                for f in (False, True)]
-        print(f"| {first}..{most} | an arm 40 FID better on escaped quality: called better | {power[0]:.3f} | {power[1]:.3f} |")
-        print(f"| {first}..{most} | one arm spread 3x, same mean: its wrong calls (its share {design.quality_level:.4f}) "
-              f"| {wide[0]:.4f} | {wide[1]:.4f} |")
+    for design in designs:
+        for name, base_fid, arm_fid in (("one cluster: N(165, 20) against N(205, 20)", (205.0, 20.0), (165.0, 20.0)),
+                                        ("two clusters, both 40 lower", half, shifted)):
+            v2, v3 = (rate(design, 1.0, base_fid, [arm_fid] * K, f, 4, calls="better") for f in (False, True))
+            print(f"| {design.first}..{design.most} | {name} | {v2:.3f} | {v3:.3f} |")
 
 
 if __name__ == "__main__":

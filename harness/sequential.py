@@ -22,8 +22,9 @@ reports.
   alone does at these seed counts).
 - Two modes: when values fall in two clusters (seeds that escaped early and late), a side's 2 or 3
   values often lie in one cluster and its variance reads far too small. rci's floor (the compare
-  design passes the variance pooled over every arm's escaped seeds) keeps such an interval from
-  shrinking: each side's variance is the larger of its own and the floor.
+  design passes the variance pooled over every arm's escaped seeds) widens such an interval: each
+  side's variance is the larger of its own and the floor, and the degrees of freedom the smaller of
+  Welch's with and without it, so the interval always contains the one without the floor.
 tests/test_sequential.py checks the boundaries against a seeded simulation of the looks.
 """
 from __future__ import annotations
@@ -121,8 +122,12 @@ def rci(values, reference, c: float, floor: float = 0.0) -> tuple[float, float, 
     a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     d = float(a.mean() - b.mean())
     floor = floor if math.isfinite(floor) else 0.0
-    se, df = welch_moments(max(a.var(ddof=1), floor), len(a), max(b.var(ddof=1), floor), len(b))
-    se, df = float(se), float(df)
+    own_var_a, own_var_b = a.var(ddof=1), b.var(ddof=1)
+    se, df = welch_moments(max(own_var_a, floor), len(a), max(own_var_b, floor), len(b))
+    # df: the smaller of Welch's on the floored variances and on the sides' own (nan when neither has a
+    # spread): a floor that raises the smaller side's variance raises Welch's df too, and at df near 1
+    # the t quantile would fall faster than the error grows. So the interval always holds version 2's.
+    se, df = float(se), float(np.fmin(df, welch_moments(own_var_a, len(a), own_var_b, len(b))[1]))
     if se == 0:
         return d, math.nan, math.nan, float(len(a) + len(b) - 2)
     half = t_critical(c, df) * se

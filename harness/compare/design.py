@@ -11,8 +11,12 @@ collapse or it does not), so no verdict rests on a mean FID over both modes:
   +-margin, a margin fixed before the first look (given, or the experiment file's documented default;
   never estimated from the seeds). Without a margin no equivalence is claimed. Each side's variance is
   at least the within-arm variance of the escaped FIDs pooled over base and every arm at that look
-  (spread_floor): escaped seeds too fall in clusters (early and late escapers at 20 epochs lay 87 FID
-  apart), and 2 or 3 seeds from one cluster would otherwise make a narrow interval.
+  (spread_floor), and the degrees of freedom at most Welch's on the sides' own: escaped seeds too fall
+  in clusters (early and late escapers at 20 epochs lay 87 FID apart), and 2 or 3 seeds from one
+  cluster would otherwise make a narrow interval. Its error rate holds (by simulation) when the arms'
+  escaped FIDs share one shape, one cluster or the same two; when base alone, or one arm alone, is in
+  two clusters, or one arm spreads 12 times as widely as the rest, it is exceeded
+  (bench/bimodal_design.py, docs/statistics.md).
 - **Rank summary** (its own family, not part of the verdict): the probability of improvement
   P(FID_arm < FID_base) over every seed, with an exact Mann-Whitney test at a calibrated level
   (harness/ranks.py).

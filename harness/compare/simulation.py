@@ -98,7 +98,8 @@ def _quality(ka, ma, va, kb, mb, vb, c: float, margin: float | None, floor: np.n
     each side's variance at least floor."""
     out = np.full(len(ka), "", dtype=object)
     ok = (ka >= 2) & (kb >= 2)
-    se, df = welch_moments(np.fmax(va, floor), ka, np.fmax(vb, floor), kb)  # as harness/sequential.py's rci
+    se, df = welch_moments(np.fmax(va, floor), ka, np.fmax(vb, floor), kb)  # as harness/sequential.py's rci:
+    df = np.fmin(df, welch_moments(va, ka, vb, kb)[1])  # at most the df of the sides' own variances
     with np.errstate(invalid="ignore"):
         half = stats.t.isf(stats.norm.sf(c), np.where(ok, df, 1.0)) * se
         d = ma - mb
