@@ -319,6 +319,31 @@ def test_outcomes_make_new_arms_and_report_json_holds_the_answer_as_strict_json(
     assert (said["trained"], said["resumed"], said["left_out"][0]["kind"]) == (2, 1, "superseded")
 
 
+def test_every_run_says_when_an_escaped_seed_escaped():
+    """Early and late escapers: the first evaluation of the uncollapsed stretch a seed ended in, in the
+    report's table and report.json; none for a seed collapsed at the end or one whose last evaluation
+    was judged collapsed."""
+    from dataclasses import replace
+    from harness.compare import analyse, markdown
+    from harness.compare.design import Design
+    from harness.compare.report import as_data
+    from harness.compare.schedule import Training
+    base, arm = _synthetic_arms({"base": [99.0, 186.0, 600.0, 190.0], "tanh": [150.0]}, collapsed={"base": 0})
+    histories = [[(468, False), (936, False), (4680, False)],  # escaped at once
+                 [(468, True), (2340, True), (2808, False), (3276, True), (3744, False), (4680, False)],  # late, relapsed
+                 [(468, False), (4680, True)],
+                 [(468, True), (4680, True)]]  # the last evaluation (fewer images) says collapsed
+    base.runs = [replace(r, collapse_history=h) for r, h in zip(base.runs, histories)]
+    base.runs[2] = replace(base.runs[2], collapse="1 of 10 digit classes")
+    assert [r.escaped_since for r in base.runs] == [468, 3744, None, None]
+    results = analyse([base, arm])
+    said = as_data(results, [base, arm], Training())
+    assert [r["escaped_since"] for r in said["arms"][0]["runs"]] == [468, 3744, None, None]
+    report = markdown(results, [base, arm], "Settings: synthetic", [], Design(("tanh",), 4, 4))
+    rows = [line for line in report.split("## Every run")[1].splitlines() if line.startswith("| base |")]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["step 468", "step 3,744", "-", "-"]
+
+
 def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(store, mnist_5k, monkeypatch):
     """until_decided's bookkeeping on a real store and real claims, with each seed's outcome given (its
     training is the slow tests'): the arms passed in keep their runs and seeds, each look trains new

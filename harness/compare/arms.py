@@ -45,6 +45,19 @@ class SeedOutcome:
         """Finished, its final samples judged and not collapsed, with a final FID: the primary endpoint."""
         return self.judged and not self.collapse and math.isfinite(self.metrics.get("fid", math.nan))
 
+    @property
+    def escaped_since(self) -> int | None:
+        """An escaped seed's first evaluation step of the uncollapsed stretch it ended in: seeds that
+        escape early and late can end far apart (at 20 epochs base's escaped by steps 468 and 2,808 and
+        ended at FID 99 and 186). None when it did not escape, or its evaluations judged it collapsed at
+        the end (fewer images than the final scores')."""
+        if not self.escaped:
+            return None
+        since = None
+        for step, collapsed in sorted(self.collapse_history):
+            since = None if collapsed else (since or step)
+        return since
+
 
 @dataclass
 class Arm:

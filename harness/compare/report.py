@@ -194,9 +194,10 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
                   "not pooled or compared: " + "; ".join(f"{g[0]} ({g[1]}), {g[2]} on {g[3]}, N={g[7]}"
                                                         for g in groups) + "."]
     lines += ["", "## Every run", "", "Each seed's outcome, with its full MLflow run id (an arm with another's "
-              "identity has its runs listed once, under the arm that made them).", "",
-              "| arm | seed | run id | outcome | final FID | at the end |",
-              "|---|---|---|---|---|---|"]
+              "identity has its runs listed once, under the arm that made them); an escaped seed's first "
+              "evaluation of the uncollapsed stretch it ended in (early and late escapers may end far apart).", "",
+              "| arm | seed | run id | outcome | final FID | at the end | escaped since |",
+              "|---|---|---|---|---|---|---|"]
     for arm in (a for a in arms if not a.same_as):
         for r in sorted(arm.runs, key=lambda r: r.seed):
             fid = r.metrics.get("fid", float("nan"))
@@ -206,8 +207,10 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
                 end = "not judged: no finite modes and recall"
             else:
                 end = r.collapse or "escaped"
+            since = r.escaped_since
             lines.append(f"| {_cell(arm.label)} | {r.seed} | {r.run_id} | {r.outcome} | "
-                         f"{'-' if math.isnan(fid) else _num(fid)} | {_cell(end)} |")
+                         f"{'-' if math.isnan(fid) else _num(fid)} | {_cell(end)} | "
+                         f"{'-' if since is None else f'step {since:,}'} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
         by_reason: dict = {}
@@ -292,7 +295,8 @@ def as_data(results: list[ArmResult], arms: list[Arm], training, design_run: str
     for r in results:
         arm = by_label.get(r.label)
         runs = [{"run_id": o.run_id, "seed": o.seed, "outcome": o.outcome, "escaped": o.escaped,
-                 "collapse": o.collapse, "metrics": o.metrics} for o in (arm.runs if arm else [])]
+                 "escaped_since": o.escaped_since, "collapse": o.collapse, "metrics": o.metrics}
+                for o in (arm.runs if arm else [])]
         out_arms.append({**dataclasses.asdict(r), "experiment": arm.experiment if arm else None,
                          "sweep_value": arm.sweep_value if arm else {}, "same_as": arm.same_as if arm else "",
                          "runs": runs})
