@@ -22,4 +22,7 @@ def describe(metrics: dict) -> str:
         return "every sample looks like one class to the classifier (typically blank or one repeated stroke)"
     if metrics["precision"] < 0.1:
         return "the samples are not digit-like (noise, blobs or textures)"
+    if metrics["modes"] >= 5:  # collapsed on recall: the classes are there, their variety is not
+        return (f"digits of {metrics['modes']:.0f} classes, but alike: they come near few of the real digits "
+                "(low recall)")
     return "the samples are digits of a few classes only (mode collapse)"
