@@ -220,7 +220,8 @@ def _arms(spec: dict):
 BLANK = (636.0, True)
 
 
-@pytest.mark.parametrize("case", ["two seeds", "none escaped", "blank ties", "diverged", "four against five"])
+@pytest.mark.parametrize("case", ["two seeds", "none escaped", "blank ties", "diverged", "four against five",
+                                  "two clusters"])
 def test_the_report_has_words_or_numbers_in_every_cell(case):
     from harness.compare import analyse, markdown
     spec = {"two seeds": {"base": [(210.0, False), (560.0, True)], "tanh": [BLANK, (190.0, False)]},
@@ -229,7 +230,10 @@ def test_the_report_has_words_or_numbers_in_every_cell(case):
             "diverged": {"base": [(210.0, False), (220.0, False), (205.0, False)],
                          "smoothing": [(None, False), (200.0, False), (215.0, False)]},
             "four against five": {"base": [(212.0, False), (567.0, True), (554.0, True), (222.0, False), (210.0, False)],
-                                  "latent": [(186.0, False), (208.0, False), (243.0, False), (265.0, True)]}}[case]
+                                  "latent": [(186.0, False), (208.0, False), (243.0, False), (265.0, True)]},
+            # base's first 20-epoch seeds: two escaped 87 apart, whose t interval reaches far below 0
+            "two clusters": {"base": [(99.0, False), (262.0, True), (186.0, False)],
+                             "smoothing": [(123.0, False), (134.0, False), (153.0, False)]}}[case]
     arms = _arms(spec)
     design = Design(tuple(a.label for a in arms[1:]), 5, 5, margin=20.0, margin_source="test")
     results = analyse(arms, 20.0, "test")
@@ -237,7 +241,9 @@ def test_the_report_has_words_or_numbers_in_every_cell(case):
     assert "nan" not in report.lower() and "e+0" not in report and "inf" not in report.lower()
     table = report.split("## The answer")[1].split("\n\n")[2]
     for line in table.splitlines()[2:]:
-        assert all(cell.strip() for cell in line.strip("|").split("|")), line
+        cells = line.strip("|").split("|")
+        assert all(cell.strip() for cell in cells), line
+        assert "[-" not in cells[4] + cells[7], line  # a mean FID's interval stays where FID can lie
     if case == "blank ties":
         assert "636 (all alike: no interval)" in report and "[636, 636]" not in report
     if case == "four against five":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from harness import escape as es
 from harness import statistics as st
 from harness.compare.arms import Arm
+from metrics.scorer import RANGE
 from harness.compare.design import ArmResult, Design, Escape, Quality, judge, spread_floor
 
 
@@ -12,7 +13,7 @@ def reference(arm: Arm, verdict: str = "reference") -> ArmResult:
     """An arm's own counts and escaped quality, with no comparison (base, or an arm not compared)."""
     k, n = arm.count("escaped"), len(arm.runs)
     return ArmResult(arm.label, n, arm.count("finished"), arm.count("diverged"), arm.count("collapsed"),
-                     Escape(k, n, es.clopper_pearson(k, n)), Quality(len(arm.escaped_fids()), st.mean_ci(arm.escaped_fids())),
+                     Escape(k, n, es.clopper_pearson(k, n)), Quality(len(arm.escaped_fids()), st.mean_ci(arm.escaped_fids(), RANGE["fid"])),
                      verdict=verdict, look=n)
 
 

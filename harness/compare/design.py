@@ -37,6 +37,7 @@ from harness import escape as es
 from harness import ranks as rk
 from harness import sequential as sq
 from harness import statistics as st
+from metrics.scorer import RANGE
 
 ESCAPE_SHARE = 0.5  # of alpha for the escape endpoint; the rest for escaped quality
 POWER_AT = (0.6, 1.0)  # the escape probabilities (base, arm) at which the report states the rule's power
@@ -220,7 +221,7 @@ def judge(arm, base, design: Design, look: int | None = None, floor: float = 0.0
 
 def _quality(values: list, reference: list, design: Design, look: int | None, single: tuple | None,
              floor: float) -> Quality:
-    quality = Quality(len(values), st.mean_ci(values))
+    quality = Quality(len(values), st.mean_ci(values, RANGE["fid"]))
     if len(values) < 2 or len(reference) < 2:
         quality.note = (f"under 2 escaped seeds a side ({len(values)} against {len(reference)}): no interval for "
                         "escaped quality")

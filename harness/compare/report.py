@@ -144,10 +144,10 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
               f"{e.collapse_modes:g} of the real digits' classes and recall at least {e.collapse_recall:g} of theirs), "
               "with an exact (Clopper-Pearson) 95% interval; the difference of escape rates from base with Newcombe's "
               "95% interval; the posterior probability that the arm escapes more often than base (uniform priors); "
-              "the escaped seeds' mean FID with a Student t 95% interval; its difference from base's escaped seeds "
-              "with the design's interval; P(FID lower), a seed of the arm against a seed of base, over every seed, "
-              "with its exact p; the mean FID over every finished seed, escaped or not, **descriptive only** (a "
-              "mean over two modes describes no seed).", "",
+              "the escaped seeds' mean FID with a Student t 95% interval (clipped at 0, as FID is); its difference "
+              "from base's escaped seeds with the design's interval; P(FID lower), a seed of the arm against a seed "
+              "of base, over every seed, with its exact p; the mean FID over every finished seed, escaped or not, "
+              "**descriptive only** (a mean over two modes describes no seed).", "",
               "| arm | escaped of seeds [95%] | Δ escape rate vs base [95%] | P(escapes more) | escaped FID (n) [t 95%] "
               "| Δ escaped FID vs base [design's CI] | P(FID lower) (exact p, decision) | mean FID, all finished (descriptive) "
               "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
@@ -156,11 +156,11 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
         base_like = r.verdict == "reference" or math.isnan(r.escape.diff[0])
         d_rate = "reference" if r.verdict == "reference" else _fmt(r.escape.diff, "not compared")
         more = "-" if base_like else f"{r.escape.prob_more:.2f}"
-        fid = _mean_cell(arm.escaped_fids()) + f" (n={r.quality.n})"
+        fid = _mean_cell(arm.escaped_fids(), RANGE["fid"]) + f" (n={r.quality.n})"
         d_fid = "reference" if r.verdict == "reference" else "not compared" if base_like else _diff_cell(r)
         rank = ("-" if base_like else "no seeds" if math.isnan(r.rank.p) else
                 f"{r.rank.improvement:.2f} ({r.rank.p:.2g}{', ' + r.rank.decision if r.rank.decision else ''})")
-        whole = _mean_cell(arm.values("fid"), none="no finished seed")
+        whole = _mean_cell(arm.values("fid"), RANGE["fid"], none="no finished seed")
         verdict = r.verdict + (f"; {r.note}" if r.note else "")
         lines.append(f"| {_cell(r.label)} | {_rate(r.escape.k, r.seeds, r.escape.interval)} | {d_rate} | {more} | {fid} | "
                      f"{d_fid} | {rank} | {whole} | {_cell(verdict)} |")
