@@ -37,16 +37,20 @@ class RunContext:
     identity: dict = field(default_factory=dict)  # harness/identity.py: saved in checkpoints, checked on resume
 
 
+def steps_per_epoch(config: Config, n_train: int) -> int:
+    """Steps in an epoch: the training images in whole batches (at least one)."""
+    return max(1, n_train // config.train.batch_size)
+
+
 def total_steps(config: Config, n_train: int) -> int:
-    steps_per_epoch = max(1, n_train // config.train.batch_size)
-    return config.train.steps or config.train.epochs * steps_per_epoch
+    return config.train.steps or config.train.epochs * steps_per_epoch(config, n_train)
 
 
 def evaluations(config: Config, dataset: Dataset) -> tuple[int, float]:
     """(evaluations a run makes, their scoring cost in evaluations of the last one's size): those before
     the last may score fewer images (eval.interim_images)."""
     n_train = len(dataset.train_images)
-    count = len(eval_steps(total_steps(config, n_train), max(1, n_train // config.train.batch_size),
+    count = len(eval_steps(total_steps(config, n_train), steps_per_epoch(config, n_train),
                            config.eval.every_epochs, config.eval.min_evals))
     final = config.eval.n_images or len(dataset.test_images)
     return count, 1 + (count - 1) * (config.eval.interim_images or final) / final
@@ -163,9 +167,9 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     else:
         generator, discriminator, step_fn = build(config, dataset, members[0].seed)
     n_train = len(dataset.train_images)
-    steps_per_epoch = max(1, n_train // config.train.batch_size)
+    epoch = steps_per_epoch(config, n_train)
     total = total_steps(config, n_train)
-    evals = eval_steps(total, steps_per_epoch, config.eval.every_epochs, config.eval.min_evals)
+    evals = eval_steps(total, epoch, config.eval.every_epochs, config.eval.min_evals)
     # Evaluations before the last may score fewer images (a cheaper curve); the last scores eval.n_images.
     interim = scorer.resized(config.eval.interim_images) if config.eval.interim_images else scorer
     latents = _latents(config, members, max(scorer.n_images, interim.n_images))
@@ -212,7 +216,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
             alive = [m for m in members if not m.diverged]
             if not alive:
                 break
-            _show(alive, step, total, steps_per_epoch, bar, step % print_every == 0 or step == total)
+            _show(alive, step, total, epoch, bar, step % print_every == 0 or step == total)
             if step in evals:
                 _evaluate_members(config, members, scorer if step == total else interim, step_fn, step, latents)
                 save_checkpoint(step)

@@ -342,6 +342,27 @@ def test_every_run_says_when_an_escaped_seed_escaped():
     report = markdown(results, [base, arm], "Settings: synthetic", [], Design(("tanh",), 4, 4))
     rows = [line for line in report.split("## Every run")[1].splitlines() if line.startswith("| base |")]
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["step 468", "step 3,744", "-", "-"]
+    # runs asked in epochs (234 steps each on the 60,000 digits at batch 256): the epoch beside each step
+    report = markdown(results, [base, arm], "Settings: synthetic", [], Design(("tanh",), 4, 4), epoch=234)
+    rows = [line for line in report.split("## Every run")[1].splitlines() if line.startswith("| base |")]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["step 468 (epoch 2)", "step 3,744 (epoch 16)", "-", "-"]
+    header = report.split("## Collapse over training")[1].split("| arm |")[1].splitlines()[0]
+    assert header.split("|")[0].strip() == "step 468 (epoch 2)" and "step 4,680 (epoch 20)" in header
+
+
+def test_an_epoch_is_said_beside_a_step_only_when_every_arm_was_asked_in_epochs_of_one_size(mnist_5k):
+    from dataclasses import replace
+    from harness.compare.arms import data_key, epoch_length
+    def train(a, **changes):
+        return replace(a, config=replace(a.config, train=replace(a.config.train, **changes)))
+
+    base, arm = (train(a, steps=None, epochs=2) for a in _synthetic_arms({"base": [99.0], "tanh": [150.0]}))
+    datasets = {data_key(base.config): mnist_5k}
+    per_epoch = len(mnist_5k.train_images) // base.config.train.batch_size
+    assert epoch_length([base, arm], datasets) == per_epoch
+    half = train(arm, batch_size=base.config.train.batch_size // 2)
+    assert epoch_length([base, half], datasets) is None  # arms of other batch sizes: steps only
+    assert epoch_length([base, train(arm, steps=40)], datasets) is None  # a length in steps: no epochs to speak of
 
 
 def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(store, mnist_5k, monkeypatch):
@@ -577,7 +598,7 @@ def test_the_figures_draw_diverged_collapsed_and_unscored_seeds(store):
             r.run_id = s.start(arm.experiment, f"{arm.experiment}-s{r.seed}", {})
             r.fid_history = [(10, 600.0), (20, 400.0)][:1 if r.outcome == "diverged" else 2]
             r.collapse_history = [(10, True), (20, bool(r.collapse))]
-    paths = figures(arms, s, store)
+    paths = figures(arms, s, store, epoch=10)
     assert sorted(p.name for p in paths) == ["fid_over_training.png", "outcomes.png", "samples.png"]
     height, width = plt.imread(store / "samples.png").shape[:2]  # 2 arms x 3 seeds (tanh's diverged one too)
     assert (height, width) == (round(1.9 * 2 * 90), round((1.7 * 3 + 1.0) * 90))

@@ -26,7 +26,7 @@ from harness.config import UserError
 from harness.tracking import RunState, Store
 from harness.compare import looks, workers
 from harness.compare.analysis import analyse
-from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training, with_outcomes
+from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training, epoch_length, with_outcomes
 from harness.compare.selection import collect
 from harness.compare.design import Design
 from harness.compare.figures import figures
@@ -87,13 +87,14 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
                         primary=options.primary if options.primary in tested else None)
     out = options.out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    epoch = epoch_length(arms, datasets)
     report = markdown(results, arms, settings_line(arms, datasets, training.left_out), training.left_out, design,
-                      (sequential or []) + confirmations_section(arms, results))
+                      (sequential or []) + confirmations_section(arms, results), epoch)
     (out / "report.md").write_text(report + "\n![final FID, every seed](outcomes.png)\n\n"
                                    "![FID over training](fid_over_training.png)\n\n![samples](samples.png)\n")
     (out / "report.json").write_text(json.dumps(
         as_data(results, arms, training, design_run), indent=1) + "\n")
-    paths = figures(arms, store, out)
+    paths = figures(arms, store, out, epoch)
     text = terminal_table(results) + (f"\n\n{training.trained} runs trained and {training.resumed} resumed by this "
                                       "command; the rest reused or trained by other processes")
     if workers.is_worker():  # one of --workers K: the process that started them writes the report run

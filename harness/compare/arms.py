@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from harness import identity, registry, tracking
+from harness import identity, loop, registry, tracking
 from harness.config import Config
 from harness.tracking import RunState, Store
 from metrics import collapse
@@ -120,6 +120,14 @@ def with_outcomes(arms: list[Arm], outcomes: dict) -> list[Arm]:
     """New arms with their seeds' outcomes (arm label -> [SeedOutcome], as schedule.read_outcomes gives):
     the arms given are left as they were."""
     return [replace(a, runs=list(outcomes.get(a.label, []))) for a in arms]
+
+
+def epoch_length(arms: list[Arm], datasets: dict) -> int | None:
+    """Steps in an epoch, when every arm's length was asked in epochs of one size (the report then says
+    the epoch beside each step); None otherwise."""
+    lengths = {None if a.config.train.steps else
+               loop.steps_per_epoch(a.config, len(datasets[data_key(a.config)].train_images)) for a in arms}
+    return lengths.pop() if len(lengths) == 1 else None
 
 
 def data_key(config: Config) -> tuple:

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from harness import plots
 from harness.compare.arms import Arm, fewer_before_last, floors
 from harness.tracking import Store
 
 
-def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
+def figures(arms: list[Arm], store: Store, out: Path, epoch: int | None = None) -> list[Path]:
+    """outcomes.png, fid_over_training.png and samples.png in out. epoch: steps in an epoch
+    (arms.epoch_length), for an epoch axis over the steps."""
     import matplotlib.pyplot as plt
     arms = [a for a in arms if not a.same_as]  # an arm of another's identity: its runs drawn once, under that arm
     paths = []
@@ -34,9 +37,16 @@ def figures(arms: list[Arm], store: Store, out: Path) -> list[Path]:
         for r in arm.runs:
             _seed_line(ax, r, colors[i % len(colors)], zorder=2)
         ax.set_title(f"{arm.label} ({len(arm.runs)} seeds)", fontsize=8)
+        if epoch and i < cols:  # the top row carries the epoch axis
+            top = ax.secondary_xaxis("top", functions=(lambda s: s / epoch, lambda e: e * epoch))
+            top.set_xlabel("epoch", fontsize=8)
+            top.xaxis.set_major_locator(MaxNLocator(integer=True))
+            top.tick_params(labelsize=7)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())  # 100, 200, 600: not 10^2, 6x10^2
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
     for i, ax in enumerate(axes.flat[:len(arms)]):
         if i + cols >= len(arms):  # the lowest panel of its column: it carries the step axis
             ax.set_xlabel("step", fontsize=8)

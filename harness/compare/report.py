@@ -133,7 +133,8 @@ def decisions_section(decisions: dict, family) -> list[str]:
 
 
 def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: list, design: Design,
-             sequential: list | None = None) -> str:
+             sequential: list | None = None, epoch: int | None = None) -> str:
+    """The report. epoch: steps in an epoch (arms.epoch_length), to say the epoch beside each step."""
     e = arms[0].config.eval
     by_label = {a.label: a for a in arms}
     lines = ["# Ablation report", "", settings, "", *(sequential or [])]
@@ -174,7 +175,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
                   "evaluated at that step; a seed can collapse and recover. A diverged seed is evaluated until it "
                   "stopped, and named as diverged at every later evaluation. A finished seed's last evaluation is "
                   "its final samples, counted above.", "",
-                  "| arm | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
+                  "| arm | " + " | ".join(_when(s, epoch) for s in steps) + " |", "|---|" + "---|" * len(steps)]
         lines += [f"| {label} | " + " | ".join(_over_cell(*cell) for cell in cells) + " |" for label, cells in over]
     lines += ["", "## Every final metric of the escaped seeds", "", "Means over each arm's escaped seeds (n) with "
               "Student t 95% intervals, clipped to where a metric can lie (precision and recall in [0, 1], modes in "
@@ -210,7 +211,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
             since = r.escaped_since
             lines.append(f"| {_cell(arm.label)} | {r.seed} | {r.run_id} | {r.outcome} | "
                          f"{'-' if math.isnan(fid) else _num(fid)} | {_cell(end)} | "
-                         f"{'-' if since is None else f'step {since:,}'} |")
+                         f"{'-' if since is None else _when(since, epoch)} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
         by_reason: dict = {}
@@ -219,6 +220,11 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
         lines += [f"- {experiment}: {reason}: {len(ids)} run{'s' * (len(ids) > 1)} ({' '.join(ids)})"
                   for (experiment, reason), ids in sorted(by_reason.items())]
     return "\n".join(lines + [""])
+
+
+def _when(step: int, epoch: int | None) -> str:
+    """A step, with its epoch when the runs were asked in epochs: step 2,808 (epoch 12)."""
+    return f"step {step:,}" + (f" (epoch {round(step / epoch, 1):g})" if epoch else "")
 
 
 def _over_cell(collapsed: int, evaluated: int, diverged: int) -> str:
