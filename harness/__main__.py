@@ -114,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1,
                    help="processes on this machine that share the comparison: a GPU each when it has as many, "
                         "else a share of the cores each")
+    s.add_argument("--so-far", action="store_true",
+                   help="where this comparison stands, read from the store while it trains or after it stopped: "
+                        "every seed finished, training or not started, with its FIDs; trains, claims, records "
+                        "and decides nothing")
     _config_args(s, compare=True)
     s.set_defaults(func=commands.cmd_compare)
 

@@ -232,6 +232,8 @@ def cmd_compare(args) -> int:
     flags = _flags(args)
     flags.setdefault("train.seeds", 3 if args.until_decided else 5)
     out = Path(args.out) if args.out else None
+    if args.so_far and args.workers > 1:
+        raise UserError("--so-far reads where a comparison stands and trains nothing: --workers has no work there.")
     if args.workers > 1:  # they train; this process then reports, every seed reused
         from harness.compare import workers
         out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
@@ -239,8 +241,12 @@ def cmd_compare(args) -> int:
     table, out = compare.compare(compare.CompareOptions(
         args.names, args.smoke, flags, args.set, out, args.retry_diverged,
         args.backend, args.platform, _sweeps(args.sweep) or {}, args.until_decided, args.max_seeds, args.margin,
-        args.primary, args.spending, args.gamma, args.storage or os.environ.get(study_lib.STORAGE_ENV), args.budget))
+        args.primary, args.spending, args.gamma, args.storage or os.environ.get(study_lib.STORAGE_ENV), args.budget,
+        args.so_far))
     print(table)
+    if args.so_far:
+        print(f"\nwhere it stands: {out / 'report.md'}  (read from the store; nothing trained, recorded or decided)")
+        return 0
     print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")
     return 0

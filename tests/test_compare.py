@@ -365,6 +365,71 @@ def test_an_epoch_is_said_beside_a_step_only_when_every_arm_was_asked_in_epochs_
     assert epoch_length([base, train(arm, steps=40)], datasets) is None  # a length in steps: no epochs to speak of
 
 
+def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist_5k, capsys):
+    """A long comparison's seeds as the store has them (finished, training, stopped, not started, a later
+    look's), written as a page with no verdicts; nothing is added to the store. The runs are made by hand
+    (their training is the slow tests'), with the tags and metrics a real run logs."""
+    import time
+    from dataclasses import replace
+    from harness import config as cfg
+    from harness.compare import interim
+    from harness.compare.arms import data_key
+    from harness.tracking import RunState
+    s = tracking.Store()
+    base, tanh = (replace(a, config=cfg.replace(a.config, {"train.seeds": 3})) for a in
+                  _synthetic_arms({"base": [], "tanh": []}))
+    floor = [("floor/modes", 10.0, 6), ("floor/recall", 0.9, 6), ("floor/fid", 1.0, 6)]
+
+    def made(arm, seed, evaluations, final=None, status=RunState.FINISHED, tags=None):
+        """evaluations: (step, FID, collapsed?) each; final: the final FID and whether it is collapsed."""
+        run_id = s.start(arm.experiment, f"{arm.experiment}-s{seed}", {"identity": arm.digest, "seed": str(seed),
+                                                                       **(tags or {})})
+        rows = [*floor] + [(f"eval/{k}", v, step) for step, fid, bad in evaluations
+                           for k, v in (("fid", fid), ("modes", 1.0 if bad else 10.0), ("recall", 0.0 if bad else 0.5))]
+        rows += [("train/d_loss", 0.7, evaluations[-1][0] + (0 if final else 1))]  # a running seed is past it
+        if final:
+            rows += [("final/fid", final[0], 6), ("final/modes", 1.0 if final[1] else 10.0, 6),
+                     ("final/recall", 0.0 if final[1] else 0.5, 6)]
+        s.metrics(run_id, rows)
+        if status != RunState.RUNNING:
+            s.end(run_id, status)
+        return run_id
+
+    made(base, 0, [(2, 400.0, True), (4, 150.0, False), (6, 99.0, False)], (99.0, False))
+    made(base, 1, [(2, 600.0, True), (4, 610.0, True), (6, 620.0, True)], (620.0, True))
+    alive = made(tanh, 0, [(2, 636.0, True)], status=RunState.RUNNING,
+                 tags={"heartbeat.time": str(time.time()), "heartbeat.step": "4"})  # past its last logged loss
+    made(tanh, 1, [(2, 500.0, True), (4, 200.0, False)], status=RunState.KILLED, tags={"state": "interrupted"})
+    made(tanh, 4, [(2, 300.0, False), (4, 250.0, False), (6, 240.0, False)], (240.0, False))  # a later look's seed
+    before = {e: len(s.runs(e)) for e in ("base", "tanh", "compare")}
+
+    text, out = interim.report([base, tanh], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
+    page = (out / "report.md").read_text()
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")]
+            for line in page.split("Every seed")[1].splitlines() if line.startswith(("| base |", "| tanh |"))}
+    assert sorted(rows) == [("base", "0"), ("base", "1"), ("base", "2"), ("tanh", "0"), ("tanh", "1"), ("tanh", "2"),
+                            ("tanh", "4")]  # the first look's three seeds, and a later seed that has a run
+    assert rows["base", "0"][3:] == ["finished", "6 of 6", "99.0 final", "escaped since step 4"]
+    assert rows["base", "1"][3] == "finished" and rows["base", "1"][6].startswith("1 of 10 digit classes")
+    assert rows["base", "2"][2:] == ["-", "not started", "-", "-", "-"]
+    assert rows["tanh", "0"][2:] == [alive, "training", "4 of 6", "636 at step 2", "collapsed at its last evaluation"]
+    assert rows["tanh", "1"][3:] == ["stopped", "5 of 6", "200 at step 4", "not collapsed at its last evaluation"]
+    assert rows["tanh", "4"][6] == "escaped since step 2"
+    summary = next(line for line in page.splitlines() if line.startswith("| tanh | "))
+    assert summary == "| tanh | 1 | 1 | 0 | 0 | 1 | 1 | 1 | 240 | - |"
+    assert "| base | 2 | 1 | 1 | 0 | 0 | 0 | 1 | 99.0 | 620 |" in text
+    assert not re.search(r"\b(better|worse|equivalent|undecided)\b", page)  # a design decides only at its looks
+    trained = 6 + 6 + 4 + 5 + 6  # base 0 and 1, tanh 0 and 1 so far, tanh 4
+    assert f"{trained:,} of the {6 * 7:,} steps of the seeds listed" in page
+    assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
+                                                     "samples.png"]
+    assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded
+    # on the command line: --workers has no work where nothing is trained
+    capsys.readouterr()
+    assert main(["compare", "tanh", "--smoke", "--so-far", "--workers", "2"]) == 2
+    one_error(capsys.readouterr().err, "--workers")
+
+
 def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(store, mnist_5k, monkeypatch):
     """until_decided's bookkeeping on a real store and real claims, with each seed's outcome given (its
     training is the slow tests'): the arms passed in keep their runs and seeds, each look trains new

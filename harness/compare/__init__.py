@@ -24,7 +24,7 @@ from harness import claims as claims_lib
 from harness import machine, registry
 from harness.config import UserError
 from harness.tracking import RunState, Store
-from harness.compare import looks, workers
+from harness.compare import interim, looks, workers
 from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training, epoch_length, with_outcomes
 from harness.compare.selection import collect
@@ -64,6 +64,9 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     store = Store()
     arms, datasets = collect(names, options.smoke, options.flags, options.sets, options.backend, options.platform,
                              options.sweeps, options.storage)
+    if options.so_far:
+        return interim.report(arms, datasets, store, options.out or Path("reports") / time.strftime(
+            "so-far-%Y%m%d-%H%M%S"), options.max_seeds if options.until_decided else arms[0].config.train.seeds)
     margin, source = margin_of(arms[0].config, options.margin)
     sequential, design_run = None, None
     if options.until_decided:

@@ -175,11 +175,11 @@ def outcome(store: Store, run, arm: Arm) -> SeedOutcome:
                        last_step=last_step(store, run) if not finished else None,
                        collapse=collapse.judge(metrics, floor, e.collapse_modes, e.collapse_recall) if finished else "",
                        fid_history=store.history(run.info.run_id, "eval/fid"),
-                       collapse_history=_collapse_history(store, run.info.run_id, floor, e),
+                       collapse_history=evaluations_judged(store, run.info.run_id, floor, e),
                        versions={k: v for k, v in run.data.tags.items() if k.startswith("version.")})
 
 
-def _collapse_history(store: Store, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
+def evaluations_judged(store: Store, run_id: str, floor: dict, e) -> list[tuple[int, bool]]:
     """(step, collapsed) at each evaluation, by the rule the final samples are judged with."""
     if not {"modes", "recall"} <= floor.keys():
         return []

@@ -11,7 +11,7 @@ from harness import statistics as st
 from metrics.scorer import RANGE
 
 
-def _num(x: float) -> str:
+def num(x: float) -> str:
     """Few digits, no exponents for the magnitudes these metrics take."""
     a = abs(x)
     return f"{x:.0f}" if a >= 100 else f"{x:.1f}" if a >= 10 else f"{x:.2f}" if a >= 0.1 else f"{x:.3g}"
@@ -23,8 +23,8 @@ def _fmt(triple, none: str = "-", alone: str = "") -> str:
     if math.isnan(mean):
         return none
     if math.isnan(low):
-        return _num(mean) + (f" ({alone})" if alone else "")
-    return f"{_num(mean)} [{_num(low)}, {_num(high)}]"
+        return num(mean) + (f" ({alone})" if alone else "")
+    return f"{num(mean)} [{num(low)}, {num(high)}]"
 
 
 def _diff_cell(r: ArmResult) -> str:
@@ -54,7 +54,7 @@ def design_paragraph(design: Design, sequential: bool) -> str:
     else:
         escape = (f"Fisher's exact test {looks}: no split of these seeds can be significant at "
                   f"{design.escape_level:.3g}, so the escape rate cannot decide here; its estimates are reported.")
-    margin = (f"inside ±{_num(design.margin)} FID (the margin, fixed before the first look: {design.margin_source})"
+    margin = (f"inside ±{num(design.margin)} FID (the margin, fixed before the first look: {design.margin_source})"
               if design.margin is not None else "never: no margin was fixed in advance, so no equivalence is claimed")
     rank = (f"an exact Mann-Whitney test at the nominal level {ranks.gamma:.3g}"
             + (f" (calibrated on {ranks.trials:,} seeded simulated comparisons: type I error {ranks.rate:.4f} ± "
@@ -96,10 +96,10 @@ def confirmations_section(arms: list[Arm], results: list[ArmResult]) -> list[str
     for arm in confirmed:
         b, r = arm.best, by_label[arm.label]
         fid = r.quality.fid
-        gap = "no escaped seed" if math.isnan(fid[0]) else _num(b["value"] - fid[0])
+        gap = "no escaped seed" if math.isnan(fid[0]) else num(b["value"] - fid[0])
         params = ", ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
                            for k, v in b["params"].items())
-        lines.append(f"| {arm.label} | {b['trial']} ({params}; run {b['run_id'][:8]}) | {_num(b['value'])} | "
+        lines.append(f"| {arm.label} | {b['trial']} ({params}; run {b['run_id'][:8]}) | {num(b['value'])} | "
                      f"{_fmt(fid, 'none escaped', 'one seed')} ({r.escape.k} of {r.seeds}) | {arm.seeds[0]}-{arm.seeds[-1]} | {gap} |")
     return lines + [""]
 
@@ -175,7 +175,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
                   "evaluated at that step; a seed can collapse and recover. A diverged seed is evaluated until it "
                   "stopped, and named as diverged at every later evaluation. A finished seed's last evaluation is "
                   "its final samples, counted above.", "",
-                  "| arm | " + " | ".join(_when(s, epoch) for s in steps) + " |", "|---|" + "---|" * len(steps)]
+                  "| arm | " + " | ".join(at_step(s, epoch) for s in steps) + " |", "|---|" + "---|" * len(steps)]
         lines += [f"| {label} | " + " | ".join(_over_cell(*cell) for cell in cells) + " |" for label, cells in over]
     lines += ["", "## Every final metric of the escaped seeds", "", "Means over each arm's escaped seeds (n) with "
               "Student t 95% intervals, clipped to where a metric can lie (precision and recall in [0, 1], modes in "
@@ -188,7 +188,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
         lines.append(f"| {_cell(arm.label)} | {arm.count('escaped')} | " + " | ".join(cells) + " |")
     for dataset, floor in floors(arms):
         lines.append(f"| *floor: real digits ({dataset})* | - | " + " | ".join(
-            _num(floor[m]) if m in floor else "-" for m in ("fid", "is", "kid", "modes", "precision", "recall")) + " |")
+            num(floor[m]) if m in floor else "-" for m in ("fid", "is", "kid", "modes", "precision", "recall")) + " |")
     groups = {a.group for a in arms}
     if len(groups) > 1:
         lines += ["", "Arms of different data, backend, platform, precision, code version or metric settings were "
@@ -210,8 +210,8 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
                 end = r.collapse or "escaped"
             since = r.escaped_since
             lines.append(f"| {_cell(arm.label)} | {r.seed} | {r.run_id} | {r.outcome} | "
-                         f"{'-' if math.isnan(fid) else _num(fid)} | {_cell(end)} | "
-                         f"{'-' if since is None else _when(since, epoch)} |")
+                         f"{'-' if math.isnan(fid) else num(fid)} | {_cell(end)} | "
+                         f"{'-' if since is None else at_step(since, epoch)} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
         by_reason: dict = {}
@@ -222,7 +222,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
     return "\n".join(lines + [""])
 
 
-def _when(step: int, epoch: int | None) -> str:
+def at_step(step: int, epoch: int | None) -> str:
     """A step, with its epoch when the runs were asked in epochs: step 2,808 (epoch 12)."""
     return f"step {step:,}" + (f" (epoch {round(step / epoch, 1):g})" if epoch else "")
 
