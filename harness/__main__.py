@@ -115,9 +115,10 @@ def parser() -> argparse.ArgumentParser:
                    help="processes on this machine that share the comparison: a GPU each when it has as many, "
                         "else a share of the cores each")
     s.add_argument("--so-far", action="store_true",
-                   help="where this comparison stands, read from the store while it trains or after it stopped: "
-                        "every seed finished, training or not started, with its FIDs; trains, claims, records "
-                        "and decides nothing")
+                   help="where this comparison stands, read from its store while it trains or after it stopped: "
+                        "every seed finished, diverged, training, stopped or not started, with its FIDs, written "
+                        "to OUT/so-far (--out) or reports/so-far-<time>; trains, claims, records and decides "
+                        "nothing (--workers is ignored)")
     _config_args(s, compare=True)
     s.set_defaults(func=commands.cmd_compare)
 

@@ -232,9 +232,7 @@ def cmd_compare(args) -> int:
     flags = _flags(args)
     flags.setdefault("train.seeds", 3 if args.until_decided else 5)
     out = Path(args.out) if args.out else None
-    if args.so_far and args.workers > 1:
-        raise UserError("--so-far reads where a comparison stands and trains nothing: --workers has no work there.")
-    if args.workers > 1:  # they train; this process then reports, every seed reused
+    if args.workers > 1 and not args.so_far:  # they train; this process then reports, every seed reused
         from harness.compare import workers
         out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
         workers.run(args.argv, args.workers, out)

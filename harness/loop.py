@@ -167,9 +167,9 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
     else:
         generator, discriminator, step_fn = build(config, dataset, members[0].seed)
     n_train = len(dataset.train_images)
-    epoch = steps_per_epoch(config, n_train)
+    per_epoch = steps_per_epoch(config, n_train)
     total = total_steps(config, n_train)
-    evals = eval_steps(total, epoch, config.eval.every_epochs, config.eval.min_evals)
+    evals = eval_steps(total, per_epoch, config.eval.every_epochs, config.eval.min_evals)
     # Evaluations before the last may score fewer images (a cheaper curve); the last scores eval.n_images.
     interim = scorer.resized(config.eval.interim_images) if config.eval.interim_images else scorer
     latents = _latents(config, members, max(scorer.n_images, interim.n_images))
@@ -216,7 +216,7 @@ def train(config: Config, dataset: Dataset, members: list[Member], scorer, check
             alive = [m for m in members if not m.diverged]
             if not alive:
                 break
-            _show(alive, step, total, epoch, bar, step % print_every == 0 or step == total)
+            _show(alive, step, total, per_epoch, bar, step % print_every == 0 or step == total)
             if step in evals:
                 _evaluate_members(config, members, scorer if step == total else interim, step_fn, step, latents)
                 save_checkpoint(step)

@@ -32,6 +32,12 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
+def store_exists() -> bool:
+    """Whether the store is there already (a server's always is; a SQLite one once its file exists)."""
+    db = _sqlite_path(tracking_uri())
+    return db is None or db.exists()
+
+
 @contextlib.contextmanager
 def store_lock():
     """An exclusive lock beside a SQLite store; nothing for server stores, which serialise themselves."""

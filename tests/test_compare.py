@@ -343,7 +343,7 @@ def test_every_run_says_when_an_escaped_seed_escaped():
     rows = [line for line in report.split("## Every run")[1].splitlines() if line.startswith("| base |")]
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["step 468", "step 3,744", "-", "-"]
     # runs asked in epochs (234 steps each on the 60,000 digits at batch 256): the epoch beside each step
-    report = markdown(results, [base, arm], "Settings: synthetic", [], Design(("tanh",), 4, 4), epoch=234)
+    report = markdown(results, [base, arm], "Settings: synthetic", [], Design(("tanh",), 4, 4), per_epoch=234)
     rows = [line for line in report.split("## Every run")[1].splitlines() if line.startswith("| base |")]
     assert [row.rsplit("|", 2)[1].strip() for row in rows] == ["step 468 (epoch 2)", "step 3,744 (epoch 16)", "-", "-"]
     header = report.split("## Collapse over training")[1].split("| arm |")[1].splitlines()[0]
@@ -365,14 +365,14 @@ def test_an_epoch_is_said_beside_a_step_only_when_every_arm_was_asked_in_epochs_
     assert epoch_length([base, train(arm, steps=40)], datasets) is None  # a length in steps: no epochs to speak of
 
 
-def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist_5k, capsys):
-    """A long comparison's seeds as the store has them (finished, training, stopped, not started, a later
-    look's), written as a page with no verdicts; nothing is added to the store. The runs are made by hand
-    (their training is the slow tests'), with the tags and metrics a real run logs."""
+def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist_5k, capsys, monkeypatch):
+    """A long comparison's seeds as the store has them (finished, diverged, training, stopped, not
+    started, a later look's), written as a page with no verdicts; nothing is added to the store. The runs
+    are made by hand (their training is the slow tests'), with the tags and metrics a real run logs."""
     import time
     from dataclasses import replace
     from harness import config as cfg
-    from harness.compare import interim
+    from harness.compare import standing
     from harness.compare.arms import data_key
     from harness.tracking import RunState
     s = tracking.Store()
@@ -397,13 +397,15 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
 
     made(base, 0, [(2, 400.0, True), (4, 150.0, False), (6, 99.0, False)], (99.0, False))
     made(base, 1, [(2, 600.0, True), (4, 610.0, True), (6, 620.0, True)], (620.0, True))
+    made(base, 2, [(2, 600.0, True)], status=RunState.FAILED,
+         tags={"state": "diverged", "failure.reason": "a non-finite loss at step 3"})
     alive = made(tanh, 0, [(2, 636.0, True)], status=RunState.RUNNING,
                  tags={"heartbeat.time": str(time.time()), "heartbeat.step": "4"})  # past its last logged loss
     made(tanh, 1, [(2, 500.0, True), (4, 200.0, False)], status=RunState.KILLED, tags={"state": "interrupted"})
     made(tanh, 4, [(2, 300.0, False), (4, 250.0, False), (6, 240.0, False)], (240.0, False))  # a later look's seed
     before = {e: len(s.runs(e)) for e in ("base", "tanh", "compare")}
 
-    text, out = interim.report([base, tanh], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
+    text, out = standing.report([base, tanh], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
     page = (out / "report.md").read_text()
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")]
             for line in page.split("Every seed")[1].splitlines() if line.startswith(("| base |", "| tanh |"))}
@@ -411,23 +413,39 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
                             ("tanh", "4")]  # the first look's three seeds, and a later seed that has a run
     assert rows["base", "0"][3:] == ["finished", "6 of 6", "99.0 final", "escaped since step 4"]
     assert rows["base", "1"][3] == "finished" and rows["base", "1"][6].startswith("1 of 10 digit classes")
-    assert rows["base", "2"][2:] == ["-", "not started", "-", "-", "-"]
+    assert rows["base", "2"][3:] == ["diverged", "3 of 6", "600 at step 2", "a non-finite loss at step 3"]
     assert rows["tanh", "0"][2:] == [alive, "training", "4 of 6", "636 at step 2", "collapsed at its last evaluation"]
     assert rows["tanh", "1"][3:] == ["stopped", "5 of 6", "200 at step 4", "not collapsed at its last evaluation"]
+    assert rows["tanh", "2"][2:] == ["-", "not started", "-", "-", "-"]
     assert rows["tanh", "4"][6] == "escaped since step 2"
     summary = next(line for line in page.splitlines() if line.startswith("| tanh | "))
     assert summary == "| tanh | 1 | 1 | 0 | 0 | 1 | 1 | 1 | 240 | - |"
-    assert "| base | 2 | 1 | 1 | 0 | 0 | 0 | 1 | 99.0 | 620 |" in text
+    assert "| base | 2 | 1 | 1 | 1 | 0 | 0 | 0 | 99.0 | 620 |" in text
     assert not re.search(r"\b(better|worse|equivalent|undecided)\b", page)  # a design decides only at its looks
-    trained = 6 + 6 + 4 + 5 + 6  # base 0 and 1, tanh 0 and 1 so far, tanh 4
-    assert f"{trained:,} of the {6 * 7:,} steps of the seeds listed" in page
+    trained = 6 + 6 + 6 + 4 + 5 + 6  # base's three (the diverged one has trained all it will), tanh's so far
+    assert f"{trained:,} of the {6 * 7:,} steps of the seeds listed (78%)" in page
     assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
                                                      "samples.png"]
     assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded
-    # on the command line: --workers has no work where nothing is trained
+
+    # From the command line, whose arms have the real data's and classifier's identity: the runs above are
+    # another identity's, said as such; the page goes beside the comparison's report, not over it.
+    (store / "r").mkdir()
+    (store / "r" / "report.md").write_text("the comparison's report")
     capsys.readouterr()
-    assert main(["compare", "tanh", "--smoke", "--so-far", "--workers", "2"]) == 2
-    one_error(capsys.readouterr().err, "--workers")
+    asked = ["compare", "tanh", "--smoke", "--seeds", "3", "--workers", "2", "--out", str(store / "r")]
+    assert main([*asked, "--so-far"]) == 0  # the comparison's own command (--workers and all), and --so-far
+    said = capsys.readouterr().out
+    assert "| tanh | 0 | 0 | 0 | 0 | 0 | 0 | 3 | - | - |" in said
+    assert "no arm asked here could use" in said and "base 3 (identity differs: " in said and "tanh 3 (" in said
+    assert (store / "r" / "report.md").read_text() == "the comparison's report"
+    assert "| tanh | 2 | - | not started |" in (store / "r" / "so-far" / "report.md").read_text()
+    assert {e: len(s.runs(e)) for e in before} == before
+    # where there is no store, it says so and makes none
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'elsewhere' / 'mlflow.db'}")
+    assert main(["compare", "tanh", "--smoke", "--so-far"]) == 2
+    one_error(capsys.readouterr().err, "--so-far reads a comparison's store")
+    assert not (store / "elsewhere").exists()
 
 
 def test_looks_judge_new_arms_each_look_and_leave_the_arms_given_as_they_were(store, mnist_5k, monkeypatch):
@@ -663,7 +681,7 @@ def test_the_figures_draw_diverged_collapsed_and_unscored_seeds(store):
             r.run_id = s.start(arm.experiment, f"{arm.experiment}-s{r.seed}", {})
             r.fid_history = [(10, 600.0), (20, 400.0)][:1 if r.outcome == "diverged" else 2]
             r.collapse_history = [(10, True), (20, bool(r.collapse))]
-    paths = figures(arms, s, store, epoch=10)
+    paths = figures(arms, s, store, per_epoch=10)
     assert sorted(p.name for p in paths) == ["fid_over_training.png", "outcomes.png", "samples.png"]
     height, width = plt.imread(store / "samples.png").shape[:2]  # 2 arms x 3 seeds (tanh's diverged one too)
     assert (height, width) == (round(1.9 * 2 * 90), round((1.7 * 3 + 1.0) * 90))

@@ -21,10 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness import claims as claims_lib
-from harness import machine, registry
+from harness import machine, registry, tracking
 from harness.config import UserError
 from harness.tracking import RunState, Store
-from harness.compare import interim, looks, workers
+from harness.compare import looks, standing, workers
 from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training, epoch_length, with_outcomes
 from harness.compare.selection import collect
@@ -61,12 +61,17 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     if options.until_decided and options.retry_diverged:
         raise UserError("--retry-diverged would train again seeds that earlier looks counted; a sequential "
                         "design keeps every look's outcomes, so the two do not combine.")
+    if options.so_far and not tracking.store_exists():  # it reads a store; it must not make one
+        raise UserError(f"--so-far reads a comparison's store and there is none at "
+                        f"{tracking.shown(tracking.tracking_uri())}: run it in the folder the comparison runs in, "
+                        "or set MLFLOW_TRACKING_URI to its store.")
     store = Store()
     arms, datasets = collect(names, options.smoke, options.flags, options.sets, options.backend, options.platform,
                              options.sweeps, options.storage)
-    if options.so_far:
-        return interim.report(arms, datasets, store, options.out or Path("reports") / time.strftime(
-            "so-far-%Y%m%d-%H%M%S"), options.max_seeds if options.until_decided else arms[0].config.train.seeds)
+    if options.so_far:  # beside the comparison's own report (out/so-far), never over it
+        out = options.out / "so-far" if options.out else Path("reports") / time.strftime("so-far-%Y%m%d-%H%M%S")
+        return standing.report(arms, datasets, store, out,
+                               options.max_seeds if options.until_decided else arms[0].config.train.seeds)
     margin, source = margin_of(arms[0].config, options.margin)
     sequential, design_run = None, None
     if options.until_decided:
@@ -90,14 +95,14 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
                         primary=options.primary if options.primary in tested else None)
     out = options.out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    epoch = epoch_length(arms, datasets)
+    per_epoch = epoch_length(arms, datasets)
     report = markdown(results, arms, settings_line(arms, datasets, training.left_out), training.left_out, design,
-                      (sequential or []) + confirmations_section(arms, results), epoch)
+                      (sequential or []) + confirmations_section(arms, results), per_epoch)
     (out / "report.md").write_text(report + "\n![final FID, every seed](outcomes.png)\n\n"
                                    "![FID over training](fid_over_training.png)\n\n![samples](samples.png)\n")
     (out / "report.json").write_text(json.dumps(
         as_data(results, arms, training, design_run), indent=1) + "\n")
-    paths = figures(arms, store, out, epoch)
+    paths = figures(arms, store, out, per_epoch)
     text = terminal_table(results) + (f"\n\n{training.trained} runs trained and {training.resumed} resumed by this "
                                       "command; the rest reused or trained by other processes")
     if workers.is_worker():  # one of --workers K: the process that started them writes the report run

@@ -5,8 +5,8 @@ from __future__ import annotations
 from harness import escape as es
 from harness import statistics as st
 from harness.compare.arms import Arm
-from metrics.scorer import RANGE
 from harness.compare.design import ArmResult, Design, Escape, Quality, judge, spread_floor
+from metrics.scorer import RANGE
 
 
 def reference(arm: Arm, verdict: str = "reference") -> ArmResult:

@@ -165,9 +165,14 @@ def is_alive(run) -> bool:
     return run.info.status == RunState.RUNNING and not tracking.is_stale(run)
 
 
+def floor_of(run) -> dict:
+    """The real digits' metrics a run logged (floor/*), by name: what its collapse is judged against."""
+    return {k[len("floor/"):]: v for k, v in run.data.metrics.items() if k.startswith("floor/")}
+
+
 def outcome(store: Store, run, arm: Arm) -> SeedOutcome:
     metrics = {k[len("final/"):]: v for k, v in run.data.metrics.items() if k.startswith("final/")}
-    floor = {k[len("floor/"):]: v for k, v in run.data.metrics.items() if k.startswith("floor/")}
+    floor = floor_of(run)
     finished = run.info.status == RunState.FINISHED
     e = arm.config.eval
     return SeedOutcome(run.info.run_id, int(run.data.tags["seed"]), "finished" if finished else "diverged",

@@ -14,8 +14,8 @@ from harness.compare.arms import Arm, fewer_before_last, floors
 from harness.tracking import Store
 
 
-def figures(arms: list[Arm], store: Store, out: Path, epoch: int | None = None) -> list[Path]:
-    """outcomes.png, fid_over_training.png and samples.png in out. epoch: steps in an epoch
+def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = None) -> list[Path]:
+    """outcomes.png, fid_over_training.png and samples.png in out. per_epoch: steps in an epoch
     (arms.epoch_length), for an epoch axis over the steps."""
     import matplotlib.pyplot as plt
     arms = [a for a in arms if not a.same_as]  # an arm of another's identity: its runs drawn once, under that arm
@@ -37,8 +37,8 @@ def figures(arms: list[Arm], store: Store, out: Path, epoch: int | None = None) 
         for r in arm.runs:
             _seed_line(ax, r, colors[i % len(colors)], zorder=2)
         ax.set_title(f"{arm.label} ({len(arm.runs)} seeds)", fontsize=8)
-        if epoch and i < cols:  # the top row carries the epoch axis
-            top = ax.secondary_xaxis("top", functions=(lambda s: s / epoch, lambda e: e * epoch))
+        if per_epoch and i < cols:  # the top row carries the epoch axis
+            top = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
             top.set_xlabel("epoch", fontsize=8)
             top.xaxis.set_major_locator(MaxNLocator(integer=True))
             top.tick_params(labelsize=7)

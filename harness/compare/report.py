@@ -133,8 +133,8 @@ def decisions_section(decisions: dict, family) -> list[str]:
 
 
 def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: list, design: Design,
-             sequential: list | None = None, epoch: int | None = None) -> str:
-    """The report. epoch: steps in an epoch (arms.epoch_length), to say the epoch beside each step."""
+             sequential: list | None = None, per_epoch: int | None = None) -> str:
+    """The report. per_epoch: steps in an epoch (arms.epoch_length), to say the epoch beside each step."""
     e = arms[0].config.eval
     by_label = {a.label: a for a in arms}
     lines = ["# Ablation report", "", settings, "", *(sequential or [])]
@@ -157,7 +157,8 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
         base_like = r.verdict == "reference" or math.isnan(r.escape.diff[0])
         d_rate = "reference" if r.verdict == "reference" else _fmt(r.escape.diff, "not compared")
         more = "-" if base_like else f"{r.escape.prob_more:.2f}"
-        fid = _mean_cell(arm.escaped_fids(), RANGE["fid"]) + f" (n={r.quality.n})"
+        fid = _fmt(r.quality.fid, "none escaped", "one seed" if r.quality.n == 1 else "all alike: no interval") + (
+            f" (n={r.quality.n})")
         d_fid = "reference" if r.verdict == "reference" else "not compared" if base_like else _diff_cell(r)
         rank = ("-" if base_like else "no seeds" if math.isnan(r.rank.p) else
                 f"{r.rank.improvement:.2f} ({r.rank.p:.2g}{', ' + r.rank.decision if r.rank.decision else ''})")
@@ -175,7 +176,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
                   "evaluated at that step; a seed can collapse and recover. A diverged seed is evaluated until it "
                   "stopped, and named as diverged at every later evaluation. A finished seed's last evaluation is "
                   "its final samples, counted above.", "",
-                  "| arm | " + " | ".join(at_step(s, epoch) for s in steps) + " |", "|---|" + "---|" * len(steps)]
+                  "| arm | " + " | ".join(at_step(s, per_epoch) for s in steps) + " |", "|---|" + "---|" * len(steps)]
         lines += [f"| {label} | " + " | ".join(_over_cell(*cell) for cell in cells) + " |" for label, cells in over]
     lines += ["", "## Every final metric of the escaped seeds", "", "Means over each arm's escaped seeds (n) with "
               "Student t 95% intervals, clipped to where a metric can lie (precision and recall in [0, 1], modes in "
@@ -211,7 +212,7 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
             since = r.escaped_since
             lines.append(f"| {_cell(arm.label)} | {r.seed} | {r.run_id} | {r.outcome} | "
                          f"{'-' if math.isnan(fid) else num(fid)} | {_cell(end)} | "
-                         f"{'-' if since is None else at_step(since, epoch)} |")
+                         f"{'-' if since is None else at_step(since, per_epoch)} |")
     if left:
         lines += ["", f"## Runs left out ({len(left)})", ""]
         by_reason: dict = {}
@@ -222,9 +223,9 @@ def markdown(results: list[ArmResult], arms: list[Arm], settings: str, left: lis
     return "\n".join(lines + [""])
 
 
-def at_step(step: int, epoch: int | None) -> str:
-    """A step, with its epoch when the runs were asked in epochs: step 2,808 (epoch 12)."""
-    return f"step {step:,}" + (f" (epoch {round(step / epoch, 1):g})" if epoch else "")
+def at_step(step: int, per_epoch: int | None) -> str:
+    """A step, with its epoch when the runs were asked in epochs (per_epoch steps each): step 2,808 (epoch 12)."""
+    return f"step {step:,}" + (f" (epoch {round(step / per_epoch, 1):g})" if per_epoch else "")
 
 
 def _over_cell(collapsed: int, evaluated: int, diverged: int) -> str:
