@@ -24,4 +24,4 @@ class CompareOptions:
     gamma: float = 1.0  # Hwang-Shih-DeCani's gamma
     storage: str | None = None  # Optuna storage of study:... arms
     budget: int | None = None  # the most runs an --until-decided family may hold
-    so_far: bool = False  # only say where the comparison stands (compare/interim.py): nothing trained or decided
+    so_far: bool = False  # only say where the comparison stands (compare/standing.py): nothing trained or decided
