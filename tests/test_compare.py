@@ -427,6 +427,9 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
                                                      "samples.png"]
     assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded
+    # with --retry-diverged the diverged seed is one to train again, not an outcome
+    again = {(x.arm, x.seed): x.state for x in standing.states([base, tanh], s, 6, retry_diverged=True)[0]}
+    assert again["base", 2] == "not started" and again["base", 0] == "finished"
 
     # From the command line, whose arms have the real data's and classifier's identity: the runs above are
     # another identity's, said as such; the page goes beside the comparison's report, not over it.

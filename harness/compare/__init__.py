@@ -71,7 +71,8 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     if options.so_far:  # beside the comparison's own report (out/so-far), never over it
         out = options.out / "so-far" if options.out else Path("reports") / time.strftime("so-far-%Y%m%d-%H%M%S")
         return standing.report(arms, datasets, store, out,
-                               options.max_seeds if options.until_decided else arms[0].config.train.seeds)
+                               options.max_seeds if options.until_decided else arms[0].config.train.seeds,
+                               options.retry_diverged)
     margin, source = margin_of(arms[0].config, options.margin)
     sequential, design_run = None, None
     if options.until_decided:

@@ -152,6 +152,12 @@ def is_outcome(run) -> bool:
     return run.info.status == RunState.FINISHED or run.data.tags.get("state") == "diverged"
 
 
+def outcome_test(retry_diverged: bool):
+    """What counts as a seed's outcome: a finished or diverged run, or with --retry-diverged (diverged
+    seeds trained again) only a finished one."""
+    return (lambda r: r.info.status == RunState.FINISHED) if retry_diverged else is_outcome
+
+
 def is_resumable(run) -> bool:
     """Its checkpoint continues it: stopped by a signal, ended by an error (not a divergence), or RUNNING
     with no heartbeat for tracking.STALE_AFTER_S (its process died without a word)."""

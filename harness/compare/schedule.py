@@ -19,7 +19,7 @@ from harness import population, runner, scorers
 from harness.tracking import RunState, Store
 from harness.compare import workers
 from harness.compare.arms import (Arm, data_key, is_alive, is_outcome, is_resumable, latest,
-                                  left_out, outcome, with_outcomes)
+                                  left_out, outcome, outcome_test, with_outcomes)
 
 
 @dataclass
@@ -106,7 +106,7 @@ def plan_work(arms: list[Arm], datasets: dict, store: Store, claims: claims_lib.
         if arm.same_as:  # the same computation as an earlier arm: its outcomes, not a second training
             the_plan.rows.append((f"{arm.label} (= {arm.same_as})", len(arm.seeds), total, len(arm.seeds), 0, 0, 0))
             continue
-        todo = [s for s in arm.seeds if not latest(runs, arm, s, _outcome_test(retry_diverged))]
+        todo = [s for s in arm.seeds if not latest(runs, arm, s, outcome_test(retry_diverged))]
         held = [s for s in todo if _held_elsewhere(claims, arm, s, runs)]
         todo = [s for s in todo if s not in held]
         resumable = {s: r for s in todo if (r := latest(runs, arm, s, is_resumable)) is not None}
@@ -189,10 +189,6 @@ def read_outcomes(arms: list[Arm], store: Store, runs_of: dict | None = None) ->
     return outcomes
 
 
-def _outcome_test(retry_diverged: bool):
-    return (lambda r: r.info.status == RunState.FINISHED) if retry_diverged else is_outcome
-
-
 def _held_elsewhere(claims: claims_lib.Claims, arm: Arm, seed: int, runs: list) -> str:
     """Who trains this seed in another live process ('' when none): its claim's holder, or a run alive
     by its heartbeat."""
@@ -220,7 +216,7 @@ def _train_arm(arm: Arm, datasets: dict, store: Store, claims: claims_lib.Claims
     common = dict(config=c, dataset=dataset, scorer=scorer_for(c, dataset), store=store,
                   sweep_value=arm.sweep_value, extra_tags={"launched_by": "compare", **arm.tags}, stop=stop,
                   progress=bar, claims=claims)
-    test = _outcome_test(retry_diverged)
+    test = outcome_test(retry_diverged)
     runs = store.runs(arm.experiment)
     missing = [s for s in arm.seeds if (arm.label, s) not in handled and not latest(runs, arm, s, test)]
     together = population.trains_together(c, len(missing))

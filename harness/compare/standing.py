@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import loop
-from harness.compare.arms import (Arm, data_key, epoch_length, evaluations_judged, floor_of, is_alive, is_outcome,
-                                  is_resumable, last_step, latest, left_out, outcome)
+from harness.compare.arms import (Arm, data_key, epoch_length, evaluations_judged, floor_of, is_alive, is_resumable,
+                                  last_step, latest, left_out, outcome, outcome_test)
 from harness.compare.figures import figures
 from harness.compare.report import at_step, num
 from harness.tracking import Store
@@ -35,20 +35,23 @@ class SeedState:
     since: int | None = None  # an escaped seed's first evaluation of the uncollapsed stretch it ended in
 
 
-def states(arms: list[Arm], store: Store, most: int) -> tuple[list[SeedState], dict, list]:
+def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = False
+           ) -> tuple[list[SeedState], dict, list]:
     """Every seed of every arm: the first look's seeds (train.seeds) always, later ones up to `most` when
     the store has a run of them; the finished and diverged seeds' outcomes per arm label (for the
     figures); and the runs of these experiments that no arm asked here could use (another identity:
     often another --epochs or --set than the comparison's). An arm of another's identity (latent at 100
-    is base) is listed once, under that arm."""
+    is base) is listed once, under that arm. retry_diverged: diverged seeds are being trained again
+    (--retry-diverged), so only a finished run is a seed's outcome."""
     listed, outcomes = [], {}
+    is_done = outcome_test(retry_diverged)
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in (a for a in arms if not a.same_as):
         runs = runs_of[arm.experiment]
         outcomes[arm.label] = []
         first = arm.config.train.seed
         for seed in range(first, first + max(most, arm.config.train.seeds)):
-            done = latest(runs, arm, seed, is_outcome)
+            done = latest(runs, arm, seed, is_done)
             if done is not None:
                 o = outcome(store, done, arm)
                 outcomes[arm.label].append(o)
@@ -81,10 +84,11 @@ def states(arms: list[Arm], store: Store, most: int) -> tuple[list[SeedState], d
     return listed, outcomes, others
 
 
-def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int) -> tuple[str, Path]:
+def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, retry_diverged: bool = False
+           ) -> tuple[str, Path]:
     """Write out/report.md and, once base has a finished seed, the finished seeds' figures; returns
     (terminal text, out)."""
-    listed, outcomes, others = states(arms, store, most)
+    listed, outcomes, others = states(arms, store, most, retry_diverged)
     per_epoch = epoch_length(arms, datasets)
     total = {a.label: loop.total_steps(a.config, len(datasets[data_key(a.config)].train_images)) for a in arms}
     planned = sum(total[s.arm] for s in listed)
