@@ -405,12 +405,15 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     made(tanh, 4, [(2, 300.0, False), (4, 250.0, False), (6, 240.0, False)], (240.0, False))  # a later look's seed
     before = {e: len(s.runs(e)) for e in ("base", "tanh", "compare")}
 
-    text, out = standing.report([base, tanh], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
+    same = replace(base, experiment="latent", title="latent[latent_dim=100]", same_as="base")  # base's identity
+    text, out = standing.report([base, tanh, same], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
     page = (out / "report.md").read_text()
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")]
             for line in page.split("Every seed")[1].splitlines() if line.startswith(("| base |", "| tanh |"))}
     assert sorted(rows) == [("base", "0"), ("base", "1"), ("base", "2"), ("tanh", "0"), ("tanh", "1"), ("tanh", "2"),
                             ("tanh", "4")]  # the first look's three seeds, and a later seed that has a run
+    assert "latent[latent_dim=100] has base's run identity: its seeds are base's." in text  # listed once, as base
+    assert not any(line.startswith("| latent") for line in page.splitlines())
     assert rows["base", "0"][3:] == ["finished", "6 of 6", "99.0 final", "escaped since step 4"]
     assert rows["base", "1"][3] == "finished" and rows["base", "1"][6].startswith("1 of 10 digit classes")
     assert rows["base", "2"][3:] == ["diverged", "3 of 6", "600 at step 2", "a non-finite loss at step 3"]

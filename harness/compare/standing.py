@@ -110,6 +110,10 @@ def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, 
                 for group in (escaped, [s for s in finished if not s.escaped])]
         summary.append(f"| {arm.label} | {len(finished)} | {len(escaped)} | {len(finished) - len(escaped)} | "
                        + " | ".join(map(str, count)) + f" | {fids[0]} | {fids[1]} |")
+    twins = [a for a in arms if a.same_as]
+    if twins:
+        summary += ["", "; ".join(f"{a.label} has {a.same_as}'s run identity: its seeds are {a.same_as}'s"
+                                  for a in twins) + "."]
     if others:
         by_experiment: dict = {}
         for experiment, _, _, reason in others:
