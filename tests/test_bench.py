@@ -94,3 +94,22 @@ def test_population_bench_prints_member_steps_against_a_solo_step():
     assert "backend jax on cpu" in lines[0] and "one dispatch a step" in lines[0]  # no lax.scan on CPUs
     assert "ms per member-step" in lines[-2] and lines[-1].startswith("ratio=") and float(lines[-1][6:]) > 0
     assert main(["bench", "--population", "3", *TINY]) == 2  # TensorFlow: a sentence, not a traceback
+
+
+@pytest.mark.slow
+def test_cpu_workers_bench_times_one_process_against_two_at_once_and_prints_their_ratio():
+    """bench/cpu_workers.py: both sides run, two processes at once; the ratio is the printed rates'."""
+    script = os.path.join(os.path.dirname(__file__), "..", "bench", "cpu_workers.py")
+    small = [a for a in TINY if a != "--set"]
+    p = subprocess.run([sys.executable, script, "--steps", "2", "--rounds", "1",
+                        *[a for s in small for a in ("--set", s)]], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.strip().splitlines()
+    one = float(lines[1].split()[-2])  # "round 1: 1 process  X ms/step  R steps/s"
+    each = lines[2].split("processes")[1].split("ms/step")[0].split("/")
+    together = float(lines[2].split()[-3])
+    assert len(each) == 2 and abs(together - sum(1000 / float(m) for m in each)) < 0.01 * together
+    assert lines[-1].startswith("ratio=") and abs(float(lines[-1][6:]) - together / one) < 0.01
+    too_many = subprocess.run([sys.executable, script, "--workers", str((os.cpu_count() or 1) + 1)],
+                              capture_output=True, text=True, timeout=60)
+    assert too_many.returncode != 0 and "--workers must be 2 to" in too_many.stderr
