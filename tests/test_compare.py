@@ -430,6 +430,18 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
                                                      "samples.png"]
     assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded
+    # the seeds still training or stopped are drawn too (dashed), with their evaluations so far
+    going = standing.states([base, tanh], s, 6)[2]
+    assert going["base"] == [] and [(o.seed, o.outcome, o.fid_history, o.collapse_history) for o in going["tanh"]] == [
+        (0, "training", [(2, 636.0)], [(2, True)]), (1, "stopped", [(2, 500.0), (4, 200.0)], [(2, True), (4, False)])]
+    finished = [replace(a, runs=standing.states([base, tanh], s, 6)[1][a.label]) for a in (base, tanh)]
+    import matplotlib.image as mpimg
+    import numpy as np
+    from harness.compare.figures import figures
+    for i in (0, 1):
+        (store / f"f{i}").mkdir()
+    drawn = [mpimg.imread(figures(finished, s, store / f"f{i}", training=t)[0]) for i, t in enumerate((None, going))]
+    assert drawn[0].shape == drawn[1].shape and not np.array_equal(*drawn)
     # with --retry-diverged the diverged seed is one to train again, not an outcome
     again = {(x.arm, x.seed): x.state for x in standing.states([base, tanh], s, 6, retry_diverged=True)[0]}
     assert again["base", 2] == "not started" and again["base", 0] == "finished"

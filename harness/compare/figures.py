@@ -3,6 +3,7 @@ over training, every seed's last samples."""
 from __future__ import annotations
 
 import tempfile
+import textwrap
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -14,13 +15,18 @@ from harness.compare.arms import Arm, fewer_before_last, floors
 from harness.tracking import Store
 
 
-def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = None) -> list[Path]:
+def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = None,
+            training: dict | None = None) -> list[Path]:
     """outcomes.png, fid_over_training.png and samples.png in out. per_epoch: steps in an epoch
-    (arms.epoch_length), for an epoch axis over the steps."""
+    (arms.epoch_length), for an epoch axis over the steps. training: arm label -> SeedOutcomes of seeds
+    still training or stopped (`--so-far`), drawn dashed in FID over training only; an arm with none
+    finished gets a panel there and no row in the other two figures."""
     import matplotlib.pyplot as plt
     arms = [a for a in arms if not a.same_as]  # an arm of another's identity: its runs drawn once, under that arm
+    training = training or {}
     paths = []
-    colors = [c for i, c in enumerate(plt.cm.tab10.colors) if i != 7]  # tab10's 8th is grey: base's, behind
+    palette = [c for i, c in enumerate(plt.cm.tab10.colors) if i != 7]  # tab10's 8th is grey: base's, behind
+    color_of = {a.label: palette[i % len(palette)] for i, a in enumerate(arms)}  # one colour an arm, every figure
 
     # FID over training, a panel per arm: every seed a line (a mean of collapsed and recovered seeds would
     # describe no seed), x where that evaluation was judged collapsed, base's seeds in grey behind.
@@ -31,12 +37,18 @@ def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = No
     for ax in axes.flat[len(arms):]:
         ax.set_visible(False)
     for i, (ax, arm) in enumerate(zip(axes.flat, arms)):
+        going = training.get(arm.label, [])
         if arm is not arms[0]:
             for r in arms[0].runs:
                 _seed_line(ax, r, "0.75", zorder=1)
+            for r in training.get(arms[0].label, []):
+                _seed_line(ax, r, "0.75", zorder=1, linestyle="--")
         for r in arm.runs:
-            _seed_line(ax, r, colors[i % len(colors)], zorder=2)
-        ax.set_title(f"{arm.label} ({len(arm.runs)} seeds)", fontsize=8)
+            _seed_line(ax, r, color_of[arm.label], zorder=2)
+        for r in going:
+            _seed_line(ax, r, color_of[arm.label], zorder=2, linestyle="--")
+        ax.set_title(f"{arm.label} ({_seeds(len(arm.runs))}" + (f", {len(going)} not finished" if going else "") + ")",
+                     fontsize=8)
         if per_epoch and i < cols:  # the top row carries the epoch axis
             top = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
             top.set_xlabel("epoch", fontsize=8)
@@ -57,15 +69,19 @@ def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = No
     floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
     diverged = any(r.outcome == "diverged" for a in arms for r in a.runs)
     interim = arms[0].config.eval.interim_images
-    fig.suptitle("FID over training, one line a seed; x: judged collapsed there"
-                 + ("; ■: diverged after it" if diverged else "") + ("; grey: base's seeds" if len(arms) > 1 else "")
-                 + (f"\nfloor: {floor}" if floor else "")
-                 + (f"\nearlier points on {interim} images, the last on more: FID reads higher on fewer"
-                    if fewer_before_last(arms[0].config) else ""), fontsize=9)
+    said = ["FID over training, one line a seed; x: judged collapsed there"
+            + ("; ■: diverged after it" if diverged else "") + ("; grey: base's seeds" if len(arms) > 1 else "")
+            + ("; dashed: not finished (training or stopped)" if any(training.values()) else "")]
+    said += [f"floor: {floor}"] if floor else []
+    said += [f"earlier points on {interim} images, the last on more: FID reads higher on fewer"] \
+        if fewer_before_last(arms[0].config) else []
+    width = int(fig.get_figwidth() * 13)  # characters a line at 9 points: a long title wraps, never runs off
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in said), fontsize=9)
     fig.tight_layout()
     paths.append(_save(fig, out / "fid_over_training.png"))
 
-    paths.append(outcomes(arms, out / "outcomes.png", colors))
+    arms = [a for a in arms if a.runs]  # from here on the seeds' outcomes: arms with a finished or diverged seed
+    paths.append(outcomes(arms, out / "outcomes.png", [color_of[a.label] for a in arms]))
 
     # Every seed's last sample grid, a row per arm: early in training seeds of one arm split between
     # collapsed and not, so one seed's grid would speak for the arm wrongly.
@@ -131,18 +147,22 @@ def outcomes(arms: list[Arm], path: Path, colors) -> Path:
     return _save(fig, path)
 
 
-def _seed_line(ax, run, color, zorder: int) -> None:
+def _seed_line(ax, run, color, zorder: int, linestyle: str = "-") -> None:
     """One seed's FID at each evaluation; an x on each evaluation judged collapsed."""
     if not run.fid_history:
         return
     steps, values = zip(*sorted(run.fid_history))
-    ax.plot(steps, values, color=color, linewidth=1, zorder=zorder)
+    ax.plot(steps, values, color=color, linewidth=1, zorder=zorder, linestyle=linestyle)
     if run.outcome == "diverged":  # its line stops early for that reason, not a shorter run
         ax.scatter(steps[-1], values[-1], marker="s", s=16, color=color, zorder=zorder)
     collapsed = {s for s, c in run.collapse_history if c}
     marked = [(s, v) for s, v in zip(steps, values) if s in collapsed]
     if marked:
         ax.scatter(*zip(*marked), marker="x", s=18, color=color, zorder=zorder, linewidths=1)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
 
 
 def _save(fig, path: Path, dpi: int = 110) -> Path:

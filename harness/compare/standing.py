@@ -1,6 +1,7 @@
 """Where a long comparison stands (`harness compare ... --so-far`), read from the store while it trains
 or after it stopped: every seed of every arm finished (its outcome), diverged, training or stopped (its
-last evaluation), or not started, and the figures of the finished seeds. It trains, claims and records
+last evaluation), or not started, and the figures of the finished seeds, with the evaluations so far of
+those still training or stopped drawn dashed in FID over training. It trains, claims and records
 nothing, and decides nothing: a design decides only at its looks (harness/compare/looks.py), so the
 comparison's own command gives the decisions."""
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import loop
-from harness.compare.arms import (Arm, data_key, epoch_length, evaluations_judged, floor_of, is_alive, is_resumable,
-                                  last_step, latest, left_out, outcome, outcome_test)
+from harness.compare.arms import (Arm, SeedOutcome, data_key, epoch_length, evaluations_judged, floor_of, is_alive,
+                                  is_resumable, last_step, latest, left_out, outcome, outcome_test)
 from harness.compare.figures import figures
 from harness.compare.report import at_step, num
 from harness.tracking import Store
@@ -36,19 +37,19 @@ class SeedState:
 
 
 def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = False
-           ) -> tuple[list[SeedState], dict, list]:
+           ) -> tuple[list[SeedState], dict, dict, list]:
     """Every seed of every arm: the first look's seeds (train.seeds) always, later ones up to `most` when
-    the store has a run of them; the finished and diverged seeds' outcomes per arm label (for the
-    figures); and the runs of these experiments that no arm asked here could use (another identity:
+    the store has a run of them; per arm label, the finished and diverged seeds' outcomes and the
+    evaluations so far of the seeds training or stopped, as SeedOutcomes (for the figures); and the runs of these experiments that no arm asked here could use (another identity:
     often another --epochs or --set than the comparison's). An arm of another's identity (latent at 100
     is base) is listed once, under that arm. retry_diverged: diverged seeds are being trained again
     (--retry-diverged), so only a finished run is a seed's outcome."""
-    listed, outcomes = [], {}
+    listed, outcomes, going_of = [], {}, {}
     is_done = outcome_test(retry_diverged)
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
     for arm in (a for a in arms if not a.same_as):
         runs = runs_of[arm.experiment]
-        outcomes[arm.label] = []
+        outcomes[arm.label], going_of[arm.label] = [], []
         first = arm.config.train.seed
         for seed in range(first, first + max(most, arm.config.train.seeds)):
             done = latest(runs, arm, seed, is_done)
@@ -74,21 +75,23 @@ def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = Fals
                        "not collapsed at its last evaluation")
                 # losses are logged in chunks; the heartbeat says the step it was at, a minute or so ago
                 step = max(last_step(store, going), int(going.data.tags.get("heartbeat.step", 0)))
-                listed.append(SeedState(arm.label, seed, "training" if is_alive(going) else "stopped", run_id,
-                                        step, history[-1][1] if history else math.nan,
+                state = "training" if is_alive(going) else "stopped"
+                listed.append(SeedState(arm.label, seed, state, run_id, step, history[-1][1] if history else math.nan,
                                         history[-1][0] if history else 0, now=now))
+                going_of[arm.label].append(SeedOutcome(run_id, seed, state, fid_history=history,
+                                                       collapse_history=judged))
             elif seed < first + arm.config.train.seeds:
                 listed.append(SeedState(arm.label, seed, "not started"))
     counted = [replace(a, runs=outcomes.get(a.label, [])) for a in arms]
     others = [row for row in left_out(counted, runs_of) if row[2] in OTHER_IDENTITY]
-    return listed, outcomes, others
+    return listed, outcomes, going_of, others
 
 
 def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, retry_diverged: bool = False
            ) -> tuple[str, Path]:
     """Write out/report.md and, once base has a finished seed, the finished seeds' figures; returns
     (terminal text, out)."""
-    listed, outcomes, others = states(arms, store, most, retry_diverged)
+    listed, outcomes, going_of, others = states(arms, store, most, retry_diverged)
     per_epoch = epoch_length(arms, datasets)
     total = {a.label: loop.total_steps(a.config, len(datasets[data_key(a.config)].train_images)) for a in arms}
     planned = sum(total[s.arm] for s in listed)
@@ -137,8 +140,10 @@ def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, 
                      f"{now.replace('|', '/') or '-'} |")
     out.mkdir(parents=True, exist_ok=True)
     if outcomes.get(shown[0].label):  # the figures draw the other arms over base's seeds
-        figures([replace(a, runs=outcomes[a.label]) for a in shown if outcomes[a.label]], store, out, per_epoch)
-        lines += ["", "The finished seeds:", "", "![final FID, every seed](outcomes.png)", "",
-                  "![FID over training](fid_over_training.png)", "", "![samples](samples.png)"]
+        figures([replace(a, runs=outcomes[a.label]) for a in shown if outcomes[a.label] or going_of[a.label]],
+                store, out, per_epoch, training=going_of)
+        lines += ["", "The finished seeds, and in FID over training the seeds still training or stopped (dashed):",
+                  "", "![final FID, every seed](outcomes.png)", "", "![FID over training](fid_over_training.png)",
+                  "", "![samples](samples.png)"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return "\n".join(summary), out
