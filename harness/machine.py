@@ -16,6 +16,25 @@ def worker_name() -> str:
     return os.environ.get("HARNESS_WORKER") or socket.gethostname()
 
 
+def cores() -> int:
+    """The cores this process may run on: its affinity (a container or taskset may give it fewer than the
+    machine has), else the machine's count."""
+    with contextlib.suppress(AttributeError):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def threads_each(workers: int) -> int:
+    """Threads for each of `workers` processes sharing this machine's cores (at least 1)."""
+    return max(1, cores() // workers)
+
+
+def thread_env(threads: int) -> dict:
+    """The environment that sizes a process's TensorFlow and OpenMP thread pools to `threads` (nothing is
+    pinned): several processes on one machine each take a share instead of a pool the machine's size."""
+    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(threads)}
+
+
 def tags() -> dict:
     """Versions, hardware and code version, so any run can be reproduced or told apart."""
     from importlib.metadata import version

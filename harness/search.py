@@ -194,10 +194,9 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
                  callback=lambda s, t: bar.update(1), until=until)
         bar.close()
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
         # Each worker gets its share of the cores instead of every worker grabbing all of them.
-        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
-               "OMP_NUM_THREADS": str(threads), **({STORAGE_ENV: storage_url} if storage_url else {})}
+        env = {**os.environ, **machine.thread_env(machine.threads_each(workers)),
+               **({STORAGE_ENV: storage_url} if storage_url else {})}
         shares = [trials // workers + (i < trials % workers) for i in range(workers)]
         procs = []
         for share in shares:

@@ -430,18 +430,34 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
                                                      "samples.png"]
     assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded
-    # the seeds still training or stopped are drawn too (dashed), with their evaluations so far
-    going = standing.states([base, tanh], s, 6)[2]
-    assert going["base"] == [] and [(o.seed, o.outcome, o.fid_history, o.collapse_history) for o in going["tanh"]] == [
-        (0, "training", [(2, 636.0)], [(2, True)]), (1, "stopped", [(2, 500.0), (4, 200.0)], [(2, True), (4, False)])]
-    finished = [replace(a, runs=standing.states([base, tanh], s, 6)[1][a.label]) for a in (base, tanh)]
-    import matplotlib.image as mpimg
-    import numpy as np
-    from harness.compare.figures import figures
-    for i in (0, 1):
-        (store / f"f{i}").mkdir()
-    drawn = [mpimg.imread(figures(finished, s, store / f"f{i}", training=t)[0]) for i, t in enumerate((None, going))]
-    assert drawn[0].shape == drawn[1].shape and not np.array_equal(*drawn)
+    # the seeds still training or stopped are drawn too (dashed), with their evaluations so far; an arm with
+    # none finished (tanh, when seed 4 is not asked for) gets its panel there, no row in the outcome figures,
+    # and the colour it has when it has finished seeds
+    import matplotlib.pyplot as plt
+    from harness.compare.figures import fid_over_training, figures
+    for most, tanh_finished in ((6, 1), (3, 0)):
+        _, finished, going, _ = standing.states([base, tanh], s, most)
+        assert going["base"] == [] and [(o.seed, o.outcome, o.fid_history, o.collapse_history)
+                                        for o in going["tanh"]] == [
+            (0, "training", [(2, 636.0)], [(2, True)]), (1, "stopped", [(2, 500.0), (4, 200.0)], [(2, True), (4, False)])]
+        arms = [replace(a, runs=finished[a.label]) for a in (base, tanh)]
+        assert len(arms[1].runs) == tanh_finished
+        colors = {"base": "C0", "tanh": "C1"}
+        fig = fid_over_training(arms, colors, training=going)
+        panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+        assert [ax.get_title() for ax in panels] == [
+            "base (3 seeds)", f"tanh ({tanh_finished} seed{'s' * (tanh_finished != 1)}, 2 not finished)"]
+        dashed = sorted([tuple(map(tuple, line.get_xydata())), line.get_color()] for line in panels[1].get_lines()
+                        if line.get_linestyle() == "--")
+        assert dashed == [[((2.0, 500.0), (4.0, 200.0)), "C1"], [((2.0, 636.0),), "C1"]]
+        assert "dashed: not finished" in fig.get_suptitle()
+        plt.close(fig)
+        out = store / f"figures-{most}"
+        out.mkdir()
+        drawn = figures(arms, s, out, training=going)
+        assert [p.name for p in drawn] == ["fid_over_training.png", "outcomes.png", "samples.png"]
+        rows = plt.imread(out / "samples.png").shape[0]
+        assert rows == round(1.9 * (1 + (tanh_finished > 0)) * 90)  # a row an arm with a finished seed
     # with --retry-diverged the diverged seed is one to train again, not an outcome
     again = {(x.arm, x.seed): x.state for x in standing.states([base, tanh], s, 6, retry_diverged=True)[0]}
     assert again["base", 2] == "not started" and again["base", 0] == "finished"

@@ -131,7 +131,7 @@ def test_escaped_quality_calls_stay_rare_when_escape_rates_or_spreads_differ(p_b
 
 @pytest.mark.parametrize("late", [0.3, 0.5])
 def test_escaped_seeds_in_two_clusters_keep_the_error_rate_that_welch_alone_loses(late):
-    """At 20 epochs escaped seeds fall in two clusters (early escapers' FID near 100, late ones' near 185).
+    """At 20 epochs escaped seeds fell in two clusters (early escapers' FID near 100, late ones' near 185).
     Every arm is base: any better/worse call is wrong. Welch's interval alone (design version 2) often
     gets 2 or 3 seeds of one cluster a side, a far too small variance and a wrong call; the variance
     floor pooled over the arms (version 3) keeps the rate under its promise. With every seed escaping
@@ -231,7 +231,7 @@ def test_the_report_has_words_or_numbers_in_every_cell(case):
                          "smoothing": [(None, False), (200.0, False), (215.0, False)]},
             "four against five": {"base": [(212.0, False), (567.0, True), (554.0, True), (222.0, False), (210.0, False)],
                                   "latent": [(186.0, False), (208.0, False), (243.0, False), (265.0, True)]},
-            # base's first 20-epoch seeds: two escaped 87 apart, whose t interval reaches far below 0
+            # the first 20-epoch attempt's seeds (since lost): two escaped 87 apart, whose t interval reaches far below 0
             "two clusters": {"base": [(99.0, False), (262.0, True), (186.0, False)],
                              "smoothing": [(123.0, False), (134.0, False), (153.0, False)]}}[case]
     arms = _arms(spec)

@@ -21,10 +21,11 @@ _NOT_SEED_RUNS = ("group", "study", "report")  # `kind` tags of parent and repor
 
 @dataclass
 class SeedOutcome:
-    """A seed's outcome: its latest run of the arm's identity that finished or diverged."""
+    """A seed's outcome: its latest run of the arm's identity that finished or diverged (or, for
+    `--so-far`'s figure only, one still training or stopped, with its evaluations so far)."""
     run_id: str
     seed: int
-    outcome: str  # finished / diverged (a non-finite loss: no final metrics)
+    outcome: str  # finished / diverged (a non-finite loss: no final metrics); training / stopped (--so-far)
     metrics: dict = field(default_factory=dict)  # final metrics, name -> value
     floor: dict = field(default_factory=dict)  # the same metrics for real digits
     reason: str = ""  # why it stopped, when it diverged
@@ -47,10 +48,10 @@ class SeedOutcome:
 
     @property
     def escaped_since(self) -> int | None:
-        """An escaped seed's first evaluation step of the uncollapsed stretch it ended in: seeds that
-        escape early and late can end far apart (at 20 epochs base's escaped by steps 468 and 2,808 and
-        ended at FID 99 and 186). None when it did not escape, or its evaluations judged it collapsed at
-        the end (fewer images than the final scores')."""
+        """An escaped seed's first evaluation step of the uncollapsed stretch it ended in: seeds that escape
+        early and late can end far apart (at 20 epochs, in a first attempt since lost, base's escaped by steps
+        468 and 2,808 and ended at FID 99 and 186). None when it did not escape, or its evaluations judged it
+        collapsed at the end (fewer images than the final scores')."""
         if not self.escaped:
             return None
         since = None

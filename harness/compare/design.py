@@ -6,16 +6,16 @@ collapse or it does not), so no verdict rests on a mean FID over both modes:
   Fisher's exact test at each look at a nominal level whose worst-case sequential type I error over a
   common escape probability is at most its share of alpha over the K arms (harness/escape.py: exact).
 - **Quality among escaped seeds** (secondary): the escaped seeds' final FID, arm minus base, by repeated
-  confidence intervals (harness/sequential.py) at its share of alpha over the K arms, once each side has
-  2 or more escaped seeds: better or worse when the interval excludes 0; equivalent when it lies inside
+  confidence intervals (harness/sequential.py) at its share of alpha over the K arms, once each side has 2
+  or more escaped seeds: better or worse when the interval excludes 0; equivalent when it lies inside
   +-margin, a margin fixed before the first look (given, or the experiment file's documented default;
-  never estimated from the seeds). Without a margin no equivalence is claimed. Each side's variance is
-  at least the within-arm variance of the escaped FIDs pooled over base and every arm at that look
-  (spread_floor), and the degrees of freedom at most Welch's on the sides' own: escaped seeds too fall
-  in clusters (early and late escapers at 20 epochs lay 87 FID apart), and 2 or 3 seeds from one
-  cluster would otherwise make a narrow interval. Its error rate holds (by simulation) when the arms'
-  escaped FIDs share one shape, one cluster or the same two; when base alone, or one arm alone, is in
-  two clusters, or one arm spreads 12 times as widely as the rest, it is exceeded
+  never estimated from the seeds). Without a margin no equivalence is claimed. Each side's variance is at
+  least the within-arm variance of the escaped FIDs pooled over base and every arm at that look
+  (spread_floor), and the degrees of freedom at most Welch's on the sides' own: escaped seeds too fall in
+  clusters (early and late escapers at 20 epochs lay 87 FID apart, in a first attempt since lost), and 2
+  or 3 seeds from one cluster would otherwise make a narrow interval. Its error rate holds (by simulation)
+  when the arms' escaped FIDs share one shape, one cluster or the same two; when base alone, or one arm
+  alone, is in two clusters, or one arm spreads 12 times as widely as the rest, it is exceeded
   (bench/bimodal_design.py, docs/statistics.md).
 - **Rank summary** (its own family, not part of the verdict): the probability of improvement
   P(FID_arm < FID_base) over every seed, with an exact Mann-Whitney test at a calibrated level

@@ -17,10 +17,11 @@ from harness.tracking import Store
 
 def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = None,
             training: dict | None = None) -> list[Path]:
-    """outcomes.png, fid_over_training.png and samples.png in out. per_epoch: steps in an epoch
-    (arms.epoch_length), for an epoch axis over the steps. training: arm label -> SeedOutcomes of seeds
-    still training or stopped (`--so-far`), drawn dashed in FID over training only; an arm with none
-    finished gets a panel there and no row in the other two figures."""
+    """fid_over_training.png, outcomes.png and samples.png in out; returns the paths written (none for a
+    figure with nothing to draw). per_epoch: steps in an epoch (arms.epoch_length), for an epoch axis over
+    the steps. training: arm label -> SeedOutcomes of seeds still training or stopped (`--so-far`), drawn
+    dashed in FID over training only; an arm with no finished seed gets a panel there and no row in the
+    other two. Colours follow the arms' order as given, so an arm keeps its colour as others start."""
     import matplotlib.pyplot as plt
     arms = [a for a in arms if not a.same_as]  # an arm of another's identity: its runs drawn once, under that arm
     training = training or {}
@@ -28,8 +29,48 @@ def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = No
     palette = [c for i, c in enumerate(plt.cm.tab10.colors) if i != 7]  # tab10's 8th is grey: base's, behind
     color_of = {a.label: palette[i % len(palette)] for i, a in enumerate(arms)}  # one colour an arm, every figure
 
+    if any(a.runs or training.get(a.label) for a in arms):
+        paths.append(_save(fid_over_training(arms, color_of, per_epoch, training), out / "fid_over_training.png"))
+
+    arms = [a for a in arms if a.runs]  # from here on the seeds' outcomes: arms with a finished or diverged seed
+    if not arms:
+        return paths
+    paths.append(outcomes(arms, out / "outcomes.png", [color_of[a.label] for a in arms]))
+
+    # Every seed's last sample grid, a row per arm: early in training seeds of one arm split between
+    # collapsed and not, so one seed's grid would speak for the arm wrongly.
+    cols = max(len(a.runs) for a in arms) or 1
+    fig, axes = plt.subplots(len(arms), cols, figsize=(1.7 * cols + 1.0, 1.9 * len(arms)), squeeze=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        for row, arm in zip(axes, arms):
+            for ax in row:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            row[0].set_ylabel(arm.label, fontsize=8)
+            for ax, r in zip(row, sorted(arm.runs, key=lambda r: r.seed)):
+                fid = r.metrics.get("fid")
+                caption = ("diverged" if r.outcome == "diverged" else ("FID -" if fid is None else f"FID {fid:.3g}")
+                           + (", collapsed" if r.collapse else ", escaped" if r.escaped else ""))
+                ax.set_title(f"s{r.seed}: {caption}", fontsize=7)
+                grids = store.artifacts(r.run_id, "samples")
+                if grids:
+                    ax.imshow(mpimg.imread(store.download(r.run_id, grids[-1], tmp)))
+    fig.tight_layout()
+    paths.append(_save(fig, out / "samples.png", dpi=90))  # about 0.1 MB a grid: a page of them stays small
+    return paths
+
+
+def fid_over_training(arms: list[Arm], color_of: dict, per_epoch: int | None = None, training: dict | None = None):
+    """The figure of FID over training (returned, not saved): a panel per arm with a seed evaluated, base
+    first. training: arm label -> SeedOutcomes of unfinished seeds, drawn dashed."""
+    import matplotlib.pyplot as plt
+    training = training or {}
     # FID over training, a panel per arm: every seed a line (a mean of collapsed and recovered seeds would
     # describe no seed), x where that evaluation was judged collapsed, base's seeds in grey behind.
+    base = arms[0]
+    arms = [a for a in arms if a.runs or training.get(a.label)]  # no seed finished, training or stopped: no panel
     cols = min(4, len(arms))
     rows = -(-len(arms) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 3.2 * cols), 2.6 * rows + 0.6), sharex=True,
@@ -38,10 +79,10 @@ def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = No
         ax.set_visible(False)
     for i, (ax, arm) in enumerate(zip(axes.flat, arms)):
         going = training.get(arm.label, [])
-        if arm is not arms[0]:
-            for r in arms[0].runs:
+        if arm is not base:
+            for r in base.runs:
                 _seed_line(ax, r, "0.75", zorder=1)
-            for r in training.get(arms[0].label, []):
+            for r in training.get(base.label, []):
                 _seed_line(ax, r, "0.75", zorder=1, linestyle="--")
         for r in arm.runs:
             _seed_line(ax, r, color_of[arm.label], zorder=2)
@@ -68,44 +109,19 @@ def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = No
     # The floor (real digits scored the same way) in words: as a line it would squash the arms' differences.
     floor = "; ".join(f"real digits ({label}) {f['fid']:.3g}" for label, f in floors(arms) if "fid" in f)
     diverged = any(r.outcome == "diverged" for a in arms for r in a.runs)
-    interim = arms[0].config.eval.interim_images
+    interim = base.config.eval.interim_images
     said = ["FID over training, one line a seed; x: judged collapsed there"
-            + ("; ■: diverged after it" if diverged else "") + ("; grey: base's seeds" if len(arms) > 1 else "")
-            + ("; dashed: not finished (training or stopped)" if any(training.values()) else "")]
+            + ("; ■: diverged after it" if diverged else "")
+            + ("; grey: base's seeds" if len(arms) > 1 and base in arms else "")
+            + ("; dashed: not finished (training or stopped)"
+               if any(r.fid_history for a in arms for r in training.get(a.label, [])) else "")]
     said += [f"floor: {floor}"] if floor else []
     said += [f"earlier points on {interim} images, the last on more: FID reads higher on fewer"] \
-        if fewer_before_last(arms[0].config) else []
+        if fewer_before_last(base.config) else []
     width = int(fig.get_figwidth() * 13)  # characters a line at 9 points: a long title wraps, never runs off
     fig.suptitle("\n".join(textwrap.fill(line, width) for line in said), fontsize=9)
     fig.tight_layout()
-    paths.append(_save(fig, out / "fid_over_training.png"))
-
-    arms = [a for a in arms if a.runs]  # from here on the seeds' outcomes: arms with a finished or diverged seed
-    paths.append(outcomes(arms, out / "outcomes.png", [color_of[a.label] for a in arms]))
-
-    # Every seed's last sample grid, a row per arm: early in training seeds of one arm split between
-    # collapsed and not, so one seed's grid would speak for the arm wrongly.
-    cols = max(len(a.runs) for a in arms) or 1
-    fig, axes = plt.subplots(len(arms), cols, figsize=(1.7 * cols + 1.0, 1.9 * len(arms)), squeeze=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        for row, arm in zip(axes, arms):
-            for ax in row:
-                ax.set_xticks([])
-                ax.set_yticks([])
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
-            row[0].set_ylabel(arm.label, fontsize=8)
-            for ax, r in zip(row, sorted(arm.runs, key=lambda r: r.seed)):
-                fid = r.metrics.get("fid")
-                said = ("diverged" if r.outcome == "diverged" else ("FID -" if fid is None else f"FID {fid:.3g}")
-                        + (", collapsed" if r.collapse else ", escaped" if r.escaped else ""))
-                ax.set_title(f"s{r.seed}: {said}", fontsize=7)
-                grids = store.artifacts(r.run_id, "samples")
-                if grids:
-                    ax.imshow(mpimg.imread(store.download(r.run_id, grids[-1], tmp)))
-    fig.tight_layout()
-    paths.append(_save(fig, out / "samples.png", dpi=90))  # about 0.1 MB a grid: a page of them stays small
-    return paths
+    return fig
 
 
 def outcomes(arms: list[Arm], path: Path, colors) -> Path:

@@ -38,12 +38,12 @@ class SeedState:
 
 def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = False
            ) -> tuple[list[SeedState], dict, dict, list]:
-    """Every seed of every arm: the first look's seeds (train.seeds) always, later ones up to `most` when
-    the store has a run of them; per arm label, the finished and diverged seeds' outcomes and the
-    evaluations so far of the seeds training or stopped, as SeedOutcomes (for the figures); and the runs of these experiments that no arm asked here could use (another identity:
-    often another --epochs or --set than the comparison's). An arm of another's identity (latent at 100
-    is base) is listed once, under that arm. retry_diverged: diverged seeds are being trained again
-    (--retry-diverged), so only a finished run is a seed's outcome."""
+    """Every seed of every arm: the first look's seeds (train.seeds) always, later ones up to `most` when the
+    store has a run of them; per arm label, the finished and diverged seeds' outcomes and the evaluations so far
+    of the seeds training or stopped, as SeedOutcomes (for the figures); and the runs of these experiments that
+    no arm asked here could use (another identity: often another --epochs or --set than the comparison's). An
+    arm of another's identity (latent at 100 is base) is listed once, under that arm. retry_diverged: diverged
+    seeds are being trained again (--retry-diverged), so only a finished run is a seed's outcome."""
     listed, outcomes, going_of = [], {}, {}
     is_done = outcome_test(retry_diverged)
     runs_of = {a.experiment: store.runs(a.experiment) for a in arms}
@@ -140,8 +140,7 @@ def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, 
                      f"{now.replace('|', '/') or '-'} |")
     out.mkdir(parents=True, exist_ok=True)
     if outcomes.get(shown[0].label):  # the figures draw the other arms over base's seeds
-        figures([replace(a, runs=outcomes[a.label]) for a in shown if outcomes[a.label] or going_of[a.label]],
-                store, out, per_epoch, training=going_of)
+        figures([replace(a, runs=outcomes[a.label]) for a in shown], store, out, per_epoch, training=going_of)
         lines += ["", "The finished seeds, and in FID over training the seeds still training or stopped (dashed):",
                   "", "![final FID, every seed](outcomes.png)", "", "![FID over training](fid_over_training.png)",
                   "", "![samples](samples.png)"]

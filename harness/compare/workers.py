@@ -84,17 +84,12 @@ def without(argv: list[str], *options: str) -> list[str]:
     return out
 
 
-def core_share(threads: int) -> dict:
-    """The environment that holds a worker to `threads` cores: a share of them each, not all of them each."""
-    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": str(threads)}
-
-
 def run(argv: list[str], workers: int, out: Path) -> None:
     """Start `workers` copies of this compare command (argv without --workers and --out), each logging to
     out/worker-I.log, and wait for all; Ctrl-C or SIGTERM stops them (each checkpoints its run)."""
     base = without(argv, "--workers", "--out")
     devices = gpus()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = machine.threads_each(workers)
     out.mkdir(parents=True, exist_ok=True)
     procs, logs = [], []
     for i in range(workers):
@@ -103,7 +98,7 @@ def run(argv: list[str], workers: int, out: Path) -> None:
         if devices >= workers:
             env["CUDA_VISIBLE_DEVICES"] = str(i)
         else:
-            env.update(core_share(threads))
+            env.update(machine.thread_env(threads))  # a share of the cores each, not all of them each
         log = out / f"worker-{i}.log"
         logs.append(log)
         with open(log, "w") as f:
