@@ -211,6 +211,11 @@ def test_compare_workers_share_one_comparison_and_one_report(store, capsys):
     assert max(p["planned"] for p in progress) == sum(p["done"] for p in progress) == 4 * 24  # the one bar's end
     reports = c.search_runs([c.get_experiment_by_name("compare").experiment_id])
     assert len(reports) == 1 and (store / "r" / "report.md").exists()  # the workers wrote no report run
+    first = [(store / "r" / f"worker-{i}.log").read_text() for i in (0, 1)]
+    assert main(args) == 0  # started again: nothing left to train; the workers' logs are appended to
+    for i, before in enumerate(first):
+        after = (store / "r" / f"worker-{i}.log").read_text()
+        assert after.startswith(before) and after.count(f": worker {i} of 2 started") == 2
 
 
 @pytest.mark.slow

@@ -101,7 +101,9 @@ def run(argv: list[str], workers: int, out: Path) -> None:
             env.update(machine.thread_env(threads))  # a share of the cores each, not all of them each
         log = out / f"worker-{i}.log"
         logs.append(log)
-        with open(log, "w") as f:
+        with open(log, "a") as f:  # appended: the same command resumed keeps what the last start logged
+            f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S %Z')}: worker {i} of {workers} started\n")
+            f.flush()
             procs.append(subprocess.Popen([sys.executable, "-m", "harness", *base, "--out", str(out / f"worker-{i}")],
                                           env=env, stdout=f, stderr=subprocess.STDOUT))
     share = "a GPU each" if devices >= workers else f"{threads} core{'s' * (threads != 1)} each"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The 20-epoch comparison of docs/results.md, started or resumed in the background at low priority:
+#   bash bench/results_20_epochs.sh [DIR]            start it, or resume it where it stopped
+#   bash bench/results_20_epochs.sh [DIR] --so-far   where it stands (trains nothing), in DIR/so-far
+# DIR (default ../answer-20ep) holds the frozen code (a worktree at CODE below), its virtual environment,
+# its store (DIR/work), its cache (data and the metric classifier) and its log (DIR/log.txt). A finished
+# run is never trained again; the run in training resumes from its last checkpoint (docs/runs.md). After
+# the last look the same command writes the report to DIR/work/results, training nothing.
+set -euo pipefail
+CODE=a48ed76  # the code the comparison runs: identities and the design must not change under it
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=$(realpath -m "${1:-$repo/../answer-20ep}")
+args=(compare smoothing tanh batchnorm batchnorm-train latent --sweep model.latent_dim=32,256
+      --until-decided --seeds 3 --max-seeds 6 --budget 36 --epochs 20 --margin 20
+      --set eval.every_epochs=2 --set eval.interim_images=2000 --workers 2 --out results)
+
+[ -d "$dir/code" ] || git -C "$repo" worktree add --detach "$dir/code" "$CODE"
+[ -x "$dir/venv/bin/python" ] || { python3.11 -m venv "$dir/venv" && "$dir/venv/bin/pip" install -q -e "$dir/code"; }
+mkdir -p "$dir/work" "$dir/cache"
+export HARNESS_CACHE="$dir/cache"
+cd "$dir/work"
+
+if [ "${2:-}" = "--so-far" ]; then
+  exec "$dir/venv/bin/python" -m harness "${args[@]}" --out "$dir" --so-far
+fi
+if pgrep -f "harness ${args[*]:0:3}" >/dev/null; then
+  echo "the comparison is already running (pgrep -f 'harness compare smoothing'); its log: $dir/log.txt" >&2
+  exit 1
+fi
+echo "=== start $(date -u) code $CODE" >> "$dir/log.txt"
+for log in results/worker-*.log; do  # CODE starts each worker's log anew: keep what the last start said
+  if [ -f "$log" ]; then cat "$log" >> "$dir/$(basename "$log" .log).history.log"; fi
+done
+# setsid: it outlives this terminal; its own autogroup at niceness 19 yields the cores to other work,
+# which nice alone does not against another terminal's autogroup (Linux)
+setsid sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 "$@"' sh \
+  "$dir/venv/bin/python" -m harness "${args[@]}" >> "$dir/log.txt" 2>&1 < /dev/null &
+echo "started: log $dir/log.txt, workers' logs $dir/work/results/worker-*.log; stop it with" \
+     "kill -TERM (it checkpoints); where it stands: bash $0 $dir --so-far"
