@@ -234,6 +234,12 @@ class Store:
         """A metric's logged values as (step, value), in step order."""
         return sorted((h.step, h.value) for h in self._c.get_metric_history(run_id, key))
 
+    def timeline(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """A metric's logged steps with the time each was logged, as (step, seconds since the epoch), in
+        time order: how fast a run is going."""
+        return sorted(((h.step, h.timestamp / 1000) for h in self._c.get_metric_history(run_id, key)),
+                      key=lambda p: (p[1], p[0]))
+
     def artifacts(self, run_id: str, folder: str) -> list[str]:
         return sorted(f.path for f in self._c.list_artifacts(run_id, folder))
 

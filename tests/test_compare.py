@@ -401,6 +401,8 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
          tags={"state": "diverged", "failure.reason": "a non-finite loss at step 3"})
     alive = made(tanh, 0, [(2, 636.0, True)], status=RunState.RUNNING,
                  tags={"heartbeat.time": str(time.time()), "heartbeat.step": "4"})  # past its last logged loss
+    from mlflow.entities import Metric
+    tracking.client().log_batch(alive, metrics=[Metric("train/d_loss", 0.7, int(1000 * (time.time() - 60)), 1)])
     made(tanh, 1, [(2, 500.0, True), (4, 200.0, False)], status=RunState.KILLED, tags={"state": "interrupted"})
     made(tanh, 4, [(2, 300.0, False), (4, 250.0, False), (6, 240.0, False)], (240.0, False))  # a later look's seed
     before = {e: len(s.runs(e)) for e in ("base", "tanh", "compare")}
@@ -427,6 +429,12 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     assert not re.search(r"\b(better|worse|equivalent|undecided)\b", page)  # a design decides only at its looks
     trained = 6 + 6 + 6 + 4 + 5 + 6  # base's three (the diverged one has trained all it will), tanh's so far
     assert f"{trained:,} of the {6 * 7:,} steps of the seeds listed (78%)" in page
+    # how long the rest takes: the training seed's pace over its last half hour (steps 1 to 3 in a minute)
+    assert f"At the {2 / 60:.2f} steps a second that the seeds in training made" in page
+    assert f"the {6 * 7 - trained:,} steps left take about {(6 * 7 - trained) / (2 / 60) / 3600:.1f} h more" in page
+    assert standing.pace([(0, 1000.0), (100, 1100.0), (300, 1200.0)], now=1200.0) == 1.5
+    assert standing.pace([(0, 1000.0), (900, 1100.0)], now=1100.0 + standing.PACE_WINDOW_S) == 0.0  # too old
+    assert standing.pace([(5, 1000.0)], now=1000.0) == 0.0  # one point: no pace
     assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
                                                      "samples.png"]
     assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded

@@ -19,6 +19,7 @@ from harness.compare.report import at_step, num
 from harness.tracking import Store
 
 OTHER_IDENTITY = ("other identity", "identity v1")  # left_out's kinds for runs no arm asked here could use
+PACE_WINDOW_S = 1800  # a training seed's pace: steps a second over its last half hour (evaluations included)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class SeedState:
     escaped: bool = False  # finished, judged, not collapsed, with a final FID (SeedOutcome.escaped)
     now: str = ""  # why a finished seed is judged collapsed, why one diverged, or its last evaluation's verdict
     since: int | None = None  # an escaped seed's first evaluation of the uncollapsed stretch it ended in
+    pace: float = 0.0  # a seed in training: steps a second over the last PACE_WINDOW_S (0: not known)
 
 
 def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = False
@@ -76,8 +78,9 @@ def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = Fals
                 # losses are logged in chunks; the heartbeat says the step it was at, a minute or so ago
                 step = max(last_step(store, going), int(going.data.tags.get("heartbeat.step", 0)))
                 state = "training" if is_alive(going) else "stopped"
+                steps_a_second = pace(store.timeline(run_id, "train/d_loss")) if state == "training" else 0.0
                 listed.append(SeedState(arm.label, seed, state, run_id, step, history[-1][1] if history else math.nan,
-                                        history[-1][0] if history else 0, now=now))
+                                        history[-1][0] if history else 0, now=now, pace=steps_a_second))
                 going_of[arm.label].append(SeedOutcome(run_id, seed, state, fid_history=history,
                                                        collapse_history=judged))
             elif seed < first + arm.config.train.seeds:
@@ -85,6 +88,26 @@ def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = Fals
     counted = [replace(a, runs=outcomes.get(a.label, [])) for a in arms]
     others = [row for row in left_out(counted, runs_of) if row[2] in OTHER_IDENTITY]
     return listed, outcomes, going_of, others
+
+
+def pace(timeline: list[tuple[int, float]], now: float | None = None) -> float:
+    """Steps a second over the last PACE_WINDOW_S of a run's (step, logged at) points; 0 when fewer than
+    two fall there. Steps before a resume are older than the window, or ignored when they run backwards."""
+    now = time.time() if now is None else now
+    recent = [(step, t) for step, t in timeline if t >= now - PACE_WINDOW_S]
+    if len(recent) < 2 or recent[-1][1] <= recent[0][1]:
+        return 0.0
+    return max(0.0, (recent[-1][0] - recent[0][0]) / (recent[-1][1] - recent[0][1]))
+
+
+def _time_left(listed: list[SeedState], left: int) -> str:
+    """How long the steps left take at the training seeds' pace, in words ('' when not known)."""
+    going = sum(s.pace for s in listed if s.state == "training")
+    if not going or not left:
+        return ""
+    return (f" At the {going:.2f} steps a second that the seeds in training made over their last "
+            f"{PACE_WINDOW_S // 60} minutes (evaluations included), the {left:,} steps left take about "
+            f"{left / going / 3600:.1f} h more; seeds of looks not yet reached are not counted.")
 
 
 def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, retry_diverged: bool = False
@@ -99,7 +122,8 @@ def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, 
     trained = sum(total[s.arm] if s.state in ("finished", "diverged") else min(s.step, total[s.arm]) for s in listed)
     shown = [a for a in arms if not a.same_as]
     summary = [f"Read from the store at {time.strftime('%Y-%m-%d %H:%M %Z')}: {trained:,} of the {planned:,} "
-               f"steps of the seeds listed ({math.floor(100 * trained / max(1, planned))}%). Nothing here was "
+               f"steps of the seeds listed ({math.floor(100 * trained / max(1, planned))}%)."
+               + _time_left(listed, planned - trained) + " Nothing here was "
                "trained, claimed or decided: a design decides an arm only at its looks, so this page has no "
                "verdicts; the comparison's own command gives them.", "",
                "| arm | finished | escaped | collapsed | diverged | training | stopped | not started "
