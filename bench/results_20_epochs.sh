@@ -2,6 +2,7 @@
 # The 20-epoch comparison of docs/results.md, started or resumed in the background at low priority:
 #   bash bench/results_20_epochs.sh [DIR]            start it, or resume it where it stopped
 #   bash bench/results_20_epochs.sh [DIR] --so-far   where it stands (trains nothing), in DIR/so-far
+#   bash bench/results_20_epochs.sh [DIR] --stop     stop it: each run in training checkpoints first
 # DIR (default ../answer-20ep) holds the frozen code (a worktree at CODE below), its virtual environment,
 # its store (DIR/work), its cache (data and the metric classifier) and its log (DIR/log.txt). A finished
 # run is never trained again; the run in training resumes from its last checkpoint (docs/runs.md). After
@@ -9,7 +10,9 @@
 set -euo pipefail
 CODE=a48ed76  # the code the comparison runs: identities and the design must not change under it
 repo=$(cd "$(dirname "$0")/.." && pwd)
-dir=$(realpath -m "${1:-$repo/../answer-20ep}")
+place="" action=""
+for a in "$@"; do case "$a" in --so-far|--stop) action=$a ;; -*) echo "unknown option $a" >&2; exit 2 ;; *) place=$a ;; esac; done
+dir=$(realpath -m "${place:-$repo/../answer-20ep}")
 args=(compare smoothing tanh batchnorm batchnorm-train latent --sweep model.latent_dim=32,256
       --until-decided --seeds 3 --max-seeds 6 --budget 36 --epochs 20 --margin 20
       --set eval.every_epochs=2 --set eval.interim_images=2000 --workers 2 --out results)
@@ -20,10 +23,18 @@ mkdir -p "$dir/work" "$dir/cache"
 export HARNESS_CACHE="$dir/cache"
 cd "$dir/work"
 
-if [ "${2:-}" = "--so-far" ]; then
+if [ "$action" = --so-far ]; then
   exec "$dir/venv/bin/python" -m harness "${args[@]}" --out "$dir" --so-far
 fi
-if pgrep -f "harness ${args[*]:0:3}" >/dev/null; then
+running=$(pgrep -o -f "harness ${args[*]:0:3}" || true)  # the oldest: the command, not its workers
+if [ "$action" = --stop ]; then
+  [ -n "$running" ] || { echo "the comparison is not running" >&2; exit 1; }
+  kill -TERM "$running"  # it passes the signal to its workers; each checkpoints its run and exits
+  while pgrep -f "harness ${args[*]:0:3}" >/dev/null; do sleep 2; done
+  echo "stopped; the same command resumes it"
+  exit 0
+fi
+if [ -n "$running" ]; then
   echo "the comparison is already running (pgrep -f 'harness compare smoothing'); its log: $dir/log.txt" >&2
   exit 1
 fi
