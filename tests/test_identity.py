@@ -137,3 +137,36 @@ def test_a_changed_default_fails_until_a_version_is_bumped():
         assert not changed, (f"{part} defaults changed ({', '.join(changed)}) under numerics v{version[0]}, metrics "
                              f"v{version[1]}: bump NUMERICS_VERSION (what a step computes) or METRICS_VERSION "
                              "(scoring) in harness/identity.py and pin the new defaults here")
+
+
+def test_the_20_epoch_comparison_keeps_its_run_identities_and_design_family():
+    """docs/results.md's 20-epoch comparison trains for days on frozen code (bench/results_20_epochs.sh);
+    the code here must find its runs and its design again, to resume it and to render its report training
+    nothing. Pinned from its store: base's run identity and the design family, on MNIST's 60,000 digits
+    (fingerprint c9c899568825c019) scored by the classifier whose weights' digest is 02acc5353520a691.
+    If this fails, a change altered the identity of those runs or their design: keep it out until the
+    comparison is rendered, or bump the version it changes and start the comparison again."""
+    import re
+    import shlex
+    from harness import commands
+    from harness.__main__ import parser
+    from harness.compare.arms import Arm
+    from harness.compare.looks import family_key
+    script = (HERE.parent / "bench" / "results_20_epochs.sh").read_text()
+    argv = shlex.split(re.search(r"\nargs=\((.*?)\)\n", script, re.S).group(1))
+    documented = (HERE.parent / "docs" / "results.md").read_text().split("## In progress")[1].split("```bash")[1]
+    assert shlex.split(documented.split("```")[0].replace("\\\n", " "))[1:] == argv  # the page's command is run
+    args = parser().parse_args(argv)
+    flags = {**commands._flags(args), "train.seeds": args.seeds}
+    arms = []
+    for name in ["base", *args.names]:
+        experiment, config = registry.resolve(name, False, flags, args.set)
+        for value in experiment.sweep_values(tuple(s.partition("=")[0] for s in args.set), commands._sweeps(args.sweep)):
+            arm_config = cfg.replace(config, value) if value else config
+            arms.append(Arm(name, value, arm_config, "mnist", identity.of(
+                arm_config, "c9c899568825c019", backend="tensorflow", device="cpu", classifier="02acc5353520a691")))
+    assert [a.label for a in arms] == ["base", "smoothing", "tanh", "batchnorm", "batchnorm-train",
+                                       "latent[latent_dim=32]", "latent[latent_dim=256]"]
+    assert arms[0].digest == "50f6dda8217d179a"
+    assert family_key(arms[0], arms[1:], args.seeds, args.max_seeds, args.spending, args.gamma,
+                      args.budget) == "4a1c854803a1bf96"
