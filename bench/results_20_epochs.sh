@@ -38,6 +38,9 @@ if [ -n "$running" ]; then
   echo "the comparison is already running (pgrep -f 'harness compare smoothing'); its log: $dir/log.txt" >&2
   exit 1
 fi
+# the 60,000 digits, fetched once into the cache: without them the runs would fall back to mnist-5k
+"$dir/venv/bin/python" -m harness data | tee -a "$dir/log.txt" | grep "^mnist resolves to: mnist$" >/dev/null \
+  || { echo "MNIST's 60,000 digits are not to be had here (harness data says why); not started" >&2; exit 1; }
 echo "=== start $(date -u) code $CODE" >> "$dir/log.txt"
 for log in results/worker-*.log; do  # CODE starts each worker's log anew: keep what the last start said
   if [ -f "$log" ]; then cat "$log" >> "$dir/$(basename "$log" .log).history.log"; fi
