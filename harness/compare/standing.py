@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import loop
 from harness.compare.arms import (Arm, SeedOutcome, data_key, epoch_length, evaluations_judged, floor_of, is_alive,
-                                  is_resumable, last_step, latest, left_out, outcome, outcome_test)
+                                  is_resumable, latest, left_out, outcome, outcome_test)
 from harness.compare.figures import figures
 from harness.compare.report import at_step, num
 from harness.tracking import Store
@@ -76,9 +76,10 @@ def states(arms: list[Arm], store: Store, most: int, retry_diverged: bool = Fals
                 now = ("" if not judged else "collapsed at its last evaluation" if judged[-1][1] else
                        "not collapsed at its last evaluation")
                 # losses are logged in chunks; the heartbeat says the step it was at, a minute or so ago
-                step = max(last_step(store, going), int(going.data.tags.get("heartbeat.step", 0)))
+                losses = store.timeline(run_id, "train/d_loss")  # read once: the last step and the pace
+                step = max(max((t[0] for t in losses), default=0), int(going.data.tags.get("heartbeat.step", 0)))
                 state = "training" if is_alive(going) else "stopped"
-                steps_a_second = pace(store.timeline(run_id, "train/d_loss")) if state == "training" else 0.0
+                steps_a_second = pace(losses) if state == "training" else 0.0
                 listed.append(SeedState(arm.label, seed, state, run_id, step, history[-1][1] if history else math.nan,
                                         history[-1][0] if history else 0, now=now, pace=steps_a_second))
                 going_of[arm.label].append(SeedOutcome(run_id, seed, state, fid_history=history,
