@@ -16,6 +16,7 @@ from harness import loop, machine, models, registry
 from harness.plan import time_steps
 from harness import data, runner, scorers
 from harness.classic import ClassicLoop
+from harness.step import steps_per_epoch
 from harness.config import Config, UserError
 from harness.data import to_unit
 
@@ -72,7 +73,7 @@ def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) 
                 os.environ.pop("MLFLOW_TRACKING_URI")
             else:
                 os.environ["MLFLOW_TRACKING_URI"] = previous
-    n_evals = len(loop.eval_steps(steps, loop.steps_per_epoch(config, len(dataset.train_images)),
+    n_evals = len(loop.eval_steps(steps, steps_per_epoch(config, len(dataset.train_images)),
                                   config.eval.every_epochs, config.eval.min_evals))
     out(f"whole run of {steps} steps ({n_evals} evaluations, logging, checkpoints, its first compile): "
         f"{seconds * 1000:.1f} ms/step against the bare step's {bare_seconds * 1000:.1f}: "

@@ -20,6 +20,7 @@ from harness import checkpoint, machine, models, plots, tracking
 from harness.stop import Interrupted, StopFlag
 from harness.config import Config, to_dict
 from harness.data import Dataset, to_unit
+from harness.step import steps_per_epoch
 from metrics import collapse
 from metrics.scorer import HEADLINE
 
@@ -35,11 +36,6 @@ class RunContext:
     checkpoint_artifact: str = "checkpoint"  # its artifact folder (in the parent's, for a population)
     progress: object = None  # an overall bar over many runs (harness/plan.py), advanced with this run's steps
     identity: dict = field(default_factory=dict)  # harness/identity.py: saved in checkpoints, checked on resume
-
-
-def steps_per_epoch(config: Config, n_train: int) -> int:
-    """Steps in an epoch: the training images in whole batches (at least one)."""
-    return max(1, n_train // config.train.batch_size)
 
 
 def total_steps(config: Config, n_train: int) -> int:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from harness import loop
 from harness.config import Config
 from harness.data import Dataset
+from harness.step import steps_per_epoch
 
 
 def measure(config: Config, dataset, scorer=None, steps: int = 2) -> tuple[float, float]:
@@ -147,7 +148,7 @@ def announce(title: str, what: str, seeds: int, runs: int, config: Config, datas
 def announce_runs(experiment: str, config: Config, dataset: Dataset, scorer, runs: int) -> "Plan":
     """`harness run`'s plan: its runs' steps and evaluations, their time here, and how to ask for less;
     printed, and returned."""
-    per_epoch = loop.steps_per_epoch(config, len(dataset.train_images))
+    per_epoch = steps_per_epoch(config, len(dataset.train_images))
     total = loop.total_steps(config, len(dataset.train_images))
     return announce(f"plan: {experiment}, {runs} run{'s' * (runs > 1)} of {total:,} steps ({total / per_epoch:g} "
              f"epochs of {len(dataset.train_images):,} {dataset.name} digits)", experiment, runs, runs, config,

@@ -13,6 +13,12 @@ import numpy as np
 from harness.config import Config
 
 
+def steps_per_epoch(config: Config, n_train: int) -> int:
+    """Steps in an epoch: the training images in whole batches (at least one); step i reads batch
+    i % steps_per_epoch of epoch i // steps_per_epoch's order."""
+    return max(1, n_train // config.train.batch_size)
+
+
 class Step:
     """The settings and state both backends' steps share; subclasses implement the update itself."""
 
@@ -23,7 +29,7 @@ class Step:
         batch_size = config.train.batch_size
         self.half = batch_size // 2  # real images per step; as many fakes
         self.batch_size = batch_size  # latent points in the generator phase
-        self.steps_per_epoch = max(1, len(images) // batch_size)
+        self.steps_per_epoch = steps_per_epoch(config, len(images))
         self.latent_dim = generator.input_shape[-1]
         self.real_label = float(config.train.real_label)  # 1, or 0.9 for one-sided smoothing
         self.sampling = config.data.sampling

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from harness import identity, loop, registry, tracking
+from harness import identity, registry, tracking
 from harness.config import Config
+from harness.step import steps_per_epoch
 from harness.tracking import RunState, Store
 from metrics import collapse
 from metrics.scorer import HEADLINE
@@ -127,7 +128,7 @@ def epoch_length(arms: list[Arm], datasets: dict) -> int | None:
     """Steps in an epoch, when every arm's length was asked in epochs of one size (the report then says
     the epoch beside each step); None otherwise."""
     lengths = {None if a.config.train.steps else
-               loop.steps_per_epoch(a.config, len(datasets[data_key(a.config)].train_images)) for a in arms}
+               steps_per_epoch(a.config, len(datasets[data_key(a.config)].train_images)) for a in arms}
     return lengths.pop() if len(lengths) == 1 else None
 
 
