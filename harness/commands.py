@@ -236,16 +236,17 @@ def cmd_compare(args) -> int:
         from harness.compare import workers
         out = out or Path("reports") / time.strftime("compare-%Y%m%d-%H%M%S")
         workers.run(args.argv, args.workers, out)
-    table, out = compare.compare(compare.CompareOptions(
+    written = compare.compare(compare.CompareOptions(
         args.names, args.smoke, flags, args.set, out, args.retry_diverged,
         args.backend, args.platform, _sweeps(args.sweep) or {}, args.until_decided, args.max_seeds, args.margin,
         args.primary, args.spending, args.gamma, args.storage or os.environ.get(study_lib.STORAGE_ENV), args.budget,
         args.so_far))
-    print(table)
+    print(written.text)
     if args.so_far:
-        print(f"\nwhere it stands: {out / 'report.md'}  (read from the store; nothing trained, recorded or decided)")
+        print(f"\nwhere it stands: {written.report}  (read from the store; nothing trained, recorded or decided)")
         return 0
-    print(f"\nreport: {out / 'report.md'}  (also an MLflow run in experiment '{compare.REPORT_EXPERIMENT}')")
+    print(f"\nreport: {written.report}  (also MLflow run {written.run_id} in experiment "
+          f"'{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")
     return 0
 

@@ -62,8 +62,10 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
         assert (store / "r1" / figure).read_bytes()[:4] == b"\x89PNG"
     height, width = plt.imread(store / "r1" / "samples.png").shape[:2]  # every seed's grid: 2 arms x 2 seeds
     assert (height, width) == (round(1.9 * 2 * 90), round((1.7 * 2 + 1.0) * 90))
+    assert re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report) == ["outcomes.png", "fid_over_training.png", "samples.png"]
     reports = _runs("compare")
     assert len(reports) == 1
+    assert f"also MLflow run {reports[0].info.run_id} in experiment 'compare'" in out  # the run it made, named
     logged = {f.path for f in tracking.client().list_artifacts(reports[0].info.run_id)}
     assert {"report.md", "fid_over_training.png", "outcomes.png", "samples.png"} <= logged
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
@@ -373,6 +375,7 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     from dataclasses import replace
     from harness import config as cfg
     from harness.compare import standing
+    from harness.compare.figures import links
     from harness.compare.arms import data_key
     from harness.tracking import RunState
     s = tracking.Store()
@@ -408,8 +411,9 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     before = {e: len(s.runs(e)) for e in ("base", "tanh", "compare")}
 
     same = replace(base, experiment="latent", title="latent[latent_dim=100]", same_as="base")  # base's identity
-    text, out = standing.report([base, tanh, same], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
-    page = (out / "report.md").read_text()
+    written = standing.report([base, tanh, same], {data_key(base.config): mnist_5k}, s, store / "so-far", most=6)
+    text, out, page = written.text, written.report.parent, written.report.read_text()
+    assert written.run_id is None and written.report == store / "so-far" / "report.md"
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): [c.strip() for c in line.strip("|").split("|")]
             for line in page.split("Every seed")[1].splitlines() if line.startswith(("| base |", "| tanh |"))}
     assert sorted(rows) == [("base", "0"), ("base", "1"), ("base", "2"), ("tanh", "0"), ("tanh", "1"), ("tanh", "2"),
@@ -437,6 +441,10 @@ def test_so_far_says_where_a_comparison_stands_from_the_store_alone(store, mnist
     assert standing.pace([(5, 1000.0)], now=1000.0) == 0.0  # one point: no pace
     assert sorted(p.name for p in out.iterdir()) == ["fid_over_training.png", "outcomes.png", "report.md",
                                                      "samples.png"]
+    assert sorted(written.figures) == sorted(out.glob("*.png"))  # it returns what it drew, and links each once
+    assert re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page) == ["outcomes.png", "fid_over_training.png", "samples.png"]
+    assert links([out / "samples.png", out / "fid_over_training.png"]) == [  # a report links only what was drawn
+        "![FID over training](fid_over_training.png)", "![samples](samples.png)"]
     assert {e: len(s.runs(e)) for e in before} == before  # nothing recorded
     # the seeds still training or stopped are drawn too (dashed), with their evaluations so far; an arm with
     # none finished (tanh, when seed 4 is not asked for) gets its panel there, no row in the outcome figures,

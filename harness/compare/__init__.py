@@ -29,14 +29,14 @@ from harness.compare.analysis import analyse
 from harness.compare.arms import METRICS, Arm, SeedOutcome, collapse_over_training, epoch_length, with_outcomes
 from harness.compare.selection import collect
 from harness.compare.design import Design
-from harness.compare.figures import figures
+from harness.compare.figures import figures, links
 from harness.compare.options import CompareOptions
-from harness.compare.report import (as_data, confirmations_section, decisions_section, markdown, settings_line,
-                                    terminal_table)
+from harness.compare.report import (Written, as_data, confirmations_section, decisions_section, markdown,
+                                    settings_line, terminal_table)
 from harness.compare.schedule import train_missing
 
 __all__ = ["METRICS", "REPORT_EXPERIMENT", "Arm", "CompareOptions", "SeedOutcome", "analyse", "collapse_over_training",
-           "compare", "markdown"]
+           "Written", "compare", "markdown"]
 
 
 REPORT_EXPERIMENT = "compare"
@@ -54,9 +54,10 @@ def margin_of(base_config, given: float | None) -> tuple[float | None, str]:
     return None, "none given: no equivalence is claimed"
 
 
-def compare(options: CompareOptions) -> tuple[str, Path]:
+def compare(options: CompareOptions) -> Written:
     """Train what is missing (until_decided: in looks, until each arm is decided or has max_seeds seeds),
-    then write the report; returns (terminal text, report folder)."""
+    then write the report; returns what it wrote (report.md, its figures, its MLflow run) and the terminal
+    text. With so_far, the standing page instead (harness/compare/standing.py)."""
     names = options.names or sorted(registry.files())
     if options.until_decided and options.retry_diverged:
         raise UserError("--retry-diverged would train again seeds that earlier looks counted; a sequential "
@@ -99,15 +100,14 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
     per_epoch = epoch_length(arms, datasets)
     report = markdown(results, arms, settings_line(arms, datasets, training.left_out), training.left_out, design,
                       (sequential or []) + confirmations_section(arms, results), per_epoch)
-    (out / "report.md").write_text(report + "\n![final FID, every seed](outcomes.png)\n\n"
-                                   "![FID over training](fid_over_training.png)\n\n![samples](samples.png)\n")
+    paths = figures(arms, store, out, per_epoch)
+    (out / "report.md").write_text(report + "\n" + "\n\n".join(links(paths)) + "\n")
     (out / "report.json").write_text(json.dumps(
         as_data(results, arms, training, design_run), indent=1) + "\n")
-    paths = figures(arms, store, out, per_epoch)
     text = terminal_table(results) + (f"\n\n{training.trained} runs trained and {training.resumed} resumed by this "
                                       "command; the rest reused or trained by other processes")
     if workers.is_worker():  # one of --workers K: the process that started them writes the report run
-        return text, out
+        return Written(text, out / "report.md", paths)
     run_id = store.start(REPORT_EXPERIMENT, f"compare-{'-'.join(names)}"[:200],
                          {"kind": "report", "experiments": ",".join(names), **machine.tags()})
     for path in [out / "report.md", out / "report.json", *paths]:
@@ -122,4 +122,4 @@ def compare(options: CompareOptions) -> tuple[str, Path]:
             kinds[kind] = kinds.get(kind, 0) + 1
         text += (f"\n\nleft out {len(training.left_out)} runs of these experiments, with reasons in the report: "
                  + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
-    return text, out
+    return Written(text, out / "report.md", paths, run_id)

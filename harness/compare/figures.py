@@ -15,6 +15,17 @@ from harness.compare.arms import Arm, fewer_before_last, floors
 from harness.tracking import Store
 
 
+# Each figure's file and the words a report shows it with, in the order a report shows them.
+TITLES = {"outcomes.png": "final FID, every seed", "fid_over_training.png": "FID over training",
+          "samples.png": "samples"}
+
+
+def links(paths: list[Path]) -> list[str]:
+    """Markdown image lines for the figures written (figures() returns them), in the report's order."""
+    names = {p.name for p in paths}
+    return [f"![{title}]({name})" for name, title in TITLES.items() if name in names]
+
+
 def figures(arms: list[Arm], store: Store, out: Path, per_epoch: int | None = None,
             training: dict | None = None) -> list[Path]:
     """fid_over_training.png, outcomes.png and samples.png in out; returns the paths written (none for a

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 from harness.compare.arms import Arm, collapse_over_training, data_key, fewer_before_last, floors
 from harness.compare.design import POWER_AT, ArmResult, Design
 from harness import statistics as st
 from metrics.scorer import RANGE
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """What a compare command wrote: its terminal text, report.md, the figures it drew beside it (none for a
+    figure with nothing to draw), and the report's MLflow run (None for --so-far and for one of --workers
+    K, which record none)."""
+    text: str
+    report: Path
+    figures: list[Path]
+    run_id: str | None = None
 
 
 def num(x: float) -> str:

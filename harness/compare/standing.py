@@ -14,8 +14,8 @@ from pathlib import Path
 from harness import loop
 from harness.compare.arms import (Arm, SeedOutcome, data_key, epoch_length, evaluations_judged, floor_of, is_alive,
                                   is_resumable, latest, left_out, outcome, outcome_test)
-from harness.compare.figures import figures
-from harness.compare.report import at_step, num
+from harness.compare.figures import figures, links
+from harness.compare.report import Written, at_step, num
 from harness.tracking import Store
 
 OTHER_IDENTITY = ("other identity", "identity v1")  # left_out's kinds for runs no arm asked here could use
@@ -112,9 +112,9 @@ def _time_left(listed: list[SeedState], left: int) -> str:
 
 
 def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, retry_diverged: bool = False
-           ) -> tuple[str, Path]:
-    """Write out/report.md and, once base has a finished seed, the finished seeds' figures; returns
-    (terminal text, out)."""
+           ) -> Written:
+    """Write out/report.md and, once base has a finished seed, the finished seeds' figures; returns what it
+    wrote, with the terminal text (no MLflow run: the page records nothing)."""
     listed, outcomes, going_of, others = states(arms, store, most, retry_diverged)
     per_epoch = epoch_length(arms, datasets)
     total = {a.label: loop.total_steps(a.config, len(datasets[data_key(a.config)].train_images)) for a in arms}
@@ -164,10 +164,11 @@ def report(arms: list[Arm], datasets: dict, store: Store, out: Path, most: int, 
         lines.append(f"| {s.arm} | {s.seed} | {s.run_id or '-'} | {s.state} | {steps} | {fid} | "
                      f"{now.replace('|', '/') or '-'} |")
     out.mkdir(parents=True, exist_ok=True)
+    paths = []
     if outcomes.get(shown[0].label):  # the figures draw the other arms over base's seeds
-        figures([replace(a, runs=outcomes[a.label]) for a in shown], store, out, per_epoch, training=going_of)
+        paths = figures([replace(a, runs=outcomes[a.label]) for a in shown], store, out, per_epoch,
+                        training=going_of)
         lines += ["", "The finished seeds, and in FID over training the seeds still training or stopped (dashed):",
-                  "", "![final FID, every seed](outcomes.png)", "", "![FID over training](fid_over_training.png)",
-                  "", "![samples](samples.png)"]
+                  "", "\n\n".join(links(paths))]
     (out / "report.md").write_text("\n".join(lines) + "\n")
-    return "\n".join(summary), out
+    return Written("\n".join(summary), out / "report.md", paths)
