@@ -210,13 +210,12 @@ def cmd_search(args) -> int:
                    *(["--smoke"] if args.smoke else []), *(["--steps", str(args.steps)] if args.steps else []),
                    *(["--epochs", str(args.epochs)] if args.epochs else []),
                    *[x for item in args.set for x in ("--set", item)]]
-    opened = search.run_search(experiment, config, args.trials, study, args.workers, args.storage, worker_argv,
-                               args.until)
-    counts = {s: sum(t.state.name == s for t in opened.trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
-    print(f"study {opened.study_name}: {len(opened.trials)} trials "
-          f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)")
-    if counts["COMPLETE"]:
-        best = opened.best_trial
+    summary = search.run_search(experiment, config, args.trials, study, args.workers, args.storage, worker_argv,
+                                args.until)
+    counts, best = summary.counts, summary.best
+    print(f"study {summary.study.study_name}: {len(summary.study.trials)} trials ({counts['complete']} complete, "
+          f"{counts['pruned']} pruned, {counts['fail']} failed); its MLflow parent run {summary.parent_id}")
+    if best is not None:
         print(f"best {config.search.metric} {best.value:.4g} at trial {best.number}: {best.params}")
         print(f"save it as an experiment: harness search {args.name} --study {study} --best > experiments/{args.name}-best.yaml")
     print(f"Browse: {tracking.ui_command()}")

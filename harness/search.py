@@ -12,6 +12,7 @@ import warnings
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 import optuna
 import yaml
@@ -176,10 +177,21 @@ def optimize(experiment: Experiment, config: Config, trials: int | None, study: 
     return opened
 
 
+@dataclass(frozen=True)
+class Summary:
+    """A study as its parent run records it: the study, that run, its trials by state (complete, pruned,
+    fail), the best trial (None before one completes) and the Optuna plots logged (artifact paths)."""
+    study: optuna.Study
+    parent_id: str
+    counts: dict
+    best: optuna.trial.FrozenTrial | None
+    plots: list[str] = field(default_factory=list)
+
+
 def run_search(experiment: Experiment, config: Config, trials: int, study: str, workers: int,
-               storage_url: str | None, worker_argv: list[str], until: int | None = None) -> optuna.Study:
+               storage_url: str | None, worker_argv: list[str], until: int | None = None) -> Summary:
     """N more trials shared among K worker processes (or, until: K workers until the study holds that
-    many complete or pruned trials), then the parent run's summary."""
+    many complete or pruned trials), then the parent run's summary, returned."""
     if not config.search.space:
         raise UserError(f"experiment '{experiment.name}' has an empty search.space; add one to its YAML file.")
     store = Store()  # creates the store once, before any worker touches it
@@ -229,15 +241,15 @@ def run_search(experiment: Experiment, config: Config, trials: int, study: str, 
             stop_lib.restore(previous)
         if any(codes):
             print(f"warning: {sum(1 for c in codes if c)} of {len(procs)} workers exited with an error.", file=sys.stderr)
-    opened = open_study(experiment.name, study, config, storage_url)
-    summarize(store, opened, parent_id)
-    return opened
+    return summarize(store, open_study(experiment.name, study, config, storage_url), parent_id)
 
 
-def summarize(store: Store, study: optuna.Study, parent_id: str) -> None:
-    """Best value and params, trial counts and Optuna's plots on the study's parent run."""
+def summarize(store: Store, study: optuna.Study, parent_id: str) -> Summary:
+    """Best value and params, trial counts and Optuna's plots on the study's parent run (ended); returns
+    what it recorded."""
     states = [t.state.name.lower() for t in study.trials]
-    rows = [(f"study/{s}", states.count(s), len(study.trials)) for s in ("complete", "pruned", "fail")]
+    counts = {s: states.count(s) for s in ("complete", "pruned", "fail")}
+    rows = [(f"study/{s}", n, len(study.trials)) for s, n in counts.items()]
     tags = {"optuna.trials": len(study.trials)}
     try:
         best = study.best_trial
@@ -250,6 +262,7 @@ def summarize(store: Store, study: optuna.Study, parent_id: str) -> None:
     store.metrics(parent_id, rows)
     store.tags(parent_id, tags)
     from optuna.visualization import matplotlib as ovm
+    logged = []
     for name, draw in (("optimization_history", ovm.plot_optimization_history),
                        ("param_importances", ovm.plot_param_importances)):
         try:
@@ -259,10 +272,12 @@ def summarize(store: Store, study: optuna.Study, parent_id: str) -> None:
             fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
             fig.tight_layout()
             store.figure(parent_id, fig, f"optuna/{name}.png")
+            logged.append(f"optuna/{name}.png")
             plots.close(fig)
         except (ValueError, RuntimeError, ZeroDivisionError) as e:  # too few complete trials for this plot
             print(f"note: no {name} plot yet ({e}).", file=sys.stderr)
     store.end(parent_id, RunState.FINISHED)
+    return Summary(study, parent_id, counts, best, logged)
 
 
 def best_yaml(study: optuna.Study) -> str:

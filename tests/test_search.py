@@ -49,6 +49,9 @@ def test_study_trials_are_child_runs_and_resume_adds_trials(store, capsys):
     assert parent.data.metrics["best/value"] == pytest.approx(study.best_value)
     files = {f.path for f in c.list_artifacts(parent.info.run_id, "optuna")}
     assert "optuna/optimization_history.png" in files
+    said = capsys.readouterr().out  # the summary it recorded, as recorded: counts, the parent run, the best
+    assert f"2 trials (2 complete, 0 pruned, 0 failed); its MLflow parent run {parent.info.run_id}" in said
+    assert f"best fid {study.best_value:.4g} at trial {study.best_trial.number}" in said
 
     assert main(["search", "smoothing", "--trials", "1", *SMOKE]) == 0  # same study name: resume
     assert len(_study().trials) == 3
