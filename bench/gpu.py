@@ -94,9 +94,10 @@ def main(out: Path, quick: bool) -> None:
     # (a) harness bench under JAX: classic loop and harness step, one process, medians of 50 steps.
     lines: list[str] = []
     started = time.perf_counter()
-    ratio = bench.bench(config, steps=5 if quick else 50, variants=False, score=not quick,
-                        out=lambda s: (print(s, flush=True), lines.append(s)))
-    log(out, {"item": "a", "bench": lines, "ratio": ratio, "seconds": time.perf_counter() - started})
+    timings = bench.bench(config, steps=5 if quick else 50, variants=False, score=not quick,
+                          out=lambda s: (print(s, flush=True), lines.append(s)))
+    log(out, {"item": "a", "bench": lines, "ratio": timings.ratio, "classic_s": timings.classic,
+              "harness_s": timings.harness, "scoring_s": timings.scoring, "seconds": time.perf_counter() - started})
     generator, discriminator, step = loop.build(config, dataset, seed=0)
     try:  # (d), cheap and the next thing needed toward 3 ms: device time per layer and pass
         lines = []

@@ -7,6 +7,7 @@ gan.train_on_batch through a frozen D.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -21,9 +22,42 @@ from harness.config import Config, UserError
 from harness.data import to_unit
 
 
-def bench_population(config: Config, members: int, steps: int, out=print, dataset=None) -> float:
+@dataclass(frozen=True)
+class Timings:
+    """What `harness bench` measured, each as printed: median seconds a step of the classic loop and of the
+    harness step, of each variant's harness step (arm label -> s), scoring 10,000 images (s, generating
+    them included), a step of a real short run (s), and the profile's op time (profile.Times: ms a step
+    per op). None or empty where not asked."""
+    classic: float
+    harness: float
+    variants: dict = field(default_factory=dict)
+    scoring: float | None = None
+    whole_run: float | None = None
+    profile: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """The harness step's time over the classic loop's: the bench's last line."""
+        return self.harness / self.classic
+
+
+@dataclass(frozen=True)
+class PopulationTimings:
+    """Median seconds a step of one seed alone and of a population of `members` seeds."""
+    solo: float
+    population: float
+    members: int
+
+    @property
+    def ratio(self) -> float:
+        """Seconds a member-step over a solo step's: under 1, the population trains seeds faster."""
+        return self.population / self.members / self.solo
+
+
+def bench_population(config: Config, members: int, steps: int, out=print, dataset=None) -> PopulationTimings:
     """ms per member-step of a population of `members` against a solo step of the same config, both in
-    chunks of train.log_every_steps steps per dispatch as a run makes them; prints ratio= last."""
+    chunks of train.log_every_steps steps per dispatch as a run makes them; prints ratio= last and returns
+    the times."""
     if keras.backend.backend() != "jax":
         raise UserError("bench --population needs the JAX backend (KERAS_BACKEND=jax); TensorFlow trains one seed "
                         "at a time.")
@@ -41,12 +75,12 @@ def bench_population(config: Config, members: int, steps: int, out=print, datase
         times[label] = float(np.median(chunks)) / chunk
         if label == "solo":  # at once: on a CPU the population's side can take minutes a step
             out(f"solo step                       {times['solo'] * 1000:9.2f} ms/step")
+    timings = PopulationTimings(times["solo"], times["population"], members)
     member_step = times["population"] / members
     out(f"population of {members:<3}               {times['population'] * 1000:9.2f} ms/step for all members, "
         f"{member_step * 1000:.2f} ms per member-step ({times['population'] / times['solo']:.2f}x one solo step)")
-    ratio = member_step / times["solo"]
-    out(f"ratio={ratio:.3f}")
-    return ratio
+    out(f"ratio={timings.ratio:.3f}")
+    return timings
 
 
 def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) -> float:
@@ -82,7 +116,10 @@ def bench_whole_run(config: Config, steps: int, bare_seconds: float, out=print) 
 
 
 def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool = False, out=print,
-          run_steps: int = 0) -> float:
+          run_steps: int = 0) -> Timings:
+    """The classic loop against the harness step, side by side in this process (and, as asked, every
+    variant, scoring, a profile and a whole short run); prints each as measured, ratio= last, and returns
+    the times."""
     dataset = data.for_config(config)
     low, high = models.pixel_range(config.model.output_activation)
     images = to_unit(dataset.train_images) * (high - low) + low
@@ -109,9 +146,12 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
         out(f"{label:<44} median {median * 1000:9.1f} ms/step  {b / median:8.0f} images/s  "
             f"{flops / median / 1e9:7.1f} GFLOP/s")
     out(f"classic loop's discriminator trained during timing: {'yes' if d_trains else 'NO'}")
+    op_times = {}
     if profile:
-        print_profile(harness_step, (generator, discriminator), steps, float(np.median(harness_times)), out)
+        op_times = print_profile(harness_step, (generator, discriminator), steps, float(np.median(harness_times)),
+                                 out)
 
+    variant_times = {}
     if variants:
         base_median = float(np.median(harness_times))
         for name in sorted(registry.files()):
@@ -122,8 +162,10 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
                 _, _, step = loop.build(v, dataset, seed=0)
                 median = float(np.median(time_steps(step, steps)))
                 label = registry.arm_label(name, sweep_value)
+                variant_times[label] = median
                 out(f"variant {label:<28} median {median * 1000:9.1f} ms/step  {median / base_median:5.2f} x base")
 
+    evaluation = None
     if score:
         from metrics.scorer import Scorer
         scorer = Scorer(dataset, n_images=10_000, quiet=True)
@@ -137,21 +179,22 @@ def bench(config: Config, steps: int, variants: bool, score: bool, profile: bool
             f"(generating {generated_at - start:.1f} s, metrics against the {dataset.name} reference): "
             f"{evaluation / float(np.median(harness_times)):.0f} harness steps")
 
-    if run_steps:
-        bench_whole_run(config, run_steps, float(np.median(harness_times)), out)
-    ratio = float(np.median(harness_times) / np.median(classic_times))
-    out(f"ratio={ratio:.3f}")
-    return ratio
+    whole_run = bench_whole_run(config, run_steps, float(np.median(harness_times)), out) if run_steps else None
+    timings = Timings(float(np.median(classic_times)), float(np.median(harness_times)), variant_times, evaluation,
+                      whole_run, op_times)
+    out(f"ratio={timings.ratio:.3f}")
+    return timings
 
 
-def print_profile(step_fn, networks, steps: int, wall_s: float, out=print) -> None:
-    """Per-layer forward/backward op time of the harness step, then the costliest op types."""
+def print_profile(step_fn, networks, steps: int, wall_s: float, out=print) -> dict:
+    """Per-layer forward/backward op time of the harness step, then the costliest op types; returns the
+    op times printed (profile.Times: {(op name, op kind): ms a step})."""
     from harness import profile
     times = profile.op_times(step_fn, start=100, steps=steps, models=networks)
     total = sum(times.values())
     if not total:
         out("profile: the profiler recorded no ops of the step")
-        return
+        return times
     overlap = " (ops on parallel threads overlap)" if total > 1.05 * wall_s * 1000 else ""
     out(f"profile of {steps} harness steps: {total:.0f} ms of op time per step against {wall_s * 1000:.0f} ms wall"
         + overlap)
@@ -161,6 +204,7 @@ def print_profile(step_fn, networks, steps: int, wall_s: float, out=print) -> No
         out(f"  {layer:<36} {passes} {forward + backward:9.1f} {(forward + backward) / total:6.1%}")
     kinds = profile.by_kind(times)[:8]
     out("  costliest op types: " + ", ".join(f"{kind} {ms:.0f} ms" for kind, ms in kinds))
+    return times
 
 
 def _length_and_widths(config: Config) -> dict:

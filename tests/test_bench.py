@@ -58,6 +58,18 @@ def test_bench_times_both_sides_and_a_whole_run_and_ends_with_the_ratio(store, c
     assert any(line.strip().startswith("generator/up2 ") for line in lines)  # the profile's layer table
 
 
+def test_bench_returns_the_times_it_printed():
+    """The medians and ratio printed are the ones returned (ms a step to 0.1, the ratio to 3 places)."""
+    from harness import bench
+    _, config = registry.resolve("base", sets=[TINY[i + 1] for i in range(0, len(TINY), 2)])
+    lines = []
+    timings = bench.bench(config, steps=2, variants=False, score=False, out=lines.append)
+    medians = [float(line.split("median")[1].split()[0]) for line in lines if " median " in line]
+    assert medians == [round(timings.classic * 1000, 1), round(timings.harness * 1000, 1)]
+    assert lines[-1] == f"ratio={timings.ratio:.3f}" and timings.ratio == timings.harness / timings.classic
+    assert timings.variants == {} and timings.scoring is None and timings.whole_run is None and timings.profile == {}
+
+
 def test_profile_files_every_op_under_its_layer_and_pass(mnist_5k):
     _, c = registry.resolve("batchnorm", smoke=True, sets=["train.batch_size=16"])
     g, d, step = loop.build(c, mnist_5k, seed=0)
