@@ -2,9 +2,11 @@
 reopened, trained by loop.train, ended in a state with why); run_members() several seeds at once (a
 population); run_experiment() an experiment's seeds and sweep values under one parent run.
 
-All return their metrics; search and compare call the same functions, nothing reads logs back. Data
-and scorers come from data.for_config and harness/scorers.py, the time estimate from plan.announce_runs,
-which run --resume continues from resume.resolve.
+All return their metrics, and search and compare call the same functions; compare then reads every
+seed's outcome from the store, its own included, since other processes and machines train the same
+comparison's seeds (harness/compare/schedule.py). Data and scorers come from data.for_config and
+harness/scorers.py, the time estimate from plan.announce_runs, which run --resume continues from
+resume.resolve.
 """
 from __future__ import annotations
 
