@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-FILE = "state.npz"
+FILE = "state.npz"  # in a run's checkpoint folder
 
 
 def save(folder: Path, step: int, arrays: list[np.ndarray], meta: dict) -> Path:
@@ -29,7 +29,8 @@ def load(path: Path) -> tuple[int, list[np.ndarray], dict]:
         return int(f["step"]), [f[k] for k in keys], json.loads(str(f["meta"]))
 
 
-def step_of(path: Path) -> int:
-    """The step a checkpoint continues from, without reading its arrays."""
+def header(path: Path) -> tuple[int, dict]:
+    """(the step a checkpoint continues from, its meta), without reading its arrays (an .npz reads each
+    member only when asked)."""
     with np.load(path, allow_pickle=False) as f:
-        return int(f["step"])
+        return int(f["step"]), json.loads(str(f["meta"]))

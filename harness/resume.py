@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import config as cfg
-from harness import identity, tracking
+from harness import checkpoint, identity, tracking
 from harness.config import Config, UserError
 from harness.tracking import RunState, Store
 
@@ -28,7 +28,8 @@ def checkpoint_dir(store: Store, run_id: str, sub: str) -> tuple[Path, bool]:
 
 def checkpoint_for(store: Store, run_id: str, config: Config, ident: dict | None = None) -> Path:
     """The run's checkpoint, after checking that it continues the same run: the same config and, once
-    the data is loaded (ident), the same data, backend, platform, precision and step maths."""
+    the data is loaded (ident), the same data, backend, platform, precision and step maths (read from its
+    header; loop.train loads its arrays)."""
     try:
         run_info = store.get(run_id)
     except LookupError as e:
@@ -40,17 +41,16 @@ def checkpoint_for(store: Store, run_id: str, config: Config, ident: dict | None
         raise Alive(f"run {run_id} is training in a live process (heartbeat at step {beat}, within "
                     f"{tracking.STALE_AFTER_S:.0f} s); it is not taken over. Resume it once it stops.")
     tags = run_info.data.tags
-    path = checkpoint_dir(store, run_id, "")[0] / "state.npz"  # its own, or its population's in the parent
+    path = checkpoint_dir(store, run_id, "")[0] / checkpoint.FILE  # its own, or its population's in the parent
     owner, sub = run_id, ""
     if not path.exists() and "population.parent" in tags:
         owner, sub = tags["population.parent"], f"population-{tags['population.id']}"
-        path = checkpoint_dir(store, owner, sub)[0] / "state.npz"
+        path = checkpoint_dir(store, owner, sub)[0] / checkpoint.FILE
     if not path.exists():  # on a server: downloaded; an outage raises StoreError, it is not "no checkpoint"
-        path = store.fetch(owner, f"checkpoint/{sub + '/' if sub else ''}state.npz") or path
+        path = store.fetch(owner, f"checkpoint/{sub + '/' if sub else ''}{checkpoint.FILE}") or path
     if not path.exists():
         raise ResumeError(f"run {run_id} has no checkpoint (it stopped before its first evaluation or train.checkpoint_minutes); start it again.")
-    from harness import checkpoint
-    _, _, meta = checkpoint.load(path)
+    _, meta = checkpoint.header(path)
     diff = config_diff(meta["config"], config)
     if ident is not None:
         diff += identity.resume_differences(meta.get("identity"), run_info.data.tags, ident)
@@ -66,8 +66,7 @@ def checkpoint_step(store: Store, run_id: str, config: Config) -> int | None:
         path = checkpoint_for(store, run_id, config)
     except ResumeError:
         return None
-    from harness import checkpoint
-    return checkpoint.step_of(path)
+    return checkpoint.header(path)[0]
 
 
 def config_diff(old: dict, config: Config) -> list[str]:

@@ -90,6 +90,7 @@ def test_resume_refuses_other_settings_and_continues_runs_from_before_identities
     path = tracking.Store().artifact_folder(run.info.run_id) / "checkpoint" / "state.npz"
     step, arrays, meta = checkpoint.load(path)
     assert meta["identity"]["numerics"] == runner.identity.NUMERICS_VERSION
+    assert checkpoint.header(path) == (step, meta) and step > 0  # what resume checks, without the arrays
     checkpoint.save(path.parent, step, arrays, {**meta, "identity": {**meta["identity"], "numerics": 99}})
     assert main(args) == 2  # another train step's maths: it cannot continue this run
     one_error(capsys.readouterr().err, "numerics v99")
