@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The 20-epoch comparison of docs/results.md, started or resumed in the background at low priority:
 #   bash bench/results_20_epochs.sh [DIR]            start it, or resume it where it stopped
-#   bash bench/results_20_epochs.sh [DIR] --so-far   where it stands (trains nothing), in DIR/so-far
+#   bash bench/results_20_epochs.sh [DIR] --so-far   where it stands (trains nothing), in DIR/so-far,
+#                                                    read by this checkout's code
 #   bash bench/results_20_epochs.sh [DIR] --stop     stop it: each run in training checkpoints first
 # DIR (default ../answer-20ep) holds the frozen code (a worktree at CODE below), its virtual environment,
 # its store (DIR/work), its cache (data and the metric classifier) and its log (DIR/log.txt). A finished
@@ -23,8 +24,10 @@ mkdir -p "$dir/work" "$dir/cache"
 export HARNESS_CACHE="$dir/cache"
 cd "$dir/work"
 
-if [ "$action" = --so-far ]; then
-  exec "$dir/venv/bin/python" -m harness "${args[@]}" --out "$dir" --so-far
+if [ "$action" = --so-far ]; then  # read with this checkout's code, which only reads the store (its
+  # identities stay the comparison's: tests/test_identity.py), for the page's newer parts (ETA, dashes)
+  PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" exec "$dir/venv/bin/python" -m harness "${args[@]}" --out "$dir" \
+    --so-far
 fi
 running=$(pgrep -o -f "harness ${args[*]:0:3}" || true)  # the oldest: the command, not its workers
 if [ "$action" = --stop ]; then
