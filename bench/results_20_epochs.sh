@@ -24,8 +24,9 @@ mkdir -p "$dir/work" "$dir/cache"
 export HARNESS_CACHE="$dir/cache"
 cd "$dir/work"
 
-if [ "$action" = --so-far ]; then  # read with this checkout's code, which only reads the store (its
-  # identities stay the comparison's: tests/test_identity.py), for the page's newer parts (ETA, dashes)
+if [ "$action" = --so-far ]; then  # read with this checkout's harness code, which only reads the store
+  # (its identities stay the comparison's: tests/test_identity.py), for the page's newer parts (ETA,
+  # dashes); the experiments' files are still the frozen folder's, which its installation adds
   PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" exec "$dir/venv/bin/python" -m harness "${args[@]}" --out "$dir" \
     --so-far
 fi

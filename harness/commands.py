@@ -244,6 +244,9 @@ def cmd_compare(args) -> int:
     if args.so_far:
         print(f"\nwhere it stands: {written.report}  (read from the store; nothing trained, recorded or decided)")
         return 0
+    if written.run_id is None:  # one of --workers K: the process that started them records the report
+        print(f"\nreport: {written.report}")
+        return 0
     print(f"\nreport: {written.report}  (also MLflow run {written.run_id} in experiment "
           f"'{compare.REPORT_EXPERIMENT}')")
     print(f"Browse: {tracking.ui_command()}")

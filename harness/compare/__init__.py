@@ -100,10 +100,13 @@ def compare(options: CompareOptions) -> Written:
     per_epoch = epoch_length(arms, datasets)
     report = markdown(results, arms, settings_line(arms, datasets, training.left_out), training.left_out, design,
                       (sequential or []) + confirmations_section(arms, results), per_epoch)
-    paths = figures(arms, store, out, per_epoch)
-    (out / "report.md").write_text(report + "\n" + "\n\n".join(links(paths)) + "\n")
     (out / "report.json").write_text(json.dumps(
         as_data(results, arms, training, design_run), indent=1) + "\n")
+    paths = []
+    try:  # the report is written even if a figure fails (a store that cannot send a sample grid)
+        paths = figures(arms, store, out, per_epoch)
+    finally:
+        (out / "report.md").write_text(report + "\n" + "\n\n".join(links(paths)) + "\n")
     text = terminal_table(results) + (f"\n\n{training.trained} runs trained and {training.resumed} resumed by this "
                                       "command; the rest reused or trained by other processes")
     if workers.is_worker():  # one of --workers K: the process that started them writes the report run
