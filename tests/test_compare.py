@@ -76,6 +76,19 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
     assert len(_runs("base")) == 2 and len(_runs("smoothing")) == 2
     assert _runs("compare")[0].data.params["trained"] == "0"  # the newest report run's own record
 
+    import harness.compare as compare_pkg
+
+    def broken(*args, **kwargs):
+        raise OSError("the store sent no sample grid")
+
+    with pytest.MonkeyPatch.context() as patch:  # a figure that fails keeps the report written
+        patch.setattr(compare_pkg, "figures", broken)
+        with pytest.raises(OSError):
+            main(args + ["--out", str(store / "r2-figures")])
+    assert _said(store / "r2-figures")["trained"] == 0
+    assert "| reference |" in (store / "r2-figures" / "report.md").read_text()
+    assert "![" not in (store / "r2-figures" / "report.md").read_text()  # no link to a figure not drawn
+
     assert main(args + ["--set", "train.lr_g=3e-4", "--out", str(store / "r3")]) == 0  # changed: trains again
     assert len(_runs("base")) == 4 and len(_runs("smoothing")) == 4
     report = (store / "r3" / "report.md").read_text()
