@@ -87,7 +87,7 @@ def test_smoke_comparison_reuses_runs_and_retrains_on_changed_config(store, caps
             main(args + ["--out", str(store / "r2-figures")])
     assert _said(store / "r2-figures")["trained"] == 0
     assert "| reference |" in (store / "r2-figures" / "report.md").read_text()
-    assert "![" not in (store / "r2-figures" / "report.md").read_text()  # no link to a figure not drawn
+    assert "![" not in (store / "r2-figures" / "report.md").read_text()  # no link to a figure that failed
 
     assert main(args + ["--set", "train.lr_g=3e-4", "--out", str(store / "r3")]) == 0  # changed: trains again
     assert len(_runs("base")) == 4 and len(_runs("smoothing")) == 4
