@@ -102,9 +102,11 @@ def main(out: Path, quick: bool) -> None:
     try:  # (d), cheap and the next thing needed toward 3 ms: device time per layer and pass
         lines = []
         wall = float(np.median(plan.time_steps(step, 5 if quick else 50)))  # compiles it, too
-        bench.print_profile(step, (generator, discriminator), 5 if quick else 20, wall,
-                            out=lambda s: (print(s, flush=True), lines.append(s)))
-        log(out, {"item": "d", "profile": lines})
+        times = bench.print_profile(step, (generator, discriminator), 5 if quick else 20, wall,
+                                    out=lambda s: (print(s, flush=True), lines.append(s)))
+        # JSON keys are strings: each op as "name (kind)", ms a step
+        log(out, {"item": "d", "profile": lines,
+                  "op_ms": {f"{name} ({kind})": round(ms, 4) for (name, kind), ms in times.items()}})
     except Exception as e:  # a profiler problem must not cost the items below
         log(out, {"item": "d", "error": repr(e)})
     try:  # (e) G's upsampling as four phase convolutions (JAX's CPU form) against XLA's own, on this device
